@@ -1,0 +1,58 @@
+# MicroLoop: `make demo` shows it working, `make test` runs every test. See README.md.
+SHELL := /bin/bash
+ROOT := $(abspath .)
+CARGO ?= cargo
+CC ?= cc
+CXX ?= c++
+CBINDGEN_VERSION := 0.29.4
+TOOLS := $(ROOT)/.tools
+LIBDIR := $(ROOT)/native/target/release
+CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -I$(ROOT)/include
+LDFLAGS_LIB := -L$(LIBDIR) -lmicroloop -Wl,-rpath,$(LIBDIR)
+VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
+
+.PHONY: all lib header demo demo-c test test-rust test-header test-c clean
+
+all: lib
+
+lib:
+	$(CARGO) build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi
+
+# cbindgen, pinned: the committed header must be what this version generates.
+CBINDGEN := $(shell if cbindgen --version 2>/dev/null | grep -q " $(CBINDGEN_VERSION)$$"; then command -v cbindgen; else echo $(TOOLS)/bin/cbindgen; fi)
+$(TOOLS)/bin/cbindgen:
+	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(TOOLS)
+
+header: $(CBINDGEN)
+	$(CBINDGEN) --config native/ffi/cbindgen.toml --crate microloop-ffi --output include/microloop.h native/ffi
+
+demo: demo-c
+
+demo-c: lib
+	@mkdir -p build
+	@$(CC) -std=c11 -O2 -I include examples/c/demo.c $(LDFLAGS_LIB) -o build/demo
+	@./build/demo
+
+test: test-rust test-header test-c
+	@echo "make test: all suites passed"
+
+test-rust:
+	$(CARGO) test --release --locked --manifest-path native/Cargo.toml --workspace
+
+# The header is current, and compiles on its own as C and as C++ (twice included).
+test-header: $(CBINDGEN)
+	@mkdir -p build
+	$(CBINDGEN) --config native/ffi/cbindgen.toml --crate microloop-ffi --output build/microloop.h native/ffi
+	diff -u include/microloop.h build/microloop.h || (echo "include/microloop.h is stale: run 'make header'"; exit 1)
+	printf '#include "microloop.h"\n#include "microloop.h"\nint main(void){return ML_OK;}\n' > build/header_test.c
+	$(CC) -std=c99 -Wall -Wextra -Werror -pedantic -I include build/header_test.c -o build/header_test_c
+	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -I include -x c++ build/header_test.c -o build/header_test_cxx
+	@echo "header: current, compiles as C and C++"
+
+test-c: lib
+	@mkdir -p build
+	$(CC) $(CFLAGS_TEST) tests/c/test_abi.c $(LDFLAGS_LIB) -o build/test_abi
+	$(VALGRIND) ./build/test_abi
+
+clean:
+	rm -rf build native/target

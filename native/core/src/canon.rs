@@ -1,0 +1,287 @@
+//! Canonical fingerprints of JSON values.
+//!
+//! Two tool calls are "the same call" when the tool name is the same and the arguments are the same
+//! JSON value: key order and white space never matter, `1` and `1.0` are equal, and the fields named
+//! in `ignore_fields` are left out at any depth. The fingerprint is a 64-bit xxh3 hash of that
+//! canonical form, so every binding (and every process) sees the same value for the same call.
+//!
+//! Arguments are hashed while they are parsed ([`hash_json`]): no `serde_json::Value` is built unless
+//! a rule needs one, in which case [`hash_value`] gives the identical fingerprint from the value.
+//! Object members are combined with a commutative sum of per-member hashes, which is what makes key
+//! order irrelevant without sorting or allocating.
+
+use alloc::string::String;
+use core::cell::RefCell;
+use core::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+/// A 64-bit fingerprint of a canonical value.
+pub type Fingerprint = u64;
+
+// One seed per JSON kind, so `"1"`, `1` and `[1]` never collide by construction.
+const SEED_NULL: u64 = 0x6e75_6c6c;
+const SEED_BOOL: u64 = 0x626f_6f6c;
+const SEED_INT: u64 = 0x696e_7400;
+const SEED_FLOAT: u64 = 0x666c_6f61;
+const SEED_STR: u64 = 0x7374_7200;
+const SEED_ARRAY: u64 = 0x6172_7200;
+const SEED_OBJECT: u64 = 0x6f62_6a00;
+const SEED_MEMBER: u64 = 0x6d65_6d00;
+const SEED_BYTES: u64 = 0x6279_7465;
+const SEED_CALL: u64 = 0x6361_6c6c;
+
+/// Top-level argument names whose string value tells what a generic tool does
+/// (`{"command": "ls -la"}`, `{"action": "screenshot"}`): used to infer the call's effect.
+pub const COMMAND_KEYS: [&str; 3] = ["command", "cmd", "action"];
+
+fn hash_u64(seed: u64, x: u64) -> u64 {
+    xxh3_64_with_seed(&x.to_le_bytes(), seed)
+}
+
+fn hash_int(i: i128) -> u64 {
+    xxh3_64_with_seed(&i.to_le_bytes(), SEED_INT)
+}
+
+fn hash_f64(f: f64) -> u64 {
+    // Integral floats hash as integers, so `1.0` == `1`. 2^63 bounds the exact i64 range.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if f > -LIMIT && f < LIMIT {
+        let i = f as i64;
+        if i as f64 == f {
+            return hash_int(i as i128);
+        }
+    }
+    xxh3_64_with_seed(&f.to_bits().to_le_bytes(), SEED_FLOAT)
+}
+
+fn hash_str(s: &str) -> u64 {
+    xxh3_64_with_seed(s.as_bytes(), SEED_STR)
+}
+
+fn member(key: u64, value: u64) -> u64 {
+    let mut buf = [0u8; 16];
+    buf[..8].copy_from_slice(&key.to_le_bytes());
+    buf[8..].copy_from_slice(&value.to_le_bytes());
+    xxh3_64_with_seed(&buf, SEED_MEMBER)
+}
+
+fn finish_object(sum: u64, len: u64) -> u64 {
+    let mut buf = [0u8; 16];
+    buf[..8].copy_from_slice(&sum.to_le_bytes());
+    buf[8..].copy_from_slice(&len.to_le_bytes());
+    xxh3_64_with_seed(&buf, SEED_OBJECT)
+}
+
+/// Combines an array's element hashes in order.
+struct ArrayHasher {
+    state: u64,
+    len: u64,
+}
+
+impl ArrayHasher {
+    fn new() -> Self {
+        ArrayHasher { state: SEED_ARRAY, len: 0 }
+    }
+    fn push(&mut self, h: u64) {
+        self.state = hash_u64(self.state, h);
+        self.len += 1;
+    }
+    fn finish(self) -> u64 {
+        hash_u64(self.state ^ SEED_ARRAY, self.len)
+    }
+}
+
+/// The fingerprint of a call: the tool name and the arguments' canonical hash.
+pub fn call_fingerprint(tool: &str, args: Fingerprint) -> Fingerprint {
+    member(tool_fingerprint(tool), args) ^ SEED_CALL
+}
+
+/// The fingerprint of a tool name alone.
+pub fn tool_fingerprint(tool: &str) -> Fingerprint {
+    xxh3_64(tool.as_bytes())
+}
+
+/// The fingerprint of raw bytes that are not JSON (a plain-text tool result).
+pub fn bytes_fingerprint(bytes: &[u8]) -> Fingerprint {
+    xxh3_64_with_seed(bytes, SEED_BYTES)
+}
+
+/// What hashing arguments learns besides the fingerprint.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Hashed {
+    /// The canonical fingerprint of the whole value.
+    pub fingerprint: Fingerprint,
+    /// The top-level `command` / `cmd` / `action` string, when there is one.
+    pub command: Option<String>,
+}
+
+/// Hashes JSON text into its canonical fingerprint without building a value.
+///
+/// `ignore` names object members left out at any depth. Fails on invalid JSON, on trailing
+/// characters and past serde_json's nesting limit (128 levels), with serde_json's message.
+pub fn hash_json(text: &[u8], ignore: &[String]) -> Result<Hashed, serde_json::Error> {
+    let command = RefCell::new(None);
+    let ctx = Ctx { ignore, command: &command };
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let fingerprint = HashSeed { ctx: &ctx, depth: 0, capture: None }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(Hashed { fingerprint, command: command.into_inner().map(|(_, s)| s) })
+}
+
+/// The fingerprint of an already parsed value; equal to [`hash_json`] of its text.
+pub fn hash_value(value: &Value, ignore: &[String]) -> Hashed {
+    let command = match value {
+        Value::Object(map) => COMMAND_KEYS
+            .iter()
+            .filter(|k| !ignore.iter().any(|f| f == *k))
+            .find_map(|k| map.get(*k).and_then(Value::as_str))
+            .map(String::from),
+        _ => None,
+    };
+    Hashed { fingerprint: hash_value_inner(value, ignore), command }
+}
+
+fn hash_value_inner(value: &Value, ignore: &[String]) -> u64 {
+    match value {
+        Value::Null => hash_u64(SEED_NULL, 0),
+        Value::Bool(b) => hash_u64(SEED_BOOL, *b as u64),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                hash_int(u as i128)
+            } else if let Some(i) = n.as_i64() {
+                hash_int(i as i128)
+            } else {
+                hash_f64(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        Value::String(s) => hash_str(s),
+        Value::Array(items) => {
+            let mut h = ArrayHasher::new();
+            for item in items {
+                h.push(hash_value_inner(item, ignore));
+            }
+            h.finish()
+        }
+        Value::Object(map) => {
+            let (mut sum, mut len) = (0u64, 0u64);
+            for (k, v) in map {
+                if ignore.iter().any(|f| f == k) {
+                    continue;
+                }
+                sum = sum.wrapping_add(member(hash_str(k), hash_value_inner(v, ignore)));
+                len += 1;
+            }
+            finish_object(sum, len)
+        }
+    }
+}
+
+struct Ctx<'a> {
+    ignore: &'a [String],
+    /// The command string found so far, with the rank of its key in [`COMMAND_KEYS`].
+    command: &'a RefCell<Option<(usize, String)>>,
+}
+
+#[derive(Clone, Copy)]
+struct HashSeed<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    depth: u32,
+    /// This value is a top-level command string to remember, with its key's rank.
+    capture: Option<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for HashSeed<'_, '_> {
+    type Value = u64;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HashSeed<'_, '_> {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<u64, E> {
+        Ok(hash_u64(SEED_NULL, 0))
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<u64, E> {
+        Ok(hash_u64(SEED_BOOL, b as u64))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<u64, E> {
+        Ok(hash_int(i as i128))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<u64, E> {
+        Ok(hash_int(u as i128))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<u64, E> {
+        Ok(hash_f64(f))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<u64, E> {
+        if let Some(rank) = self.capture {
+            let mut slot = self.ctx.command.borrow_mut();
+            if slot.as_ref().map_or(true, |(r, _)| rank < *r) {
+                *slot = Some((rank, String::from(s)));
+            }
+        }
+        Ok(hash_str(s))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+        let mut h = ArrayHasher::new();
+        let inner = HashSeed { ctx: self.ctx, depth: self.depth + 1, capture: None };
+        while let Some(x) = seq.next_element_seed(inner)? {
+            h.push(x);
+        }
+        Ok(h.finish())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
+        let (mut sum, mut len) = (0u64, 0u64);
+        while let Some(key) = map.next_key_seed(KeySeed { ctx: self.ctx, top: self.depth == 0 })? {
+            if key.ignored {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let inner = HashSeed { ctx: self.ctx, depth: self.depth + 1, capture: key.command };
+            let value = map.next_value_seed(inner)?;
+            sum = sum.wrapping_add(member(key.hash, value));
+            len += 1;
+        }
+        Ok(finish_object(sum, len))
+    }
+}
+
+struct Key {
+    hash: u64,
+    ignored: bool,
+    command: Option<usize>,
+}
+
+struct KeySeed<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    top: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
+    type Value = Key;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_, '_> {
+    type Value = Key;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Key, E> {
+        Ok(Key {
+            hash: hash_str(s),
+            ignored: self.ctx.ignore.iter().any(|f| f == s),
+            command: if self.top { COMMAND_KEYS.iter().position(|k| *k == s) } else { None },
+        })
+    }
+}

@@ -1,0 +1,663 @@
+//! The policy: loop thresholds, budgets and per-tool entries, typed and validated.
+//!
+//! A policy document is JSON (the C ABI's format; the rule engine also reads TOML into the same
+//! value). A preset name alone (`"strict"`, `"balanced"`, `"permissive"`, or the alias
+//! `"strict loop detection"`) is a complete policy; a document starts from its `preset` (default
+//! `balanced`) and overrides what it names. Unknown keys, wrong types and out-of-range values are
+//! refused with the path of the bad entry (`loops.max_identical: ...`), when the policy is loaded,
+//! never at call time.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::effect::Effect;
+
+/// A policy that was refused, with the path of the bad entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    /// Where in the document: `loops.max_identical`, `tools[2].rules[0].deny_regex`; empty for the
+    /// document as a whole.
+    pub path: String,
+    /// What is wrong, for a person fixing the policy.
+    pub message: String,
+}
+
+impl PolicyError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        PolicyError { path: path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Built-in starting points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Strict,
+    Balanced,
+    Permissive,
+}
+
+impl Preset {
+    /// Parses a preset name; `"strict loop detection"` is an alias of `strict`.
+    pub fn from_name(name: &str) -> Option<Preset> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "strict" | "strict loop detection" => Some(Preset::Strict),
+            "balanced" | "default" => Some(Preset::Balanced),
+            "permissive" => Some(Preset::Permissive),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Strict => "strict",
+            Preset::Balanced => "balanced",
+            Preset::Permissive => "permissive",
+        }
+    }
+
+    /// The loop thresholds of this preset.
+    pub fn limits(self) -> Limits {
+        match self {
+            Preset::Strict => Limits {
+                max_identical: 10,
+                max_no_progress: 1,
+                max_transient_retries: 2,
+                max_consecutive_errors: 2,
+                max_same_error: 3,
+                max_near_duplicate: 2,
+                max_cycle_period: 4,
+                max_cycle_repeats: 2,
+            },
+            Preset::Balanced => Limits {
+                max_identical: 30,
+                max_no_progress: 2,
+                max_transient_retries: 3,
+                max_consecutive_errors: 3,
+                max_same_error: 5,
+                max_near_duplicate: 3,
+                max_cycle_period: 4,
+                max_cycle_repeats: 3,
+            },
+            Preset::Permissive => Limits {
+                max_identical: 100,
+                max_no_progress: 4,
+                max_transient_retries: 5,
+                max_consecutive_errors: 5,
+                max_same_error: 10,
+                max_near_duplicate: 5,
+                max_cycle_period: 4,
+                max_cycle_repeats: 4,
+            },
+        }
+    }
+
+    /// How many blocked calls the agent may try before the run is halted.
+    pub fn max_blocked(self) -> u32 {
+        match self {
+            Preset::Strict => 3,
+            Preset::Balanced => 5,
+            Preset::Permissive => 10,
+        }
+    }
+}
+
+/// Loop-detector thresholds. Each counts completed calls; 0 turns the rule off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_identical: u32,
+    pub max_no_progress: u32,
+    pub max_transient_retries: u32,
+    pub max_consecutive_errors: u32,
+    pub max_same_error: u32,
+    pub max_near_duplicate: u32,
+    pub max_cycle_period: u32,
+    pub max_cycle_repeats: u32,
+}
+
+/// Per-tool overrides of [`Limits`]; `None` keeps the inherited value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitOverrides {
+    pub max_identical: Option<u32>,
+    pub max_no_progress: Option<u32>,
+    pub max_transient_retries: Option<u32>,
+    pub max_consecutive_errors: Option<u32>,
+    pub max_same_error: Option<u32>,
+    pub max_near_duplicate: Option<u32>,
+    pub max_cycle_period: Option<u32>,
+    pub max_cycle_repeats: Option<u32>,
+}
+
+impl Limits {
+    fn apply(&mut self, o: &LimitOverrides) {
+        macro_rules! over {
+            ($($f:ident),*) => { $( if let Some(v) = o.$f { self.$f = v; } )* };
+        }
+        over!(max_identical, max_no_progress, max_transient_retries, max_consecutive_errors,
+              max_same_error, max_near_duplicate, max_cycle_period, max_cycle_repeats);
+    }
+
+    fn validate(&self, path: &str, window: u32) -> Result<(), PolicyError> {
+        let counts = [
+            ("max_identical", self.max_identical),
+            ("max_no_progress", self.max_no_progress),
+            ("max_transient_retries", self.max_transient_retries),
+            ("max_consecutive_errors", self.max_consecutive_errors),
+            ("max_same_error", self.max_same_error),
+            ("max_near_duplicate", self.max_near_duplicate),
+        ];
+        for (key, v) in counts {
+            if v > window {
+                return Err(PolicyError::new(
+                    join(path, key),
+                    format!("{v} is larger than the history window ({window} calls), so the rule could never fire; use at most {window}, or 0 to turn it off"),
+                ));
+            }
+        }
+        if self.max_cycle_period == 1 || self.max_cycle_period > 16 {
+            return Err(PolicyError::new(
+                join(path, "max_cycle_period"),
+                format!("{} is out of range: a cycle has a period of 2 to 16 calls (0 turns the rule off)", self.max_cycle_period),
+            ));
+        }
+        if self.max_cycle_repeats == 1 || self.max_cycle_repeats.saturating_mul(self.max_cycle_period) > window {
+            return Err(PolicyError::new(
+                join(path, "max_cycle_repeats"),
+                format!("{} is out of range: use 2 or more rounds whose calls fit in the window (0 turns the rule off)", self.max_cycle_repeats),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Session-wide budgets. `None` means no limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    /// Calls allowed in the session; then the run is halted (`budget.calls`).
+    pub max_calls: Option<u64>,
+    /// Calls allowed per tool (a tool entry may set its own); then that tool is blocked.
+    pub max_tool_calls: Option<u64>,
+    /// Failed calls allowed in the session; then the run is halted (`budget.errors`).
+    pub max_errors: Option<u64>,
+    /// Calls per rolling minute; past it calls are blocked (`budget.rate`).
+    pub max_calls_per_minute: Option<u32>,
+    /// Largest arguments accepted, in bytes, checked before any parsing (`budget.args_size`).
+    pub max_args_bytes: usize,
+}
+
+/// A rule on one field of a tool's arguments (compiled by the rule engine).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    pub id: Option<String>,
+    /// A JSON Pointer into the arguments (`/sql`, `/options/mode`).
+    pub field: String,
+    pub message: Option<String>,
+    pub deny_regex: Option<String>,
+    pub require_regex: Option<String>,
+    pub allow_values: Option<Vec<Value>>,
+    pub deny_values: Option<Vec<Value>>,
+    pub equals: Option<Value>,
+}
+
+/// One `[[tools]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolPolicy {
+    /// An exact tool name or a glob (`fs_*`, `get_?`); `*` is the default entry.
+    pub name: String,
+    /// `false` forbids the tool.
+    #[serde(default = "yes")]
+    pub allow: bool,
+    /// The message given when the tool is forbidden.
+    pub message: Option<String>,
+    /// Overrides the inferred effect.
+    pub effect: Option<Effect>,
+    /// Calls allowed for this tool in the session.
+    pub max_calls: Option<u64>,
+    // Per-tool overrides of the loop thresholds (serde's `flatten` would defeat
+    // `deny_unknown_fields`, so they are spelled out and gathered by `limit_overrides`).
+    pub max_identical: Option<u32>,
+    pub max_no_progress: Option<u32>,
+    pub max_transient_retries: Option<u32>,
+    pub max_consecutive_errors: Option<u32>,
+    pub max_same_error: Option<u32>,
+    pub max_near_duplicate: Option<u32>,
+    pub max_cycle_period: Option<u32>,
+    pub max_cycle_repeats: Option<u32>,
+    /// A JSON Schema the arguments must satisfy.
+    pub schema: Option<Value>,
+    /// Rule id used when the schema fails (default `schema`).
+    pub schema_id: Option<String>,
+    #[serde(default)]
+    pub rules: Vec<FieldRule>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+macro_rules! overrides_of {
+    ($x:expr) => {
+        LimitOverrides {
+            max_identical: $x.max_identical,
+            max_no_progress: $x.max_no_progress,
+            max_transient_retries: $x.max_transient_retries,
+            max_consecutive_errors: $x.max_consecutive_errors,
+            max_same_error: $x.max_same_error,
+            max_near_duplicate: $x.max_near_duplicate,
+            max_cycle_period: $x.max_cycle_period,
+            max_cycle_repeats: $x.max_cycle_repeats,
+        }
+    };
+}
+
+impl ToolPolicy {
+    /// This entry's overrides of the loop thresholds.
+    pub fn limit_overrides(&self) -> LimitOverrides {
+        overrides_of!(self)
+    }
+    fn is_exact(&self) -> bool {
+        !self.name.contains(['*', '?'])
+    }
+    /// True when the entry has argument rules for the rule engine.
+    pub fn has_rules(&self) -> bool {
+        self.schema.is_some() || !self.rules.is_empty()
+    }
+}
+
+/// A validated policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub preset: Preset,
+    /// Calls kept in the history (default 256).
+    pub window: u32,
+    pub limits: Limits,
+    /// Argument fields left out of fingerprints at any depth (timestamps, request ids).
+    pub ignore_fields: Vec<String>,
+    /// Mask volatile output (UUIDs, timestamps, hex ids, durations) before results are compared.
+    pub normalize_results: bool,
+    /// Extra regexes whose matches are masked in results (compiled by the rule engine).
+    pub mask_patterns: Vec<String>,
+    /// Blocked calls the agent may try before the run is halted; 0 never halts.
+    pub max_blocked: u32,
+    pub budget: Budget,
+    /// Block calls to tools outside the agent's registered tool set (`tool.unknown`).
+    pub deny_unknown_tools: bool,
+    pub tools: Vec<ToolPolicy>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::preset(Preset::Balanced)
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LoopsDoc {
+    window: Option<u32>,
+    max_identical: Option<u32>,
+    max_no_progress: Option<u32>,
+    max_transient_retries: Option<u32>,
+    max_consecutive_errors: Option<u32>,
+    max_same_error: Option<u32>,
+    max_near_duplicate: Option<u32>,
+    max_cycle_period: Option<u32>,
+    max_cycle_repeats: Option<u32>,
+    ignore_fields: Option<Vec<String>>,
+    normalize_results: Option<bool>,
+    mask_patterns: Option<Vec<String>>,
+    max_blocked: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct BudgetDoc {
+    max_calls: Option<u64>,
+    max_tool_calls: Option<u64>,
+    max_errors: Option<u64>,
+    max_calls_per_minute: Option<u32>,
+    max_args_bytes: Option<u64>,
+}
+
+/// Every key the top level of a policy document accepts.
+pub const TOP_LEVEL_KEYS: &[&str] = &["preset", "loops", "budget", "deny_unknown_tools", "tools"];
+
+/// The default `budget.max_args_bytes`: 1 MiB.
+pub const DEFAULT_MAX_ARGS_BYTES: usize = 1 << 20;
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+}
+
+/// Deserializes a section, prefixing serde's message with the section's path.
+fn section<T: DeserializeOwned + Default>(doc: &mut Map<String, Value>, key: &str) -> Result<T, PolicyError> {
+    match doc.remove(key) {
+        None => Ok(T::default()),
+        Some(v) => entry(v, key),
+    }
+}
+
+/// Deserializes one object of the document. On failure, finds the member at fault (serde names
+/// the field only for unknown keys) so the error's path points at it: `budget.max_calls`.
+fn entry<T: DeserializeOwned>(v: Value, path: &str) -> Result<T, PolicyError> {
+    let members: Vec<(String, Value)> = match &v {
+        Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => Vec::new(),
+    };
+    serde_json::from_value(v).map_err(|e| {
+        for (k, v) in members {
+            let mut one = Map::new();
+            one.insert(k.clone(), v);
+            if let Err(e) = serde_json::from_value::<T>(Value::Object(one)) {
+                // A lone member may only lack a required sibling (`name`): not this one's fault.
+                if !e.to_string().starts_with("missing field") {
+                    return PolicyError::new(join(path, &k), e.to_string());
+                }
+            }
+        }
+        PolicyError::new(path, e.to_string())
+    })
+}
+
+impl Policy {
+    /// The policy of a preset, with nothing overridden.
+    pub fn preset(preset: Preset) -> Policy {
+        Policy {
+            preset,
+            window: 256,
+            limits: preset.limits(),
+            ignore_fields: Vec::new(),
+            normalize_results: true,
+            mask_patterns: Vec::new(),
+            max_blocked: preset.max_blocked(),
+            budget: Budget {
+                max_calls: None,
+                max_tool_calls: None,
+                max_errors: None,
+                max_calls_per_minute: None,
+                max_args_bytes: DEFAULT_MAX_ARGS_BYTES,
+            },
+            deny_unknown_tools: true,
+            tools: Vec::new(),
+        }
+    }
+
+    /// Parses a policy from JSON text, or a bare preset name. Empty text is `balanced`.
+    pub fn from_json(text: &[u8]) -> Result<Policy, PolicyError> {
+        let trimmed = trim_ascii(text);
+        if trimmed.is_empty() {
+            return Ok(Policy::default());
+        }
+        if let Some(p) = core::str::from_utf8(trimmed).ok().and_then(Preset::from_name) {
+            return Ok(Policy::preset(p));
+        }
+        let value: Value = serde_json::from_slice(trimmed)
+            .map_err(|e| PolicyError::new("", format!("the policy is not valid JSON: {e}")))?;
+        Policy::from_value(value)
+    }
+
+    /// Builds a policy from a parsed document (a JSON object, or a string naming a preset).
+    pub fn from_value(value: Value) -> Result<Policy, PolicyError> {
+        let mut doc = match value {
+            Value::String(name) => {
+                return Preset::from_name(&name).map(Policy::preset).ok_or_else(|| unknown_preset("", &name))
+            }
+            Value::Object(map) => map,
+            other => {
+                return Err(PolicyError::new("", format!("a policy is an object or a preset name, not {}", kind(&other))))
+            }
+        };
+        if let Some(key) = doc.keys().find(|k| !TOP_LEVEL_KEYS.contains(&k.as_str())) {
+            return Err(PolicyError::new(
+                key.as_str(),
+                format!("unknown key; a policy has {}", TOP_LEVEL_KEYS.join(", ")),
+            ));
+        }
+        let preset = match doc.remove("preset") {
+            None => Preset::Balanced,
+            Some(Value::String(name)) => Preset::from_name(&name).ok_or_else(|| unknown_preset("preset", &name))?,
+            Some(other) => return Err(PolicyError::new("preset", format!("expected a preset name, found {}", kind(&other)))),
+        };
+        let mut policy = Policy::preset(preset);
+        let loops: LoopsDoc = section(&mut doc, "loops")?;
+        let budget: BudgetDoc = section(&mut doc, "budget")?;
+        if let Some(v) = doc.remove("deny_unknown_tools") {
+            policy.deny_unknown_tools = serde_json::from_value(v)
+                .map_err(|e| PolicyError::new("deny_unknown_tools", e.to_string()))?;
+        }
+        let tools = match doc.remove("tools") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| entry::<ToolPolicy>(t, &format!("tools[{i}]")))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(other) => return Err(PolicyError::new("tools", format!("expected a list of tool entries, found {}", kind(&other)))),
+        };
+
+        if let Some(w) = loops.window {
+            if !(1..=65_536).contains(&w) {
+                return Err(PolicyError::new("loops.window", format!("{w} is out of range: use 1 to 65536 calls")));
+            }
+            policy.window = w;
+        }
+        policy.limits.apply(&overrides_of!(loops));
+        policy.limits.validate("loops", policy.window)?;
+        if let Some(f) = loops.ignore_fields {
+            policy.ignore_fields = f;
+        }
+        if let Some(n) = loops.normalize_results {
+            policy.normalize_results = n;
+        }
+        if let Some(p) = loops.mask_patterns {
+            policy.mask_patterns = p;
+        }
+        if let Some(b) = loops.max_blocked {
+            policy.max_blocked = b;
+        }
+
+        policy.budget.max_calls = budget.max_calls;
+        policy.budget.max_tool_calls = budget.max_tool_calls;
+        policy.budget.max_errors = budget.max_errors;
+        policy.budget.max_calls_per_minute = budget.max_calls_per_minute;
+        if let Some(n) = budget.max_args_bytes {
+            if !(1..=(1u64 << 30)).contains(&n) {
+                return Err(PolicyError::new("budget.max_args_bytes", format!("{n} is out of range: use 1 byte to 1 GiB")));
+            }
+            policy.budget.max_args_bytes = n as usize;
+        }
+        for (key, v) in [("max_calls", budget.max_calls), ("max_tool_calls", budget.max_tool_calls), ("max_errors", budget.max_errors)] {
+            if v == Some(0) {
+                return Err(PolicyError::new(join("budget", key), "0 would forbid every call; leave the key out for no limit"));
+            }
+        }
+        if budget.max_calls_per_minute == Some(0) {
+            return Err(PolicyError::new("budget.max_calls_per_minute", "0 would forbid every call; leave the key out for no limit"));
+        }
+
+        for (i, t) in tools.iter().enumerate() {
+            let path = format!("tools[{i}]");
+            if t.name.trim().is_empty() {
+                return Err(PolicyError::new(join(&path, "name"), "a tool entry needs a name (an exact name or a glob such as `fs_*`)"));
+            }
+            if t.max_calls == Some(0) {
+                return Err(PolicyError::new(join(&path, "max_calls"), "0 would forbid every call; use `allow = false` to forbid the tool"));
+            }
+            let mut limits = policy.limits;
+            limits.apply(&t.limit_overrides());
+            limits.validate(&path, policy.window)?;
+            for (j, r) in t.rules.iter().enumerate() {
+                if !(r.field.is_empty() || r.field.starts_with('/')) {
+                    return Err(PolicyError::new(
+                        format!("{path}.rules[{j}].field"),
+                        format!("`{}` is not a JSON Pointer: it is empty (the whole arguments) or starts with `/`, as in `/sql`", r.field),
+                    ));
+                }
+            }
+        }
+        policy.tools = tools;
+        Ok(policy)
+    }
+
+    /// Which entries apply to `tool`, and the settings they give it.
+    ///
+    /// Every matching entry applies (deny wins, all rules are checked); for single values the most
+    /// specific entry wins: the exact name, then globs in document order (the later wins), then `*`.
+    pub fn resolve(&self, tool: &str) -> Resolved {
+        let mut matching: Vec<usize> = (0..self.tools.len()).filter(|&i| glob_match(&self.tools[i].name, tool)).collect();
+        let rank = |i: &usize| {
+            let t = &self.tools[*i];
+            if t.is_exact() { 2 } else if t.name == "*" { 0 } else { 1 }
+        };
+        matching.sort_by_key(rank); // stable: document order within a rank
+        let mut r = Resolved {
+            entries: matching.clone(),
+            denied_by: None,
+            effect: None,
+            limits: self.limits,
+            max_calls: self.budget.max_tool_calls,
+            has_rules: false,
+        };
+        for &i in &matching {
+            let t = &self.tools[i];
+            if !t.allow && r.denied_by.is_none() {
+                r.denied_by = Some(i);
+            }
+            r.effect = t.effect.or(r.effect);
+            r.limits.apply(&t.limit_overrides());
+            r.max_calls = t.max_calls.or(r.max_calls);
+            r.has_rules |= t.has_rules();
+        }
+        r
+    }
+}
+
+/// What applies to one tool name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// Matching `tools` entries, least specific first.
+    pub entries: Vec<usize>,
+    /// The first entry that forbids the tool.
+    pub denied_by: Option<usize>,
+    pub effect: Option<Effect>,
+    pub limits: Limits,
+    pub max_calls: Option<u64>,
+    /// Some entry has a schema or field rules.
+    pub has_rules: bool,
+}
+
+fn unknown_preset(path: &str, name: &str) -> PolicyError {
+    PolicyError::new(path, format!("unknown preset `{name}`; use strict, balanced or permissive"))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn trim_ascii(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if first.is_ascii_whitespace() { s = rest } else { break }
+    }
+    while let [rest @ .., last] = s {
+        if last.is_ascii_whitespace() { s = rest } else { break }
+    }
+    s
+}
+
+/// Glob matching with `*` (any run) and `?` (one character).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_by_name() {
+        assert_eq!(Policy::from_json(b"strict").unwrap().limits.max_identical, 10);
+        assert_eq!(Policy::from_json(b"\"strict loop detection\"").unwrap().preset, Preset::Strict);
+        assert_eq!(Policy::from_json(b"").unwrap().preset, Preset::Balanced);
+        assert_eq!(Policy::from_json(br#"{"preset":"permissive"}"#).unwrap().limits.max_no_progress, 4);
+    }
+
+    #[test]
+    fn refuses_with_a_path() {
+        let e = Policy::from_json(br#"{"loops":{"max_identicl":3}}"#).unwrap_err();
+        assert_eq!(e.path, "loops.max_identicl");
+        assert!(e.message.contains("max_identicl"), "{e}");
+        let e = Policy::from_json(br#"{"loops":{"max_identical":1000}}"#).unwrap_err();
+        assert_eq!(e.path, "loops.max_identical");
+        let e = Policy::from_json(br#"{"tools":[{"name":"a"},{"name":"b","colour":1}]}"#).unwrap_err();
+        assert_eq!(e.path, "tools[1].colour");
+        let e = Policy::from_json(br#"{"budget":{"max_calls":"many"}}"#).unwrap_err();
+        assert_eq!(e.path, "budget.max_calls");
+        let e = Policy::from_json(br#"{"verbose":true}"#).unwrap_err();
+        assert_eq!(e.path, "verbose");
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("fs_*", "fs_read"));
+        assert!(!glob_match("fs_*", "net_read"));
+        assert!(glob_match("get_?", "get_x"));
+        assert!(glob_match("*_file*", "read_file_v2"));
+    }
+
+    #[test]
+    fn most_specific_entry_wins() {
+        let p = Policy::from_json(br#"{"tools":[
+            {"name":"exact_tool","max_identical":5},
+            {"name":"exact_*","max_identical":7,"effect":"read"},
+            {"name":"*","max_identical":9}]}"#).unwrap();
+        let r = p.resolve("exact_tool");
+        assert_eq!(r.limits.max_identical, 5);
+        assert_eq!(r.effect, Some(Effect::Read));
+        assert_eq!(p.resolve("exact_other").limits.max_identical, 7);
+        assert_eq!(p.resolve("other").limits.max_identical, 9);
+    }
+}

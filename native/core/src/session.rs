@@ -1,0 +1,691 @@
+//! One agent's history of calls, and the detectors that read it.
+//!
+//! A [`Session`] keeps a bounded window of executed calls (default 256): for each, the call's
+//! fingerprint, its tool, its effect, and once recorded its result's fingerprint and error flag.
+//! [`Session::check`] decides on a proposed call; only calls that may run enter the history, so a
+//! blocked call never changes it. [`Session::record`] attaches a result.
+//!
+//! **Progress.** Every recorded result either is or is not a progress event: a `write` that
+//! succeeded, or an answer different from the same call's previous answer (the world changed by
+//! itself; two different errors are not a change). A global counter, the *epoch*, counts those
+//! events; each recorded call keeps the epoch just before and just after its own event. Two
+//! executions of the same call had no progress between them when the later one's "before" equals
+//! the earlier one's "after", and there was none since the last one when the epoch has not moved.
+//! The result-aware detectors count runs of executions without progress; the result-blind ones
+//! (`loop.identical`, budgets) count calls.
+
+use alloc::borrow::Cow;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::canon::{self, Fingerprint};
+use crate::effect::{self, Effect};
+use crate::engine::Engine;
+use crate::mask::mask_volatile;
+use crate::policy::{Limits, Resolved};
+use crate::verdict::{Action, Verdict};
+
+/// Why a call could not be checked (as opposed to a verdict on it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckError {
+    /// The arguments are not valid JSON (serde_json's message, with line and column).
+    InvalidJson(String),
+    /// The tool name is empty.
+    EmptyToolName,
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            CheckError::InvalidJson(m) => write!(f, "the arguments are not valid JSON: {m}"),
+            CheckError::EmptyToolName => f.write_str("the tool name is empty"),
+        }
+    }
+}
+
+/// Why a result could not be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    /// No call with this id is in the window: never issued, blocked (id 0), or evicted.
+    UnknownCall(u64),
+    /// The call already has a result.
+    AlreadyRecorded(u64),
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            RecordError::UnknownCall(0) => f.write_str("call id 0 belongs to a call that was not allowed to run; there is nothing to record"),
+            RecordError::UnknownCall(id) => write!(f, "no call {id} in this session's history (never issued, or older than the window)"),
+            RecordError::AlreadyRecorded(id) => write!(f, "call {id} already has a result"),
+        }
+    }
+}
+
+/// What a call returned, and where it stands in the progress order.
+#[derive(Debug, Clone)]
+struct Outcome {
+    result: Fingerprint,
+    error: bool,
+    transient: bool,
+    /// The answer differs from the same call's previous answer.
+    changed: bool,
+    epoch_before: u64,
+    epoch_after: u64,
+    /// The start of an error's text, quoted in messages.
+    excerpt: String,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    call_id: u64,
+    fp: Fingerprint,
+    tool_fp: Fingerprint,
+    tool: String,
+    effect: Effect,
+    outcome: Option<Outcome>,
+}
+
+/// Counters a caller may read (and tests use to prove the history unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Calls allowed to run since the session started (or was reset).
+    pub calls: u64,
+    /// Calls blocked or halted.
+    pub blocked: u64,
+    /// Recorded results flagged as errors.
+    pub errors: u64,
+    /// Calls in the history window now.
+    pub history_len: u32,
+    /// A hash of everything in the history: equal before and after a call that did not change it.
+    pub history_hash: u64,
+}
+
+/// One detector's finding: `count` is what the rule counted, `max` its threshold.
+struct Finding {
+    rule: &'static str,
+    count: u32,
+    max: u32,
+    /// For `loop.cycle`, the cycle's period.
+    period: usize,
+    /// False when a warning would be noise (the answer just changed: the world is moving).
+    warnable: bool,
+}
+
+/// The history of one agent run and the verdicts on its calls.
+pub struct Session {
+    engine: Arc<Engine>,
+    /// Executed calls, oldest first; call ids are consecutive within it.
+    history: VecDeque<Entry>,
+    /// The fingerprints of `history`, kept apart so the identical-call scan touches only them.
+    fps: VecDeque<Fingerprint>,
+    next_call_id: u64,
+    epoch: u64,
+    calls: u64,
+    blocked: u64,
+    errors: u64,
+    blocks_since_progress: u32,
+    per_tool: BTreeMap<Fingerprint, u64>,
+    /// Start times of recent calls, for `budget.rate`.
+    recent: VecDeque<u64>,
+    /// The agent's tool names, sorted, when registered.
+    tools: Option<Vec<String>>,
+    resolved: BTreeMap<Fingerprint, Arc<Resolved>>,
+    /// A halt is final until `reset`.
+    halted: Option<(Cow<'static, str>, String)>,
+}
+
+/// Distinct tool names whose resolution is cached; past it they are resolved per call.
+const RESOLVE_CACHE_MAX: usize = 1024;
+/// Bytes of an error kept to quote in messages.
+const EXCERPT_MAX: usize = 160;
+
+impl Session {
+    pub fn new(engine: Arc<Engine>) -> Session {
+        let window = engine.policy.window as usize;
+        Session {
+            engine,
+            history: VecDeque::with_capacity(window),
+            fps: VecDeque::with_capacity(window),
+            next_call_id: 1,
+            epoch: 0,
+            calls: 0,
+            blocked: 0,
+            errors: 0,
+            blocks_since_progress: 0,
+            per_tool: BTreeMap::new(),
+            recent: VecDeque::new(),
+            tools: None,
+            resolved: BTreeMap::new(),
+            halted: None,
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Registers the agent's tool names: a call to any other tool is then blocked (`tool.unknown`).
+    /// An empty list forgets them.
+    pub fn set_tools<S: AsRef<str>>(&mut self, names: &[S]) {
+        if names.is_empty() {
+            self.tools = None;
+            return;
+        }
+        let mut v: Vec<String> = names.iter().map(|s| String::from(s.as_ref())).collect();
+        v.sort();
+        v.dedup();
+        self.tools = Some(v);
+    }
+
+    /// Forgets the history, counters and any halt; keeps the policy and the registered tools.
+    pub fn reset(&mut self) {
+        let tools = self.tools.take();
+        *self = Session::new(self.engine.clone());
+        self.tools = tools;
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut h = 0u64;
+        for e in &self.history {
+            let (r, err) = e.outcome.as_ref().map_or((0, 2), |o| (o.result, o.error as u64));
+            h = canon::call_fingerprint("", h ^ e.fp ^ r.rotate_left(17) ^ err ^ e.call_id.rotate_left(40));
+        }
+        Stats {
+            calls: self.calls,
+            blocked: self.blocked,
+            errors: self.errors,
+            history_len: self.history.len() as u32,
+            history_hash: h,
+        }
+    }
+
+    fn resolve(&mut self, tool: &str, tool_fp: Fingerprint) -> Arc<Resolved> {
+        if let Some(r) = self.resolved.get(&tool_fp) {
+            return r.clone();
+        }
+        let r = Arc::new(self.engine.policy.resolve(tool));
+        if self.resolved.len() < RESOLVE_CACHE_MAX {
+            self.resolved.insert(tool_fp, r.clone());
+        }
+        r
+    }
+
+    /// Decides on a call before it runs. `now_ms` is the caller's clock (milliseconds), used only
+    /// by `budget.rate`.
+    ///
+    /// Allowed calls (`allow`, `warn`) enter the history and get a call id to record the result
+    /// under; blocked ones leave the history as it was.
+    pub fn check(&mut self, tool: &str, args: &[u8], now_ms: u64) -> Result<Verdict, CheckError> {
+        if tool.is_empty() {
+            return Err(CheckError::EmptyToolName);
+        }
+        if let Some((rule, message)) = &self.halted {
+            let v = Verdict { action: Action::Halt, rule: rule.clone(), message: message.clone(), call_id: 0, count: self.blocks_since_progress };
+            self.blocked += 1;
+            return Ok(v);
+        }
+        let engine = self.engine.clone();
+        let policy = &engine.policy;
+
+        if args.len() > policy.budget.max_args_bytes {
+            let msg = format!(
+                "Blocked: the arguments of `{tool}` are {} bytes, more than the {} bytes this agent may send in one call. Send a smaller request: split the work, or pass a reference (a path, an id) instead of the content.",
+                args.len(), policy.budget.max_args_bytes
+            );
+            return Ok(self.block("budget.args_size", msg, 1));
+        }
+        let tool_fp = canon::tool_fingerprint(tool);
+        let resolved = self.resolve(tool, tool_fp);
+
+        if let Some(i) = resolved.denied_by {
+            let msg = policy.tools[i].message.clone().unwrap_or_else(|| {
+                format!("Blocked: the tool `{tool}` is not allowed by this agent's policy. Do not call it again; reach the goal with the other tools, or tell the user it needs `{tool}`.")
+            });
+            return Ok(self.block("tool.denied", msg, 1));
+        }
+        if policy.deny_unknown_tools {
+            if let Some(known) = &self.tools {
+                if known.binary_search_by(|t| t.as_str().cmp(tool)).is_err() {
+                    let msg = format!(
+                        "Blocked: there is no tool named `{tool}`. The available tools are: {}. Call one of these instead.",
+                        known.join(", ")
+                    );
+                    return Ok(self.block("tool.unknown", msg, 1));
+                }
+            }
+        }
+
+        let hashed = match (&engine.rules, resolved.has_rules) {
+            (Some(rules), true) => {
+                let value: serde_json::Value =
+                    serde_json::from_slice(args).map_err(|e| CheckError::InvalidJson(e.to_string()))?;
+                for &entry in &resolved.entries {
+                    if let Some(hit) = rules.check(entry, &value) {
+                        return Ok(self.block_owned(hit.id, hit.message, 1));
+                    }
+                }
+                canon::hash_value(&value, &policy.ignore_fields)
+            }
+            _ => canon::hash_json(args, &policy.ignore_fields).map_err(|e| CheckError::InvalidJson(e.to_string()))?,
+        };
+        let fp = canon::call_fingerprint(tool, hashed.fingerprint);
+        let effect = resolved.effect.unwrap_or_else(|| effect::infer(tool, hashed.command.as_deref()));
+
+        if let Some(v) = self.check_budgets(tool, tool_fp, &resolved, now_ms) {
+            return Ok(v);
+        }
+
+        let limits = &resolved.limits;
+        let findings = [
+            self.identical(fp, limits),
+            self.no_progress(fp, limits),
+            self.transient(fp, limits),
+            self.errors_in_a_row(fp, limits),
+            self.same_error(tool_fp, limits),
+            self.cycle(fp, limits),
+        ];
+        if let Some(f) = findings.iter().flatten().find(|f| f.count >= f.max) {
+            let msg = self.block_message(f, tool);
+            return Ok(self.block(f.rule, msg, f.count));
+        }
+        let warning = findings.iter().flatten().find(|f| f.warnable && f.count + 1 == f.max && f.count > 0);
+        let previous = self.fps.iter().filter(|&&x| x == fp).count() as u32;
+        let call_id = self.push(fp, tool_fp, tool, effect, now_ms);
+        Ok(match warning {
+            None => Verdict::allow(call_id, previous),
+            Some(f) => Verdict {
+                action: Action::Warn,
+                rule: Cow::Borrowed(f.rule),
+                message: self.warn_message(f, tool),
+                call_id,
+                count: f.count,
+            },
+        })
+    }
+
+    /// Attaches what a call returned. `is_error` marks a failed call.
+    pub fn record(&mut self, call_id: u64, output: &[u8], is_error: bool) -> Result<(), RecordError> {
+        let first = match self.history.front() {
+            Some(e) => e.call_id,
+            None => return Err(RecordError::UnknownCall(call_id)),
+        };
+        if call_id < first || call_id >= self.next_call_id {
+            return Err(RecordError::UnknownCall(call_id));
+        }
+        let idx = (call_id - first) as usize;
+        if self.history[idx].outcome.is_some() {
+            return Err(RecordError::AlreadyRecorded(call_id));
+        }
+        let engine = self.engine.clone();
+        let policy = &engine.policy;
+        let masked: Cow<[u8]> = if policy.normalize_results { mask_volatile(output) } else { Cow::Borrowed(output) };
+        let masked = match &engine.rules {
+            Some(r) => r.mask(masked),
+            None => masked,
+        };
+        let result = match canon::hash_json(&masked, &policy.ignore_fields) {
+            Ok(h) => h.fingerprint,
+            Err(_) => canon::bytes_fingerprint(&masked),
+        };
+        let fp = self.history[idx].fp;
+        let previous = self.history.range(..idx).rev().filter(|e| e.fp == fp).find_map(|e| e.outcome.as_ref());
+        let changed = previous.is_some_and(|p| p.result != result && !(p.error && is_error));
+        let write_ok = !is_error && self.history[idx].effect == Effect::Write;
+
+        let epoch_before = self.epoch;
+        if write_ok || changed {
+            self.epoch += 1;
+            self.blocks_since_progress = 0;
+        }
+        if is_error {
+            self.errors += 1;
+        }
+        let excerpt = if is_error { excerpt(&masked) } else { String::new() };
+        self.history[idx].outcome = Some(Outcome {
+            result,
+            error: is_error,
+            transient: is_error && effect::is_transient(output),
+            changed,
+            epoch_before,
+            epoch_after: self.epoch,
+            excerpt,
+        });
+        Ok(())
+    }
+
+    fn push(&mut self, fp: Fingerprint, tool_fp: Fingerprint, tool: &str, effect: Effect, now_ms: u64) -> u64 {
+        let call_id = self.next_call_id;
+        self.next_call_id += 1;
+        let window = self.engine.policy.window as usize;
+        // Reuse the evicted entry's string buffer: no allocation once the window is full.
+        let mut entry = if self.history.len() >= window {
+            self.fps.pop_front();
+            self.history.pop_front().expect("a full window has a front")
+        } else {
+            Entry { call_id, fp, tool_fp, tool: String::new(), effect, outcome: None }
+        };
+        entry.call_id = call_id;
+        entry.fp = fp;
+        entry.tool_fp = tool_fp;
+        entry.tool.clear();
+        entry.tool.push_str(tool);
+        entry.effect = effect;
+        entry.outcome = None;
+        self.history.push_back(entry);
+        self.fps.push_back(fp);
+        self.calls += 1;
+        *self.per_tool.entry(tool_fp).or_insert(0) += 1;
+        if self.engine.policy.budget.max_calls_per_minute.is_some() {
+            self.recent.push_back(now_ms);
+        }
+        call_id
+    }
+
+    fn block(&mut self, rule: &'static str, message: String, count: u32) -> Verdict {
+        self.block_owned_rule(Cow::Borrowed(rule), message, count)
+    }
+
+    fn block_owned(&mut self, rule: String, message: String, count: u32) -> Verdict {
+        self.block_owned_rule(Cow::Owned(rule), message, count)
+    }
+
+    fn block_owned_rule(&mut self, rule: Cow<'static, str>, message: String, count: u32) -> Verdict {
+        self.blocked += 1;
+        let max = self.engine.policy.max_blocked;
+        if max > 0 && self.blocks_since_progress >= max {
+            let msg = format!(
+                "Halted: the agent kept trying calls that were blocked ({} in a row without progress; the last one by `{rule}`). The run is stopped. {message}",
+                self.blocks_since_progress + 1
+            );
+            self.halted = Some((Cow::Borrowed("halt.ignored_blocks"), msg.clone()));
+            return Verdict { action: Action::Halt, rule: Cow::Borrowed("halt.ignored_blocks"), message: msg, call_id: 0, count: self.blocks_since_progress + 1 };
+        }
+        self.blocks_since_progress += 1;
+        Verdict { action: Action::Block, rule, message, call_id: 0, count }
+    }
+
+    fn halt(&mut self, rule: &'static str, message: String, count: u32) -> Verdict {
+        self.blocked += 1;
+        self.halted = Some((Cow::Borrowed(rule), message.clone()));
+        Verdict { action: Action::Halt, rule: Cow::Borrowed(rule), message, call_id: 0, count }
+    }
+
+    fn check_budgets(&mut self, tool: &str, tool_fp: Fingerprint, resolved: &Resolved, now_ms: u64) -> Option<Verdict> {
+        let budget = &self.engine.policy.budget;
+        if let Some(max) = budget.max_calls {
+            if self.calls >= max {
+                let msg = format!("Halted: this run has used its budget of {max} tool calls. Stop here and report what you have found so far.");
+                return Some(self.halt("budget.calls", msg, clamp(self.calls)));
+            }
+        }
+        if let Some(max) = budget.max_errors {
+            if self.errors >= max {
+                let msg = format!("Halted: {} tool calls have failed in this run, the most allowed is {max}. Stop here and report the failures.", self.errors);
+                return Some(self.halt("budget.errors", msg, clamp(self.errors)));
+            }
+        }
+        if let Some(max) = resolved.max_calls {
+            let used = self.per_tool.get(&tool_fp).copied().unwrap_or(0);
+            if used >= max {
+                let msg = format!("Blocked: `{tool}` has been called {used} times in this run, the most allowed is {max}. Continue without it, using the results you already have.");
+                return Some(self.block("budget.tool_calls", msg, clamp(used)));
+            }
+        }
+        if let Some(max) = budget.max_calls_per_minute {
+            while self.recent.front().is_some_and(|&t| now_ms.saturating_sub(t) >= 60_000) {
+                self.recent.pop_front();
+            }
+            if self.recent.len() as u64 >= max as u64 {
+                let msg = format!("Blocked: {} tool calls in the last minute, the most allowed is {max}. Slow down: wait before calling `{tool}` again.", self.recent.len());
+                return Some(self.block("budget.rate", msg, self.recent.len() as u32));
+            }
+        }
+        None
+    }
+
+    // ---- detectors -------------------------------------------------------------------------
+
+    /// Executions of `fp` in the window, newest first.
+    fn executions(&self, fp: Fingerprint) -> impl Iterator<Item = &Entry> {
+        self.history.iter().rev().filter(move |e| e.fp == fp)
+    }
+
+    fn identical(&self, fp: Fingerprint, l: &Limits) -> Option<Finding> {
+        (l.max_identical > 0).then(|| Finding {
+            rule: "loop.identical",
+            count: self.fps.iter().filter(|&&x| x == fp).count() as u32,
+            max: l.max_identical,
+            period: 0,
+            warnable: true,
+        })
+    }
+
+    /// Counts a run of recorded outcomes (newest first) that pass `keep`, with no progress between
+    /// two of them nor since the newest. In-flight calls are skipped; a transient failure ends the
+    /// run (time passing is a chance to recover).
+    fn quiet_run<'a>(&self, outcomes: impl Iterator<Item = &'a Outcome>, keep: impl Fn(&Outcome, &Outcome) -> bool) -> u32 {
+        let mut run = 0;
+        let mut newest: Option<&Outcome> = None;
+        let mut later: Option<&Outcome> = None;
+        for o in outcomes {
+            if o.transient {
+                break;
+            }
+            let quiet = match later {
+                None => o.epoch_after == self.epoch,
+                Some(l) => l.epoch_before == o.epoch_after,
+            };
+            if !quiet || !keep(newest.unwrap_or(o), o) {
+                break;
+            }
+            newest.get_or_insert(o);
+            later = Some(o);
+            run += 1;
+        }
+        run
+    }
+
+    fn no_progress(&self, fp: Fingerprint, l: &Limits) -> Option<Finding> {
+        if l.max_no_progress == 0 {
+            return None;
+        }
+        let mut outcomes = self.executions(fp).filter_map(|e| e.outcome.as_ref()).peekable();
+        // A poll whose answer just changed is watching a moving world: no nudge for it.
+        let warnable = outcomes.peek().is_some_and(|o| !o.changed);
+        let count = self.quiet_run(outcomes, |newest, o| o.result == newest.result);
+        Some(Finding { rule: "loop.no_progress", count, max: l.max_no_progress, period: 0, warnable })
+    }
+
+    fn errors_in_a_row(&self, fp: Fingerprint, l: &Limits) -> Option<Finding> {
+        if l.max_consecutive_errors == 0 {
+            return None;
+        }
+        let outcomes = self.executions(fp).filter_map(|e| e.outcome.as_ref());
+        let count = self.quiet_run(outcomes, |_, o| o.error);
+        Some(Finding { rule: "loop.error", count, max: l.max_consecutive_errors, period: 0, warnable: true })
+    }
+
+    fn same_error(&self, tool_fp: Fingerprint, l: &Limits) -> Option<Finding> {
+        if l.max_same_error == 0 {
+            return None;
+        }
+        let outcomes = self.history.iter().rev().filter(|e| e.tool_fp == tool_fp).filter_map(|e| e.outcome.as_ref());
+        let count = self.quiet_run(outcomes, |newest, o| o.error && o.result == newest.result);
+        Some(Finding { rule: "loop.same_error", count, max: l.max_same_error, period: 0, warnable: true })
+    }
+
+    /// The same call failing with the same transient error, back to back: any other call in
+    /// between resets the count.
+    fn transient(&self, fp: Fingerprint, l: &Limits) -> Option<Finding> {
+        if l.max_transient_retries == 0 {
+            return None;
+        }
+        let mut count = 0;
+        let mut first: Option<Fingerprint> = None;
+        for e in self.history.iter().rev() {
+            match &e.outcome {
+                Some(o) if e.fp == fp && o.transient && first.map_or(true, |r| r == o.result) => {
+                    first = Some(o.result);
+                    count += 1;
+                }
+                None if e.fp == fp => continue,
+                _ => break,
+            }
+        }
+        Some(Finding { rule: "loop.transient", count, max: l.max_transient_retries, period: 0, warnable: true })
+    }
+
+    /// The last calls repeat a cycle of period 2..=max_cycle_period with the same answers each
+    /// round, and the proposed call continues it. `count` is the rounds completed.
+    fn cycle(&self, fp: Fingerprint, l: &Limits) -> Option<Finding> {
+        if l.max_cycle_period < 2 || l.max_cycle_repeats < 2 {
+            return None;
+        }
+        let h = &self.history;
+        let n = h.len();
+        let mut best: Option<Finding> = None;
+        for p in 2..=l.max_cycle_period as usize {
+            if n < p || h[n - p].fp != fp {
+                continue;
+            }
+            // A cycle of one call repeated is `loop.identical`'s business.
+            if h.range(n - p..).all(|e| e.fp == fp) {
+                continue;
+            }
+            let need = p * l.max_cycle_repeats as usize;
+            let mut len = p; // calls at the tail forming the periodic run
+            while len < need.min(n) {
+                let (a, b) = (&h[n - 1 - len], &h[n - 1 - len + p]);
+                let same = a.fp == b.fp
+                    && matches!((&a.outcome, &b.outcome), (Some(x), Some(y)) if x.result == y.result && !x.transient);
+                if !same {
+                    break;
+                }
+                len += 1;
+            }
+            // The tail's own answers must be known too.
+            if h.range(n - p..).any(|e| e.outcome.is_none()) {
+                continue;
+            }
+            let max = l.max_cycle_repeats;
+            if len >= need {
+                return Some(Finding { rule: "loop.cycle", count: max, max, period: p, warnable: true });
+            }
+            // Once this call runs, the cycle is complete: the next round will be blocked.
+            if len + 1 == need && best.is_none() {
+                best = Some(Finding { rule: "loop.cycle", count: max - 1, max, period: p, warnable: true });
+            }
+        }
+        best
+    }
+
+    // ---- messages --------------------------------------------------------------------------
+
+    fn last_error(&self, tool: &str) -> Option<&str> {
+        self.history
+            .iter()
+            .rev()
+            .filter(|e| e.tool == tool)
+            .find_map(|e| e.outcome.as_ref().filter(|o| o.error))
+            .map(|o| o.excerpt.as_str())
+    }
+
+    fn cycle_names(&self, period: usize) -> String {
+        let n = self.history.len();
+        let names: Vec<&str> = self.history.range(n - period.min(n)..).map(|e| e.tool.as_str()).collect();
+        names.join(" → ")
+    }
+
+    fn block_message(&self, f: &Finding, tool: &str) -> String {
+        let err = self.last_error(tool).map(|e| format!(" The error was: \"{e}\".")).unwrap_or_default();
+        match f.rule {
+            "loop.identical" => format!(
+                "Blocked: `{tool}` has already run {} times with exactly these arguments in this run. Repeating it will not give you anything new. Use the results you already have, change the arguments, or try a different approach.",
+                f.count
+            ),
+            "loop.no_progress" => format!(
+                "Blocked: `{tool}` with these exact arguments returned the same result {} times, and nothing that could change it happened in between. Calling it again will return the same thing. Do not repeat this call: change something first (a different tool, different arguments, a fix), or tell the user what is in the way.",
+                f.count
+            ),
+            "loop.transient" => format!(
+                "Blocked: `{tool}` failed {} times in a row with the same temporary error.{err} Retrying at once will not help: do something else first and come back to it later, or report that the service is unavailable.",
+                f.count
+            ),
+            "loop.error" => format!(
+                "Blocked: `{tool}` with these arguments failed {} times in a row, and nothing changed between the attempts.{err} Read the error and fix its cause, or change the arguments, before trying again.",
+                f.count
+            ),
+            "loop.same_error" => format!(
+                "Blocked: the last {} calls to `{tool}` all failed with the same error, whatever their arguments.{err} Changing the arguments is not fixing it: deal with the error itself, or use another tool.",
+                f.count
+            ),
+            "loop.cycle" => format!(
+                "Blocked: your last calls repeat the same cycle ({}) {} times, with the same results every round. Going round again will not change anything: break the cycle with a different step, or stop and report what is blocking you.",
+                self.cycle_names(f.period), f.count
+            ),
+            _ => format!("Blocked: `{tool}` was blocked by rule {}.", f.rule),
+        }
+    }
+
+    fn warn_message(&self, f: &Finding, tool: &str) -> String {
+        match f.rule {
+            "loop.identical" => format!(
+                "Note: `{tool}` has now run {} times with exactly these arguments; the next identical call will be blocked.",
+                f.count + 1
+            ),
+            "loop.no_progress" => format!(
+                "Note: `{tool}` with these exact arguments already returned this result {} with nothing changed since. If the answer is the same again, do not repeat the call: it will be blocked.",
+                times(f.count)
+            ),
+            "loop.transient" => format!(
+                "Note: `{tool}` already failed {} in a row with the same temporary error. If this attempt fails too, do something else before retrying: an immediate retry will be blocked.",
+                times(f.count)
+            ),
+            "loop.error" => format!(
+                "Note: `{tool}` with these arguments already failed {} in a row. If it fails again, fix the cause or change the arguments: the same call will be blocked.",
+                times(f.count)
+            ),
+            "loop.same_error" => format!(
+                "Note: the last {} calls to `{tool}` failed with the same error. If this one fails the same way, further calls to `{tool}` will be blocked until something changes.",
+                f.count
+            ),
+            "loop.cycle" => format!(
+                "Note: your recent calls are going round a cycle with the same results each time ({} rounds). Going round once more will be blocked: try a different step.",
+                f.count
+            ),
+            _ => format!("Note: `{tool}` is close to the limit of rule {}.", f.rule),
+        }
+    }
+}
+
+/// "once", "twice", "3 times".
+fn times(n: u32) -> String {
+    match n {
+        1 => String::from("once"),
+        2 => String::from("twice"),
+        n => format!("{n} times"),
+    }
+}
+
+fn clamp(n: u64) -> u32 {
+    n.min(u32::MAX as u64) as u32
+}
+
+/// The start of an error's text, cut at a character boundary, on one line.
+fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(EXCERPT_MAX * 2)]);
+    let mut out = String::new();
+    for c in text.chars() {
+        if out.len() + c.len_utf8() > EXCERPT_MAX {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    String::from(out.trim())
+}

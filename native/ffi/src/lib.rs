@@ -1,0 +1,534 @@
+//! The C ABI of MicroLoop: `libmicroloop.so` / `libmicroloop.a` and `include/microloop.h`.
+//!
+//! This crate is the one unsafe boundary. Every exported function checks its pointers, turns
+//! (pointer, length) pairs into slices, calls safe Rust in `microloop-core`, and maps the result to
+//! an `ml_status`, with the detail in an optional `ml_error` out-parameter (never a thread-local
+//! "last error": Go and koffi callers change OS threads between calls). `catch_unwind` guards every
+//! entry, so no panic crosses into the caller. Out-parameters are written only on success.
+//!
+//! The header is generated from this file by cbindgen (see `cbindgen.toml`); the doc comments here
+//! are the contract C callers read.
+#![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)]
+
+use std::ffi::{c_char, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use microloop_core::{canon, CheckError, Policy, PolicyError, RecordError, Session, Verdict};
+
+mod policy;
+
+/// A status code: 0 is success. Codes are never renumbered.
+pub type ml_status = i32;
+
+/// Success.
+pub const ML_OK: ml_status = 0;
+/// A required pointer was NULL (or a NULL buffer came with a non-zero length).
+pub const ML_ERR_NULL_ARG: ml_status = 1;
+/// A string argument is not valid UTF-8.
+pub const ML_ERR_INVALID_UTF8: ml_status = 2;
+/// The arguments (or another JSON input) are not valid JSON, or nest deeper than 128 levels.
+pub const ML_ERR_INVALID_JSON: ml_status = 3;
+/// The policy was refused; the error's path names the bad entry.
+pub const ML_ERR_INVALID_POLICY: ml_status = 4;
+/// No call with this id is in the session's history.
+pub const ML_ERR_UNKNOWN_CALL: ml_status = 5;
+/// The call already has a result.
+pub const ML_ERR_ALREADY_RECORDED: ml_status = 6;
+/// Another argument is out of its domain (an empty tool name, a too small `ml_verdict.size`).
+pub const ML_ERR_INVALID_ARG: ml_status = 7;
+/// A bug inside the library was caught before it could cross the boundary.
+pub const ML_ERR_PANIC: ml_status = 99;
+
+/// `ml_verdict.action`: run the call.
+pub const ML_ACTION_ALLOW: i32 = 0;
+/// Run the call and show `message` to the model with its result: the next like call is blocked.
+pub const ML_ACTION_WARN: i32 = 1;
+/// Do not run the call; give `message` to the model in place of a result.
+pub const ML_ACTION_BLOCK: i32 = 2;
+/// Do not run the call; stop the run.
+pub const ML_ACTION_HALT: i32 = 3;
+
+pub const ML_VERSION_MAJOR: u32 = 0;
+pub const ML_VERSION_MINOR: u32 = 1;
+pub const ML_VERSION_PATCH: u32 = 0;
+/// `MAJOR * 10000 + MINOR * 100 + PATCH` (a literal, so cffi can read it; a test checks it).
+pub const ML_VERSION_NUMBER: u32 = 100;
+/// Bumped whenever a change breaks callers compiled against an older header.
+pub const ML_ABI_VERSION: u32 = 1;
+
+/// A session: one agent run's history of calls under one policy. Opaque.
+///
+/// Thread safety: a session may be used from several threads at once; calls on one session are
+/// serialized by an internal lock.
+pub struct ml_session {
+    inner: Mutex<Session>,
+}
+
+/// The detail of a failure: a status code, a message and, for a refused policy, the path of the
+/// bad entry. Owned by the caller once returned; free it with `ml_error_free`.
+pub struct ml_error {
+    code: ml_status,
+    message: CString,
+    path: CString,
+}
+
+/// The verdict on one call. Set `size = sizeof(ml_verdict)` before passing it to `ml_check_call`
+/// (newer library versions may add fields at the end and fill only what `size` covers).
+///
+/// `rule` and `message` are NUL-terminated UTF-8 owned by the verdict (NULL for `allow`); release
+/// them with `ml_verdict_clear` once read, before the struct is reused or goes out of scope.
+#[repr(C)]
+pub struct ml_verdict {
+    /// `sizeof(ml_verdict)`, set by the caller.
+    pub size: usize,
+    /// `ML_ACTION_ALLOW`, `ML_ACTION_WARN`, `ML_ACTION_BLOCK` or `ML_ACTION_HALT`.
+    pub action: i32,
+    /// For allow: how many times this exact call already ran in the window; otherwise the count
+    /// the deciding rule reached.
+    pub count: u32,
+    /// The id to pass to `ml_record_result`; 0 when the call must not run.
+    pub call_id: u64,
+    /// The deciding rule's id (`loop.no_progress`, a policy rule's id); NULL for allow.
+    pub rule: *mut c_char,
+    pub rule_len: usize,
+    /// Written for the model; NULL for allow.
+    pub message: *mut c_char,
+    pub message_len: usize,
+}
+
+/// Counters of a session. Set `size = sizeof(ml_stats)` before calling `ml_session_stats`.
+#[repr(C)]
+pub struct ml_stats {
+    pub size: usize,
+    /// Calls allowed to run.
+    pub calls: u64,
+    /// Calls blocked or halted.
+    pub blocked: u64,
+    /// Results recorded as errors.
+    pub errors: u64,
+    /// Calls in the history window now.
+    pub history_len: u64,
+    /// A hash of the whole history: unchanged by any call that did not change it.
+    pub history_hash: u64,
+}
+
+// ---- the boundary ------------------------------------------------------------------------
+
+struct Failure {
+    code: ml_status,
+    message: String,
+    path: String,
+}
+
+impl Failure {
+    fn new(code: ml_status, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into(), path: String::new() }
+    }
+}
+
+impl From<PolicyError> for Failure {
+    fn from(e: PolicyError) -> Failure {
+        Failure { code: ML_ERR_INVALID_POLICY, message: e.to_string(), path: e.path }
+    }
+}
+
+/// Runs `f` behind `catch_unwind`, turning a failure into a status and an `ml_error`.
+fn boundary(err_out: *mut *mut ml_error, f: impl FnOnce() -> Result<(), Failure>) -> ml_status {
+    let result = catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(Failure::new(ML_ERR_PANIC, "internal error (a panic was caught); please report it")));
+    match result {
+        Ok(()) => ML_OK,
+        Err(failure) => {
+            if !err_out.is_null() {
+                let e = ml_error {
+                    code: failure.code,
+                    message: to_cstring(failure.message),
+                    path: to_cstring(failure.path),
+                };
+                // SAFETY: checked non-NULL; the caller passes a writable `ml_error *`.
+                unsafe { *err_out = Box::into_raw(Box::new(e)) };
+            }
+            failure.code
+        }
+    }
+}
+
+fn to_cstring(s: String) -> CString {
+    CString::new(s).unwrap_or_else(|e| {
+        let mut bytes = e.into_vec();
+        bytes.retain(|&b| b != 0);
+        CString::new(bytes).expect("NUL bytes removed")
+    })
+}
+
+/// A (pointer, length) input as bytes: NULL only with length 0.
+unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8], Failure> {
+    if ptr.is_null() {
+        if len == 0 {
+            return Ok(&[]);
+        }
+        return Err(Failure::new(ML_ERR_NULL_ARG, format!("{what} is NULL but its length is {len}")));
+    }
+    // SAFETY: the caller promises `len` readable bytes at `ptr`.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+unsafe fn str_arg<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a str, Failure> {
+    let bytes = unsafe { bytes_arg(ptr, len, what)? };
+    std::str::from_utf8(bytes).map_err(|e| {
+        Failure::new(ML_ERR_INVALID_UTF8, format!("{what} is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()))
+    })
+}
+
+unsafe fn session_ref<'a>(s: *const ml_session) -> Result<&'a ml_session, Failure> {
+    // SAFETY: a non-NULL session comes from `ml_session_new` and is not yet freed.
+    unsafe { s.as_ref() }.ok_or_else(|| Failure::new(ML_ERR_NULL_ARG, "the session is NULL"))
+}
+
+impl ml_session {
+    fn lock(&self) -> MutexGuard<'_, Session> {
+        // A panic caught while the lock was held poisons it; the session stays usable.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+fn check_error(e: CheckError) -> Failure {
+    match e {
+        CheckError::InvalidJson(_) => Failure::new(ML_ERR_INVALID_JSON, e.to_string()),
+        CheckError::EmptyToolName => Failure::new(ML_ERR_INVALID_ARG, e.to_string()),
+    }
+}
+
+fn record_error(e: RecordError) -> Failure {
+    let code = match e {
+        RecordError::UnknownCall(_) => ML_ERR_UNKNOWN_CALL,
+        RecordError::AlreadyRecorded(_) => ML_ERR_ALREADY_RECORDED,
+    };
+    Failure::new(code, e.to_string())
+}
+
+fn owned_c(s: &str) -> (*mut c_char, usize) {
+    if s.is_empty() {
+        return (ptr::null_mut(), 0);
+    }
+    let c = to_cstring(s.to_owned());
+    let len = c.as_bytes().len();
+    (c.into_raw(), len)
+}
+
+fn write_verdict(out: &mut ml_verdict, v: &Verdict) {
+    let (rule, rule_len) = owned_c(&v.rule);
+    let (message, message_len) = owned_c(&v.message);
+    out.action = v.action as i32;
+    out.count = v.count;
+    out.call_id = v.call_id;
+    out.rule = rule;
+    out.rule_len = rule_len;
+    out.message = message;
+    out.message_len = message_len;
+}
+
+// ---- sessions ----------------------------------------------------------------------------
+
+/// Creates a session under a policy.
+///
+/// `policy` is JSON text (a policy document, or a preset name as a JSON string), or a bare preset
+/// name (`strict`, `balanced`, `permissive`); NULL or empty means `balanced`. Not NUL-terminated.
+/// On success writes a new session to `*session_out`; free it with `ml_session_free`.
+/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_POLICY` (the error's path names
+/// the bad entry). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_new(
+    policy: *const u8,
+    policy_len: usize,
+    session_out: *mut *mut ml_session,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        if session_out.is_null() {
+            return Err(Failure::new(ML_ERR_NULL_ARG, "session_out is NULL"));
+        }
+        let text = unsafe { str_arg(policy, policy_len, "the policy")? };
+        let engine = policy::compile(Policy::from_json(text.as_bytes())?)?;
+        let s = Box::new(ml_session { inner: Mutex::new(Session::new(Arc::new(engine))) });
+        unsafe { *session_out = Box::into_raw(s) };
+        Ok(())
+    })
+}
+
+/// Frees a session. NULL is a no-op. The session must not be in use by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_free(session: *mut ml_session) {
+    if session.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `session` came from `ml_session_new` and is freed once.
+        drop(unsafe { Box::from_raw(session) });
+    }));
+}
+
+/// Decides on a tool call before it runs.
+///
+/// `tool` is the tool's name and `args` its arguments as JSON text, both UTF-8 and not
+/// NUL-terminated. On success fills `*verdict_out` (whose `size` the caller set); an allowed call
+/// (`ML_ACTION_ALLOW` / `ML_ACTION_WARN`) enters the history under `verdict_out->call_id`: report
+/// what it returned with `ml_record_result`. A blocked or halted call leaves the history unchanged.
+/// Arguments over the policy's `max_args_bytes` are blocked (`budget.args_size`) before parsing.
+/// Errors (the history is unchanged): `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`,
+/// `ML_ERR_INVALID_JSON`, `ML_ERR_INVALID_ARG` (empty tool name, `size` too small). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_check_call(
+    session: *mut ml_session,
+    tool: *const u8,
+    tool_len: usize,
+    args: *const u8,
+    args_len: usize,
+    verdict_out: *mut ml_verdict,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        let s = unsafe { session_ref(session)? };
+        // SAFETY: a non-NULL verdict points to a caller-owned `ml_verdict` of at least `size` bytes.
+        let out = unsafe { verdict_out.as_mut() }.ok_or_else(|| Failure::new(ML_ERR_NULL_ARG, "verdict_out is NULL"))?;
+        if out.size < std::mem::size_of::<ml_verdict>() {
+            return Err(Failure::new(ML_ERR_INVALID_ARG, "verdict_out->size is smaller than sizeof(ml_verdict); set it first"));
+        }
+        let tool = unsafe { str_arg(tool, tool_len, "the tool name")? };
+        let args = unsafe { bytes_arg(args, args_len, "the arguments")? };
+        let mut session = s.lock();
+        let max = session.engine().policy.budget.max_args_bytes;
+        // Oversized arguments are judged before any validation, in time independent of their size.
+        if args.len() <= max {
+            std::str::from_utf8(args).map_err(|e| {
+                Failure::new(ML_ERR_INVALID_UTF8, format!("the arguments are not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()))
+            })?;
+        }
+        let v = session.check(tool, args, now_ms()).map_err(check_error)?;
+        write_verdict(out, &v);
+        Ok(())
+    })
+}
+
+/// Releases the strings a verdict owns and sets them to NULL. NULL, or a verdict without strings,
+/// is a no-op; calling it twice is safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_verdict_clear(verdict: *mut ml_verdict) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: a non-NULL verdict was filled by `ml_check_call` (or zeroed by the caller).
+        let Some(v) = (unsafe { verdict.as_mut() }) else { return };
+        for (p, len) in [(&mut v.rule, &mut v.rule_len), (&mut v.message, &mut v.message_len)] {
+            if !p.is_null() {
+                // SAFETY: the pointer came from `CString::into_raw` in `write_verdict`.
+                drop(unsafe { CString::from_raw(*p) });
+            }
+            *p = ptr::null_mut();
+            *len = 0;
+        }
+    }));
+}
+
+/// Records what an allowed call returned: `output` (UTF-8 or any bytes; JSON is compared as JSON,
+/// anything else as bytes after volatile parts are masked) and whether it failed.
+///
+/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_UNKNOWN_CALL` (id 0, never issued, or older than the window),
+/// `ML_ERR_ALREADY_RECORDED`. Thread-safe; results may be recorded in any order.
+#[no_mangle]
+pub unsafe extern "C" fn ml_record_result(
+    session: *mut ml_session,
+    call_id: u64,
+    output: *const u8,
+    output_len: usize,
+    is_error: bool,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        let s = unsafe { session_ref(session)? };
+        let output = unsafe { bytes_arg(output, output_len, "the output")? };
+        s.lock().record(call_id, output, is_error).map_err(record_error)
+    })
+}
+
+/// Registers the agent's tool names, as a JSON array of strings (`["search", "open_page"]`): a call
+/// to any other tool is then blocked with rule `tool.unknown`, whose message lists these names.
+/// An empty array forgets them. Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`,
+/// `ML_ERR_INVALID_JSON` (not an array of strings). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_set_tools(
+    session: *mut ml_session,
+    names_json: *const u8,
+    names_len: usize,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        let s = unsafe { session_ref(session)? };
+        let text = unsafe { str_arg(names_json, names_len, "the tool names")? };
+        let names: Vec<String> = serde_json::from_str(text).map_err(|e| {
+            Failure::new(ML_ERR_INVALID_JSON, format!("the tool names must be a JSON array of strings: {e}"))
+        })?;
+        s.lock().set_tools(&names);
+        Ok(())
+    })
+}
+
+/// Forgets the session's history, counters and any halt; keeps the policy and the tool names.
+/// Errors: `ML_ERR_NULL_ARG`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_reset(session: *mut ml_session, err_out: *mut *mut ml_error) -> ml_status {
+    boundary(err_out, || {
+        unsafe { session_ref(session)? }.lock().reset();
+        Ok(())
+    })
+}
+
+/// Reads the session's counters into `*stats_out` (whose `size` the caller set).
+/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_ARG` (`size` too small). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_stats(
+    session: *mut ml_session,
+    stats_out: *mut ml_stats,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        let s = unsafe { session_ref(session)? };
+        let out = unsafe { stats_out.as_mut() }.ok_or_else(|| Failure::new(ML_ERR_NULL_ARG, "stats_out is NULL"))?;
+        if out.size < std::mem::size_of::<ml_stats>() {
+            return Err(Failure::new(ML_ERR_INVALID_ARG, "stats_out->size is smaller than sizeof(ml_stats); set it first"));
+        }
+        let st = s.lock().stats();
+        out.calls = st.calls;
+        out.blocked = st.blocked;
+        out.errors = st.errors;
+        out.history_len = st.history_len as u64;
+        out.history_hash = st.history_hash;
+        Ok(())
+    })
+}
+
+/// The canonical fingerprint of a call (tool name + arguments JSON), as every binding computes
+/// it: key order, white space and `1` vs `1.0` do not change it. Errors: `ML_ERR_NULL_ARG`,
+/// `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_JSON`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_fingerprint(
+    tool: *const u8,
+    tool_len: usize,
+    args: *const u8,
+    args_len: usize,
+    fingerprint_out: *mut u64,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        if fingerprint_out.is_null() {
+            return Err(Failure::new(ML_ERR_NULL_ARG, "fingerprint_out is NULL"));
+        }
+        let tool = unsafe { str_arg(tool, tool_len, "the tool name")? };
+        let args = unsafe { str_arg(args, args_len, "the arguments")? };
+        let h = canon::hash_json(args.as_bytes(), &[])
+            .map_err(|e| Failure::new(ML_ERR_INVALID_JSON, format!("the arguments are not valid JSON: {e}")))?;
+        unsafe { *fingerprint_out = canon::call_fingerprint(tool, h.fingerprint) };
+        Ok(())
+    })
+}
+
+// ---- errors and versions -----------------------------------------------------------------
+
+/// The status code of an error; `ML_ERR_NULL_ARG` for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn ml_error_code(err: *const ml_error) -> ml_status {
+    unsafe { err.as_ref() }.map_or(ML_ERR_NULL_ARG, |e| e.code)
+}
+
+/// The error's message: NUL-terminated UTF-8, borrowed until `ml_error_free`. Writes its length
+/// (without the NUL) to `*len_out` when `len_out` is not NULL. An empty string for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn ml_error_message(err: *const ml_error, len_out: *mut usize) -> *const c_char {
+    error_text(err, len_out, |e| &e.message)
+}
+
+/// For `ML_ERR_INVALID_POLICY`, the path of the bad entry (`tools[2].rules[0].deny_regex`), else
+/// empty. Borrowed until `ml_error_free`; length in `*len_out` when not NULL.
+#[no_mangle]
+pub unsafe extern "C" fn ml_error_path(err: *const ml_error, len_out: *mut usize) -> *const c_char {
+    error_text(err, len_out, |e| &e.path)
+}
+
+fn error_text(err: *const ml_error, len_out: *mut usize, field: impl Fn(&ml_error) -> &CString) -> *const c_char {
+    let text: &std::ffi::CStr = match unsafe { err.as_ref() } {
+        Some(e) => field(e),
+        None => c"",
+    };
+    if let Some(len) = unsafe { len_out.as_mut() } {
+        *len = text.to_bytes().len();
+    }
+    text.as_ptr()
+}
+
+/// Frees an error. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn ml_error_free(err: *mut ml_error) {
+    if !err.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(err) })));
+    }
+}
+
+/// Static text for a status code ("invalid JSON", ...); never NULL, never freed.
+#[no_mangle]
+pub extern "C" fn ml_status_str(status: ml_status) -> *const c_char {
+    let s: &'static std::ffi::CStr = match status {
+        ML_OK => c"ok",
+        ML_ERR_NULL_ARG => c"NULL argument",
+        ML_ERR_INVALID_UTF8 => c"invalid UTF-8",
+        ML_ERR_INVALID_JSON => c"invalid JSON",
+        ML_ERR_INVALID_POLICY => c"invalid policy",
+        ML_ERR_UNKNOWN_CALL => c"unknown call id",
+        ML_ERR_ALREADY_RECORDED => c"result already recorded",
+        ML_ERR_INVALID_ARG => c"invalid argument",
+        ML_ERR_PANIC => c"internal error",
+        _ => c"unknown status",
+    };
+    s.as_ptr()
+}
+
+/// The library's version, "MAJOR.MINOR.PATCH"; static, never freed.
+#[no_mangle]
+pub extern "C" fn ml_version_string() -> *const c_char {
+    static VERSION: OnceLock<CString> = OnceLock::new();
+    VERSION
+        .get_or_init(|| to_cstring(format!("{ML_VERSION_MAJOR}.{ML_VERSION_MINOR}.{ML_VERSION_PATCH}")))
+        .as_ptr()
+}
+
+/// The library's `ML_VERSION_NUMBER`: compare with the header's to detect a mismatch.
+#[no_mangle]
+pub extern "C" fn ml_version_number() -> u32 {
+    ML_VERSION_NUMBER
+}
+
+/// The library's `ML_ABI_VERSION`: bindings refuse to load a library whose ABI differs.
+#[no_mangle]
+pub extern "C" fn ml_abi_version() -> u32 {
+    ML_ABI_VERSION
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_constants_agree() {
+        assert_eq!(ML_VERSION_NUMBER, ML_VERSION_MAJOR * 10000 + ML_VERSION_MINOR * 100 + ML_VERSION_PATCH);
+        let cargo = env!("CARGO_PKG_VERSION");
+        assert_eq!(cargo, format!("{ML_VERSION_MAJOR}.{ML_VERSION_MINOR}.{ML_VERSION_PATCH}"));
+        let header = include_str!("../../../include/microloop.h");
+        assert!(header.contains(&format!("#define ML_VERSION_STRING \"{cargo}\"")), "ML_VERSION_STRING in cbindgen.toml is stale");
+    }
+}

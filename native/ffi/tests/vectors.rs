@@ -1,0 +1,242 @@
+//! Runs every shared test vector (`tests/vectors/*.json`) through the C ABI.
+//!
+//! The Python, C, Go and Node bindings run the same files; all must agree. The format is described
+//! in `tests/vectors/README.md`. Besides each step's expectation, the runner checks two invariants:
+//! a call that errors, and a call that is blocked or halted, leave the history unchanged.
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+use std::ptr;
+
+use microloop::*;
+use serde_json::Value;
+
+struct Session(*mut ml_session);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        unsafe { ml_session_free(self.0) };
+    }
+}
+
+fn status_name(s: ml_status) -> &'static str {
+    match s {
+        ML_OK => "ok",
+        ML_ERR_NULL_ARG => "null_arg",
+        ML_ERR_INVALID_UTF8 => "invalid_utf8",
+        ML_ERR_INVALID_JSON => "invalid_json",
+        ML_ERR_INVALID_POLICY => "invalid_policy",
+        ML_ERR_UNKNOWN_CALL => "unknown_call",
+        ML_ERR_ALREADY_RECORDED => "already_recorded",
+        ML_ERR_INVALID_ARG => "invalid_argument",
+        ML_ERR_PANIC => "panic",
+        _ => "unknown",
+    }
+}
+
+fn action_name(a: i32) -> &'static str {
+    ["allow", "warn", "block", "halt"][a as usize]
+}
+
+/// Takes an error's message and frees it.
+fn take_error(err: *mut ml_error) -> (String, String) {
+    let mut len = 0;
+    let msg = unsafe { CStr::from_ptr(ml_error_message(err, &mut len)) }.to_string_lossy().into_owned();
+    assert_eq!(len, msg.len());
+    let path = unsafe { CStr::from_ptr(ml_error_path(err, ptr::null_mut())) }.to_string_lossy().into_owned();
+    unsafe { ml_error_free(err) };
+    (msg, path)
+}
+
+fn stats(s: &Session) -> (u64, u64) {
+    let mut st = ml_stats { size: std::mem::size_of::<ml_stats>(), calls: 0, blocked: 0, errors: 0, history_len: 0, history_hash: 0 };
+    assert_eq!(unsafe { ml_session_stats(s.0, &mut st, ptr::null_mut()) }, ML_OK);
+    (st.history_len, st.history_hash)
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+/// The argument bytes a step describes.
+fn args_of(step: &Value) -> Vec<u8> {
+    if let Some(t) = step.get("args_text").and_then(Value::as_str) {
+        t.as_bytes().to_vec()
+    } else if let Some(h) = step.get("args_hex").and_then(Value::as_str) {
+        hex(h)
+    } else if let Some(n) = step.get("args_nested").and_then(Value::as_u64) {
+        let n = n as usize;
+        let mut v = vec![b'['; n];
+        v.extend(std::iter::repeat(b']').take(n));
+        v
+    } else if let Some(n) = step.get("args_big").and_then(Value::as_u64) {
+        let mut v = br#"{"data":""#.to_vec();
+        v.resize(n as usize - 2, b'x');
+        v.extend_from_slice(br#""}"#);
+        v
+    } else {
+        serde_json::to_vec(step.get("args").unwrap_or(&Value::Object(Default::default()))).unwrap()
+    }
+}
+
+fn result_of(step: &Value) -> Option<Vec<u8>> {
+    match step.get("result")? {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        other => Some(serde_json::to_vec(other).unwrap()),
+    }
+}
+
+fn run_vector(path: &Path) -> Result<(), String> {
+    let doc: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).map_err(|e| e.to_string())?;
+    let policy = match &doc["policy"] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut raw = ptr::null_mut();
+    let mut err = ptr::null_mut();
+    let status = unsafe { ml_session_new(policy.as_ptr(), policy.len(), &mut raw, &mut err) };
+    if let Some(expected) = doc.get("policy_error") {
+        if status != ML_ERR_INVALID_POLICY {
+            return Err(format!("policy was accepted (status {status}), expected {expected}"));
+        }
+        let (msg, path) = take_error(err);
+        if expected["path"] != path.as_str() || expected["message"] != msg.as_str() {
+            return Err(format!("policy error was path={path:?} message={msg:?}, expected {expected}"));
+        }
+        return Ok(());
+    }
+    if status != ML_OK {
+        return Err(format!("policy refused: {:?}", take_error(err)));
+    }
+    let session = Session(raw);
+    let mut last_call_id = 0u64;
+
+    for (i, step) in doc["steps"].as_array().unwrap().iter().enumerate() {
+        let fail = |what: String| Err(format!("step {i} ({step}): {what}"));
+        let before = stats(&session);
+        if let Some(tools) = step.get("tools") {
+            let text = tools.to_string();
+            assert_eq!(unsafe { ml_session_set_tools(session.0, text.as_ptr(), text.len(), ptr::null_mut()) }, ML_OK);
+            continue;
+        }
+        if step.get("reset").is_some() {
+            assert_eq!(unsafe { ml_session_reset(session.0, ptr::null_mut()) }, ML_OK);
+            continue;
+        }
+        if step.get("record_id").is_some() || step.get("record_last").is_some() {
+            let id = step.get("record_id").and_then(Value::as_u64).unwrap_or(last_call_id);
+            let out = result_of(step).unwrap_or_default();
+            let mut err = ptr::null_mut();
+            let status = unsafe { ml_record_result(session.0, id, out.as_ptr(), out.len(), false, &mut err) };
+            if status_name(status) != step["expect_error"] {
+                return fail(format!("record gave {}", status_name(status)));
+            }
+            take_error(err);
+            if stats(&session) != before {
+                return fail("a failed record changed the history".into());
+            }
+            continue;
+        }
+
+        let tool = match step.get("tool_hex").and_then(Value::as_str) {
+            Some(h) => hex(h),
+            None => step["call"].as_str().unwrap().as_bytes().to_vec(),
+        };
+        let args = args_of(step);
+        let mut v = ml_verdict {
+            size: std::mem::size_of::<ml_verdict>(),
+            action: -1,
+            count: 0,
+            call_id: 0,
+            rule: ptr::null_mut(),
+            rule_len: 0,
+            message: ptr::null_mut(),
+            message_len: 0,
+        };
+        let mut err = ptr::null_mut();
+        let status = unsafe { ml_check_call(session.0, tool.as_ptr(), tool.len(), args.as_ptr(), args.len(), &mut v, &mut err) };
+        if let Some(expected) = step.get("expect_error") {
+            if status_name(status) != expected {
+                return fail(format!("status {}", status_name(status)));
+            }
+            let (msg, _) = take_error(err);
+            if msg.is_empty() {
+                return fail("an error without a message".into());
+            }
+            if stats(&session) != before {
+                return fail("an erroring call changed the history".into());
+            }
+            continue;
+        }
+        if status != ML_OK {
+            return fail(format!("status {} ({:?})", status_name(status), take_error(err)));
+        }
+        let action = action_name(v.action);
+        let rule = if v.rule.is_null() { String::new() } else { unsafe { CStr::from_ptr(v.rule) }.to_string_lossy().into_owned() };
+        let message = if v.message.is_null() { String::new() } else { unsafe { CStr::from_ptr(v.message) }.to_string_lossy().into_owned() };
+        assert_eq!(rule.len(), v.rule_len);
+        assert_eq!(message.len(), v.message_len);
+        let (count, call_id) = (v.count, v.call_id);
+        unsafe { ml_verdict_clear(&mut v) };
+
+        let got = format!("{action} {rule} count={count}: {message}");
+        if step["expect"] != action {
+            return fail(format!("got {got}"));
+        }
+        match step.get("rule").and_then(Value::as_str) {
+            Some(r) if r != rule => return fail(format!("got {got}")),
+            None if action == "allow" && !rule.is_empty() => return fail(format!("got {got}")),
+            _ => {}
+        }
+        if let Some(c) = step.get("count").and_then(Value::as_u64) {
+            if c != count as u64 {
+                return fail(format!("got {got}"));
+            }
+        }
+        for needle in step.get("message_contains").and_then(Value::as_array).into_iter().flatten() {
+            if !message.contains(needle.as_str().unwrap()) {
+                return fail(format!("message lacks {needle}: {got}"));
+            }
+        }
+        if action != "allow" && message.is_empty() {
+            return fail("a non-allow verdict without a message".into());
+        }
+        if matches!(action, "block" | "halt") {
+            if call_id != 0 || stats(&session) != before {
+                return fail("a blocked call entered the history".into());
+            }
+            continue;
+        }
+        last_call_id = call_id;
+        if let Some(out) = result_of(step) {
+            let is_error = step.get("error").and_then(Value::as_bool).unwrap_or(false);
+            let status = unsafe { ml_record_result(session.0, call_id, out.as_ptr(), out.len(), is_error, ptr::null_mut()) };
+            if status != ML_OK {
+                return fail(format!("record failed: {}", status_name(status)));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn vector_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_shared_vector_passes() {
+    let files = vector_files();
+    assert!(files.len() >= 40, "only {} vectors", files.len());
+    let failures: Vec<String> = files
+        .iter()
+        .filter_map(|f| run_vector(f).err().map(|e| format!("{}: {e}", f.file_name().unwrap().to_string_lossy())))
+        .collect();
+    assert!(failures.is_empty(), "{} of {} vectors failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+}

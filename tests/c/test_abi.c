@@ -1,0 +1,222 @@
+/* The C ABI from C: a loop scenario and every bad input, run under valgrind by `make test`.
+ * Each bad input must give its status and a message, and leave the session's history unchanged. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "microloop.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond, ...)                                                  \
+    do {                                                                  \
+        checks++;                                                         \
+        if (!(cond)) {                                                    \
+            failures++;                                                   \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);          \
+            fprintf(stderr, __VA_ARGS__);                                 \
+            fputc('\n', stderr);                                          \
+        }                                                                 \
+    } while (0)
+
+#define U8(s) ((const uint8_t *)(s))
+
+static ml_stats stats_of(ml_session *s) {
+    ml_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    ml_status rc = ml_session_stats(s, &st, NULL);
+    CHECK(rc == ML_OK, "ml_session_stats: %d", rc);
+    return st;
+}
+
+static int same_history(ml_stats a, ml_stats b) {
+    return a.history_len == b.history_len && a.history_hash == b.history_hash;
+}
+
+/* Expects `rc` to be `want` with a non-empty message in `err`, then frees it. */
+static void expect_error(ml_status rc, ml_status want, ml_error **errp, const char *what) {
+    ml_error *err = *errp; /* read after the call: arguments are evaluated in any order */
+    *errp = NULL;
+    CHECK(rc == want, "%s: status %d (%s), want %d", what, rc, ml_status_str(rc), want);
+    CHECK(err != NULL, "%s: no ml_error", what);
+    if (err) {
+        size_t len = 0;
+        const char *msg = ml_error_message(err, &len);
+        CHECK(len > 0 && strlen(msg) == len, "%s: empty message", what);
+        CHECK(ml_error_code(err) == want, "%s: ml_error_code", what);
+        ml_error_free(err);
+    }
+}
+
+static ml_verdict check(ml_session *s, const char *tool, const char *args) {
+    ml_verdict v;
+    memset(&v, 0, sizeof v);
+    v.size = sizeof v;
+    ml_error *err = NULL;
+    ml_status rc = ml_check_call(s, U8(tool), strlen(tool), U8(args), strlen(args), &v, &err);
+    CHECK(rc == ML_OK, "check %s %s: %d", tool, args, rc);
+    if (err) ml_error_free(err);
+    return v;
+}
+
+static void loop_scenario(void) {
+    ml_session *s = NULL;
+    ml_error *err = NULL;
+    CHECK(ml_session_new(U8("balanced"), 8, &s, &err) == ML_OK, "session_new");
+    const char *args = "{\"url\": \"https://shop.example/item/42\"}";
+    const char *captcha = "Please solve the CAPTCHA to continue.";
+    int actions[3];
+    for (int i = 0; i < 3; i++) {
+        ml_verdict v = check(s, "open_page", args);
+        actions[i] = v.action;
+        if (v.action <= ML_ACTION_WARN) {
+            CHECK(v.call_id != 0, "allowed call without id");
+            CHECK(ml_record_result(s, v.call_id, U8(captcha), strlen(captcha), false, NULL) == ML_OK, "record");
+        } else {
+            CHECK(v.call_id == 0, "blocked call with an id");
+            CHECK(v.rule && strcmp(v.rule, "loop.no_progress") == 0, "rule %s", v.rule ? v.rule : "(null)");
+            CHECK(v.message && strlen(v.message) == v.message_len && strstr(v.message, "open_page"), "message");
+        }
+        ml_verdict_clear(&v);
+        CHECK(v.rule == NULL && v.message == NULL, "clear");
+        ml_verdict_clear(&v); /* twice is safe */
+    }
+    CHECK(actions[0] == ML_ACTION_ALLOW && actions[1] == ML_ACTION_WARN && actions[2] == ML_ACTION_BLOCK,
+          "actions %d %d %d", actions[0], actions[1], actions[2]);
+
+    /* Hallucinated tool. */
+    const char *tools = "[\"open_page\", \"search\"]";
+    CHECK(ml_session_set_tools(s, U8(tools), strlen(tools), NULL) == ML_OK, "set_tools");
+    ml_verdict v = check(s, "serach", "{}");
+    CHECK(v.action == ML_ACTION_BLOCK && strcmp(v.rule, "tool.unknown") == 0, "tool.unknown");
+    CHECK(strstr(v.message, "open_page, search") != NULL, "lists the tools: %s", v.message);
+    ml_verdict_clear(&v);
+
+    CHECK(ml_session_reset(s, NULL) == ML_OK, "reset");
+    CHECK(stats_of(s).history_len == 0, "reset empties the history");
+    ml_session_free(s);
+}
+
+static void bad_inputs(void) {
+    ml_session *s = NULL;
+    ml_error *err = NULL;
+    ml_verdict v;
+    memset(&v, 0, sizeof v);
+    v.size = sizeof v;
+
+    /* Broken policies. */
+    const char *bad_policies[] = {"{\"loops\": {\"max_identicl\": 3}}", "{\"loops\": {\"max_identical\": 100000}}",
+                                  "{\"preset\": \"paranoid\"}", "[1, 2]", "{not json"};
+    for (size_t i = 0; i < sizeof bad_policies / sizeof *bad_policies; i++) {
+        err = NULL;
+        s = (ml_session *)0x1; /* must stay untouched */
+        ml_status rc = ml_session_new(U8(bad_policies[i]), strlen(bad_policies[i]), &s, &err);
+        CHECK(s == (ml_session *)0x1, "out-param written on failure");
+        expect_error(rc, ML_ERR_INVALID_POLICY, &err, bad_policies[i]);
+    }
+    err = NULL;
+    ml_status rc = ml_session_new(U8("{\"loops\": {\"max_identicl\": 3}}"), 30, &s, &err);
+    if (err) {
+        size_t n = 0;
+        const char *path = ml_error_path(err, &n);
+        CHECK(strcmp(path, "loops.max_identicl") == 0, "policy path %s", path);
+        ml_error_free(err);
+    }
+    (void)rc;
+    err = NULL;
+    expect_error(ml_session_new(NULL, 5, &s, &err), ML_ERR_NULL_ARG, &err, "NULL policy with a length");
+    err = NULL;
+    expect_error(ml_session_new(U8("balanced"), 8, NULL, &err), ML_ERR_NULL_ARG, &err, "NULL session_out");
+    CHECK(ml_session_new(NULL, 0, &s, NULL) == ML_OK, "NULL, 0 policy is balanced");
+
+    /* A little history to protect. */
+    ml_verdict ok = check(s, "search", "{\"q\": \"a\"}");
+    CHECK(ml_record_result(s, ok.call_id, U8("r"), 1, false, NULL) == ML_OK, "record");
+    ml_stats before = stats_of(s);
+
+    err = NULL;
+    expect_error(ml_check_call(NULL, U8("t"), 1, U8("{}"), 2, &v, &err), ML_ERR_NULL_ARG, &err, "NULL session");
+    err = NULL;
+    expect_error(ml_check_call(s, NULL, 4, U8("{}"), 2, &v, &err), ML_ERR_NULL_ARG, &err, "NULL tool");
+    err = NULL;
+    expect_error(ml_check_call(s, U8("t"), 1, NULL, 2, &v, &err), ML_ERR_NULL_ARG, &err, "NULL args");
+    err = NULL;
+    expect_error(ml_check_call(s, U8("t"), 1, U8("{}"), 2, NULL, &err), ML_ERR_NULL_ARG, &err, "NULL verdict");
+    err = NULL;
+    ml_verdict small = {.size = 4};
+    expect_error(ml_check_call(s, U8("t"), 1, U8("{}"), 2, &small, &err), ML_ERR_INVALID_ARG, &err, "small verdict");
+    err = NULL;
+    expect_error(ml_check_call(s, U8("search"), 6, U8("{not json"), 9, &v, &err), ML_ERR_INVALID_JSON, &err, "invalid JSON");
+    err = NULL;
+    expect_error(ml_check_call(s, U8("search"), 6, U8("{\"q\":\"\xff\"}"), 9, &v, &err), ML_ERR_INVALID_UTF8, &err,
+                 "non-UTF-8 args");
+    err = NULL;
+    expect_error(ml_check_call(s, U8("se\xffrch"), 6, U8("{}"), 2, &v, &err), ML_ERR_INVALID_UTF8, &err, "non-UTF-8 tool");
+    err = NULL;
+    expect_error(ml_check_call(s, U8(""), 0, U8("{}"), 2, &v, &err), ML_ERR_INVALID_ARG, &err, "empty tool");
+    /* NULL err_out is allowed. */
+    CHECK(ml_check_call(s, U8("search"), 6, U8("{"), 1, &v, NULL) == ML_ERR_INVALID_JSON, "NULL err_out");
+
+    /* 100,000 levels of nesting. */
+    size_t depth = 100000;
+    char *nested = malloc(2 * depth);
+    memset(nested, '[', depth);
+    memset(nested + depth, ']', depth);
+    err = NULL;
+    expect_error(ml_check_call(s, U8("search"), 6, U8(nested), 2 * depth, &v, &err), ML_ERR_INVALID_JSON, &err, "deep nesting");
+    free(nested);
+
+    /* 100 MiB of arguments: blocked by budget.args_size before any parsing. */
+    size_t big = (size_t)100 << 20;
+    char *huge = malloc(big);
+    memset(huge, 'x', big);
+    memcpy(huge, "{\"data\":\"", 9);
+    memcpy(huge + big - 2, "\"}", 2);
+    ml_status brc = ml_check_call(s, U8("upload"), 6, U8(huge), big, &v, NULL);
+    CHECK(brc == ML_OK && v.action == ML_ACTION_BLOCK && strcmp(v.rule, "budget.args_size") == 0, "huge args: %d", brc);
+    ml_verdict_clear(&v);
+    free(huge);
+
+    /* Recording errors. */
+    err = NULL;
+    expect_error(ml_record_result(s, 999, U8("x"), 1, false, &err), ML_ERR_UNKNOWN_CALL, &err, "unknown call id");
+    err = NULL;
+    expect_error(ml_record_result(s, ok.call_id, U8("x"), 1, false, &err), ML_ERR_ALREADY_RECORDED, &err, "recorded twice");
+    err = NULL;
+    expect_error(ml_record_result(s, ok.call_id, NULL, 3, false, &err), ML_ERR_NULL_ARG, &err, "NULL output");
+    err = NULL;
+    expect_error(ml_session_set_tools(s, U8("{\"a\":1}"), 7, &err), ML_ERR_INVALID_JSON, &err, "tools not an array");
+
+    CHECK(same_history(before, stats_of(s)), "bad inputs changed the history");
+    ml_session_free(s);
+
+    /* NULL is a no-op for every free. */
+    ml_session_free(NULL);
+    ml_error_free(NULL);
+    ml_verdict_clear(NULL);
+    CHECK(ml_error_code(NULL) == ML_ERR_NULL_ARG, "ml_error_code(NULL)");
+    CHECK(strlen(ml_error_message(NULL, NULL)) == 0, "ml_error_message(NULL)");
+}
+
+static void versions(void) {
+    CHECK(ml_version_number() == ML_VERSION_NUMBER, "version number");
+    CHECK(strcmp(ml_version_string(), ML_VERSION_STRING) == 0, "version string");
+    CHECK(ml_abi_version() == ML_ABI_VERSION, "abi version");
+    CHECK(strcmp(ml_status_str(ML_ERR_INVALID_JSON), "invalid JSON") == 0, "status_str");
+    CHECK(strcmp(ml_status_str(12345), "unknown status") == 0, "status_str unknown");
+    uint64_t a = 0, b = 1;
+    CHECK(ml_fingerprint(U8("t"), 1, U8("{\"a\":1,\"b\":2}"), 13, &a, NULL) == ML_OK, "fingerprint");
+    CHECK(ml_fingerprint(U8("t"), 1, U8("{\"b\":2.0, \"a\":1}"), 16, &b, NULL) == ML_OK, "fingerprint");
+    CHECK(a == b, "key order changed the fingerprint");
+}
+
+int main(void) {
+    versions();
+    loop_scenario();
+    bad_inputs();
+    printf("%d passed, %d failed\n", checks - failures, failures);
+    return failures ? 1 : 0;
+}
