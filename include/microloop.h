@@ -60,9 +60,9 @@
 #define ML_VERSION_PATCH 0
 
 /**
- * `MAJOR * 10000 + MINOR * 100 + PATCH`.
+ * `MAJOR * 10000 + MINOR * 100 + PATCH` (a literal, so cffi can read it; a test checks it).
  */
-#define ML_VERSION_NUMBER (((ML_VERSION_MAJOR * 10000) + (ML_VERSION_MINOR * 100)) + ML_VERSION_PATCH)
+#define ML_VERSION_NUMBER 100
 
 /**
  * Bumped whenever a change breaks callers compiled against an older header.
