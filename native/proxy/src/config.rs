@@ -1,0 +1,144 @@
+//! Options: command line first, then environment, then defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use microloop_core::{Engine, Policy};
+
+pub const USAGE: &str = "\
+microloop-proxy: guard an agent by standing in front of its LLM API
+
+usage: microloop-proxy [options]
+  --listen ADDR        address to listen on (MICROLOOP_LISTEN; default 127.0.0.1:20128)
+  --upstream URL       where requests go (MICROLOOP_UPSTREAM or TARGET_API_URL; default
+                       https://api.openai.com, and https://api.anthropic.com for /v1/messages)
+  --policy FILE        policy file, .toml or .json, or a preset name (MICROLOOP_POLICY; default balanced)
+  --on-block MODE      reprompt | refuse | error (MICROLOOP_ON_BLOCK; default reprompt)
+  --max-reasks N       re-asks per request before the turn is stopped (default 1)
+  --max-body-bytes N   largest request body accepted (default 33554432)
+  --timeout SECS       upstream connect + idle read timeout (default 600)
+  -h, --help           this text
+
+An agent uses it with OPENAI_BASE_URL=http://127.0.0.1:20128/v1 or ANTHROPIC_BASE_URL=http://127.0.0.1:20128.";
+
+/// What to do when the model proposes a call that must not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnBlock {
+    /// Re-ask the model with the verdict as the call's result (at most `max_reasks` times), then stop the turn.
+    Reprompt,
+    /// Stop the turn at once: a 200 answer with a text explaining the block.
+    Refuse,
+    /// Answer 400 in the API's own error format.
+    Error,
+}
+
+impl OnBlock {
+    pub fn parse(s: &str) -> Result<OnBlock, String> {
+        match s {
+            "reprompt" => Ok(OnBlock::Reprompt),
+            "refuse" => Ok(OnBlock::Refuse),
+            "error" => Ok(OnBlock::Error),
+            _ => Err(format!("--on-block is reprompt, refuse or error, not `{s}`")),
+        }
+    }
+}
+
+pub struct Config {
+    pub listen: SocketAddr,
+    /// The upstream for every route, when given; else the OpenAI and Anthropic APIs by route.
+    pub upstream: Option<String>,
+    pub policy: Option<String>,
+    pub on_block: OnBlock,
+    pub max_reasks: u32,
+    pub max_body_bytes: usize,
+    pub timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: "127.0.0.1:20128".parse().unwrap(),
+            upstream: None,
+            policy: None,
+            on_block: OnBlock::Reprompt,
+            max_reasks: 1,
+            max_body_bytes: 32 << 20,
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+pub enum Parsed {
+    Run(Config),
+    Help,
+}
+
+impl Config {
+    /// Reads `args` (without the program name) and the environment through `env`.
+    pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Parsed, String> {
+        let mut c = Config::default();
+        let mut listen = env("MICROLOOP_LISTEN");
+        c.upstream = env("MICROLOOP_UPSTREAM").or_else(|| env("TARGET_API_URL")).filter(|s| !s.is_empty());
+        c.policy = env("MICROLOOP_POLICY").filter(|s| !s.is_empty());
+        if let Some(m) = env("MICROLOOP_ON_BLOCK").filter(|s| !s.is_empty()) {
+            c.on_block = OnBlock::parse(&m)?;
+        }
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let (key, inline) = match a.split_once('=') {
+                Some((k, v)) if k.starts_with("--") => (k, Some(v.to_owned())),
+                _ => (a.as_str(), None),
+            };
+            if key == "-h" || key == "--help" {
+                return Ok(Parsed::Help);
+            }
+            let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{key} needs a value"));
+            let number = |v: String| v.parse::<u64>().map_err(|_| format!("{key} takes a number, not `{v}`"));
+            match key {
+                "--listen" => listen = Some(value()?),
+                "--upstream" => c.upstream = Some(value()?),
+                "--policy" => c.policy = Some(value()?),
+                "--on-block" => c.on_block = OnBlock::parse(&value()?)?,
+                "--max-reasks" => c.max_reasks = number(value()?)? as u32,
+                "--max-body-bytes" => c.max_body_bytes = number(value()?)? as usize,
+                "--timeout" => c.timeout = Duration::from_secs(number(value()?)?),
+                _ => return Err(format!("unknown option `{a}` (see --help)")),
+            }
+        }
+        if let Some(l) = listen {
+            c.listen = l.parse().map_err(|_| format!("--listen takes ADDR:PORT, not `{l}`"))?;
+        }
+        if let Some(u) = &mut c.upstream {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(format!("--upstream is an http:// or https:// URL, not `{u}`"));
+            }
+            while u.ends_with('/') {
+                u.pop();
+            }
+        }
+        Ok(Parsed::Run(c))
+    }
+
+    /// The engine for the policy: a preset name, a JSON file or a TOML file.
+    pub fn engine(&self) -> Result<Arc<Engine>, String> {
+        let policy = match &self.policy {
+            None => Policy::from_json(b"balanced").map_err(|e| e.to_string())?,
+            Some(p) if !p.contains('.') && !p.contains('/') => {
+                Policy::from_json(p.as_bytes()).map_err(|e| format!("policy `{p}`: {e}"))?
+            }
+            Some(p) => {
+                let path = PathBuf::from(p);
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the policy {p}: {e}"))?;
+                let value: serde_json::Value = if p.ends_with(".toml") {
+                    toml::from_str(&text).map_err(|e| format!("{p}: {e}"))?
+                } else {
+                    serde_json::from_str(&text).map_err(|e| format!("{p}: {e}"))?
+                };
+                Policy::from_value(value).map_err(|e| format!("{p}: {e}"))?
+            }
+        };
+        Engine::new(policy).map(Arc::new).map_err(|e| format!("policy: {e}"))
+    }
+}

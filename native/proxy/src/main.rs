@@ -1,0 +1,67 @@
+//! `microloop-proxy`: see `--help` and the crate docs.
+
+use std::sync::Arc;
+
+use microloop_proxy::config::{Config, Parsed, USAGE};
+use microloop_proxy::server::{router, AppState};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match Config::parse(&args, |k| std::env::var(k).ok()) {
+        Ok(Parsed::Run(c)) => c,
+        Ok(Parsed::Help) => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("microloop-proxy: {e}");
+            std::process::exit(2);
+        }
+    };
+    let engine = cfg.engine().unwrap_or_else(|e| {
+        eprintln!("microloop-proxy: {e}");
+        std::process::exit(2);
+    });
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(async move {
+        let listen = cfg.listen;
+        let upstream = cfg.upstream.clone().unwrap_or_else(|| "https://api.openai.com + https://api.anthropic.com".into());
+        let on_block = cfg.on_block;
+        let st = match AppState::new(cfg, engine) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                eprintln!("microloop-proxy: {e}");
+                std::process::exit(2);
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("microloop-proxy: cannot listen on {listen}: {e}");
+                std::process::exit(2);
+            }
+        };
+        eprintln!("microloop-proxy: listening on http://{listen}, upstream {upstream}, on block: {on_block:?}");
+        let served = axum::serve(listener, router(st)).with_graceful_shutdown(shutdown()).await;
+        if let Err(e) = served {
+            eprintln!("microloop-proxy: {e}");
+            std::process::exit(1);
+        }
+        eprintln!("microloop-proxy: stopped");
+    });
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
