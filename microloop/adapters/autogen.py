@@ -1,0 +1,138 @@
+"""AutoGen (autogen-agentchat 0.7): a workbench, or a tool wrapper, that checks every call.
+
+Give the agent a guarded workbench instead of its tools (one line)::
+
+    from microloop import Guardrail
+    from microloop.adapters.autogen import GuardedWorkbench
+
+    guard = Guardrail("balanced")
+    agent = AssistantAgent("assistant", model_client, workbench=GuardedWorkbench([search, transfer], guard),
+                           max_tool_iterations=10)
+
+or wrap single tools: ``tools=[GuardedTool(FunctionTool(search, description="..."), guard)]``.
+
+A blocked call is not run: the model gets a ``FunctionExecutionResult`` with ``is_error=True`` whose
+content is the verdict's message, under the call's id; a ``warn`` is appended to the real result; a
+``halt`` raises :class:`microloop.Halted`, which ends ``agent.run()`` and stops a team (the team's
+``run()`` raises). AutoGen answers a tool name that no workbench lists by itself ("tool not found")
+before any workbench is asked, so ``tool.unknown`` never fires here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from typing import Any
+
+from autogen_core import CancellationToken
+from autogen_core.tools import (
+    BaseTool,
+    FunctionTool,
+    StaticStreamWorkbench,
+    TextResultContent,
+    ToolOverride,
+    ToolResult,
+)
+
+from .. import Guardrail, Verdict
+from ._common import halt, output_text, parse_args, with_nudge
+
+__all__ = ["GuardedTool", "GuardedWorkbench"]
+
+
+class GuardedWorkbench(StaticStreamWorkbench):
+    """A ``StaticStreamWorkbench`` over ``tools`` (``BaseTool``s or plain functions) guarded by ``guard``."""
+
+    def __init__(
+        self,
+        tools: Sequence[BaseTool[Any, Any] | Callable[..., Any]],
+        guard: Guardrail,
+        tool_overrides: dict[str, ToolOverride] | None = None,
+    ) -> None:
+        tools = [_as_tool(t) for t in tools]
+        super().__init__(tools, tool_overrides)
+        self.guard = guard
+        overrides = tool_overrides or {}
+        guard.set_tools([(overrides[t.name].name if t.name in overrides else None) or t.name for t in tools])
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        cancellation_token: CancellationToken | None = None,
+        call_id: str | None = None,
+    ) -> ToolResult:
+        verdict = self.guard.check(name, dict(arguments or {}))
+        if verdict.blocked:
+            return _refusal(name, verdict)
+        result = await super().call_tool(name, arguments, cancellation_token, call_id)
+        return _recorded(self.guard, verdict, result)
+
+    async def call_tool_stream(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        cancellation_token: CancellationToken | None = None,
+        call_id: str | None = None,
+    ) -> AsyncGenerator[Any | ToolResult, None]:
+        verdict = self.guard.check(name, dict(arguments or {}))
+        if verdict.blocked:
+            yield _refusal(name, verdict)
+            return
+        async for event in super().call_tool_stream(name, arguments, cancellation_token, call_id):
+            yield _recorded(self.guard, verdict, event) if isinstance(event, ToolResult) else event
+
+
+class GuardedTool(BaseTool[Any, Any]):
+    """Any AutoGen ``BaseTool`` with the guard in front of it (``run_json`` is what the workbench calls).
+
+    A block raises :class:`microloop.Blocked`; the workbench turns it into an ``is_error=True`` result.
+    """
+
+    def __init__(self, inner: BaseTool[Any, Any], guard: Guardrail) -> None:
+        super().__init__(inner.args_type(), inner.return_type(), inner.name, inner.description)
+        self._inner = inner
+        self.guard = guard
+
+    async def run(self, args: Any, cancellation_token: CancellationToken) -> Any:
+        return await self._inner.run(args, cancellation_token)
+
+    async def run_json(
+        self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None = None
+    ) -> Any:
+        verdict = self.guard.check(self.name, parse_args(args))
+        if verdict.blocked:
+            raise halt(verdict) if verdict.halted else _BlockedCall(verdict.message)
+        try:
+            value = await self._inner.run_json(args, cancellation_token, call_id=call_id)
+        except Exception as exc:
+            self.guard.record(verdict.call_id, f"{type(exc).__name__}: {exc}", error=True)
+            raise
+        text = self._inner.return_value_as_string(value)
+        self.guard.record(verdict.call_id, text)
+        return with_nudge(text, verdict) if verdict.action == "warn" else value
+
+    def return_value_as_string(self, value: Any) -> str:
+        return value if isinstance(value, str) else self._inner.return_value_as_string(value)
+
+
+class _BlockedCall(Exception):
+    """Carries a block's message, alone, to the workbench that shows ``str(exc)`` to the model."""
+
+
+def _as_tool(tool: BaseTool[Any, Any] | Callable[..., Any]) -> BaseTool[Any, Any]:
+    if isinstance(tool, BaseTool):
+        return tool
+    return FunctionTool(tool, description=(tool.__doc__ or tool.__name__).strip())
+
+
+def _refusal(name: str, verdict: Verdict) -> ToolResult:
+    if verdict.halted:
+        raise halt(verdict)
+    return ToolResult(name=name, result=[TextResultContent(content=verdict.message)], is_error=True)
+
+
+def _recorded(guard: Guardrail, verdict: Verdict, result: ToolResult) -> ToolResult:
+    guard.record(verdict.call_id, output_text(result.to_text(replace_image="[image]")), error=result.is_error)
+    if verdict.action == "warn" and verdict.message:
+        return result.model_copy(update={"result": [*result.result, TextResultContent(content=verdict.message)]})
+    return result
