@@ -1,0 +1,385 @@
+"""The facade: :class:`Guardrail` checks each tool call before it runs, and :class:`Verdict` is its answer.
+
+>>> from microloop import Guardrail
+>>> guard = Guardrail("balanced")
+>>> v = guard.check("open_page", {"url": "https://example.com"})
+>>> v.action, v.allowed
+('allow', True)
+>>> guard.record(v.call_id, "Please solve the CAPTCHA")
+>>> v = guard.check("open_page", {"url": "https://example.com"})
+>>> guard.record(v.call_id, "Please solve the CAPTCHA")
+>>> v = guard.check("open_page", {"url": "https://example.com"})
+>>> v.blocked, v.rule
+(True, 'loop.no_progress')
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import threading
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, TypeVar, Union, overload
+
+from . import _binding
+from ._binding import ffi, lib, raise_status
+from ._encode import encode_args, encode_output
+from .errors import ArgumentsNotSerializable, InvalidUTF8, blocked_error
+from .policy import load_policy
+
+__all__ = ["Guardrail", "Verdict", "Stats"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_ACTIONS = ("allow", "warn", "block", "halt")
+
+
+class Verdict(NamedTuple):
+    """The verdict on one call (immutable).
+
+    Attributes:
+        action: ``"allow"``, ``"warn"`` (run it, and show ``message`` to the model with the result:
+            the next like call is blocked), ``"block"`` (do not run it; give ``message`` to the model)
+            or ``"halt"`` (do not run it; stop the run).
+        rule: the deciding rule's id (``loop.no_progress``, ``tool.unknown``...); ``""`` for allow.
+        message: written for the model; ``""`` for allow.
+        call_id: pass it to :meth:`Guardrail.record`; 0 when the call must not run.
+        count: for allow, how many times this exact call already ran in the window; otherwise the
+            count the deciding rule reached.
+    """
+
+    action: str
+    rule: str
+    message: str
+    call_id: int
+    count: int
+
+    @property
+    def allowed(self) -> bool:
+        """True for allow and warn: the call may run."""
+        return self.action == "allow" or self.action == "warn"
+
+    @property
+    def blocked(self) -> bool:
+        """True for block and halt: the call must not run."""
+        return self.action == "block" or self.action == "halt"
+
+    @property
+    def halted(self) -> bool:
+        """True for halt: the run must stop."""
+        return self.action == "halt"
+
+
+class Stats(NamedTuple):
+    """A session's counters (:attr:`Guardrail.stats`)."""
+
+    calls: int  #: calls allowed to run
+    blocked: int  #: calls blocked or halted
+    errors: int  #: results recorded as errors
+    history_len: int  #: calls in the history window now
+    history_hash: int  #: a hash of the whole history, unchanged by any call that did not change it
+
+
+_new_verdict = tuple.__new__
+
+
+class Guardrail:
+    """One agent run's history of tool calls under one policy; checks each call before it runs.
+
+    Args:
+        policy: a preset name (``"strict"``, ``"balanced"``, ``"permissive"``), a dict, a path
+            (``str`` ending in ``.toml``/``.json``, or any ``os.PathLike``), or TOML/JSON text.
+        tools: the agent's tool names; a call to any other tool is then blocked (``tool.unknown``)
+            with a message listing the real ones.
+        on_warn: called with the verdict when :meth:`verify` lets a ``warn`` call run.
+
+    Raises:
+        PolicyError: the policy was refused; ``.path`` names the bad entry.
+
+    Safe to use from many threads: every call allocates its own out-parameters and the library
+    serializes calls on one session. ``last_warning`` holds the latest ``warn`` verdict (the last
+    one any thread saw).
+
+    >>> guard = Guardrail({"preset": "strict"}, tools=["search"])
+    >>> guard.check("serach", {"q": "x"}).rule
+    'tool.unknown'
+    """
+
+    __slots__ = ("_s", "_policy", "_source", "_tools", "_sessions", "_lock", "on_warn", "last_warning", "__weakref__")
+
+    def __init__(
+        self,
+        policy: Any = "balanced",
+        *,
+        tools: Optional[Iterable[str]] = None,
+        on_warn: Optional[Callable[[Verdict], Any]] = None,
+    ) -> None:
+        text, source = load_policy(policy)
+        self._init(text, source, on_warn)
+        if tools is not None:
+            self.set_tools(tools)
+
+    def _init(self, text: bytes, source: Optional[str], on_warn: Optional[Callable[[Verdict], Any]]) -> None:
+        self._s = ffi.NULL
+        self._policy = text
+        self._source = source
+        self._tools: Optional[List[str]] = None
+        self._sessions: Dict[str, Guardrail] = {}
+        self._lock = threading.Lock()
+        self.on_warn = on_warn
+        self.last_warning: Optional[Verdict] = None
+        out = ffi.new("ml_session **")
+        errp = ffi.new("ml_error **")
+        status = lib.ml_session_new(text, len(text), out, errp)
+        if status:
+            raise_status(status, errp, source)
+        self._s = ffi.gc(out[0], lib.ml_session_free)
+
+    # -- the calls -------------------------------------------------------------------------------
+
+    def check(self, tool: Union[str, bytes], args: Any = None) -> Verdict:
+        """Decides on a tool call before it runs.
+
+        Args:
+            tool: the tool's name.
+            args: its arguments: a mapping or any JSON-serialisable value, or JSON text already
+                encoded (``str``/``bytes``). ``None`` means ``{}``.
+
+        Returns:
+            The :class:`Verdict`. An allowed call (allow/warn) enters the history under
+            ``verdict.call_id``: report its output with :meth:`record`. A blocked call leaves the
+            history unchanged.
+
+        Raises:
+            ArgumentsNotSerializable: ``args`` cannot be encoded as JSON.
+            InvalidJSON: ``args`` is text that is not JSON (or nests deeper than 128 levels).
+            InvalidArgument: an empty tool name. InvalidUTF8: text that is not UTF-8.
+            Errors leave the history unchanged.
+        """
+        if tool.__class__ is str:
+            try:
+                t = tool.encode("utf-8")  # type: ignore[union-attr]
+            except UnicodeEncodeError:
+                raise InvalidUTF8("the tool name is not valid UTF-8 (it contains a lone surrogate)") from None
+        else:
+            t = bytes(tool)  # type: ignore[arg-type]
+        a = encode_args(args)
+        v = ffi.new("ml_verdict *", [_binding.VERDICT_SIZE])
+        errp = ffi.new("ml_error **")
+        status = lib.ml_check_call(self._s, t, len(t), a, len(a), v, errp)
+        if status:
+            raise_status(status, errp)
+        action = v.action
+        if action == 0:
+            return _new_verdict(Verdict, ("allow", "", "", v.call_id, v.count))
+        rule = ffi.unpack(v.rule, v.rule_len).decode("utf-8", "replace") if v.rule else ""
+        message = ffi.unpack(v.message, v.message_len).decode("utf-8", "replace") if v.message else ""
+        verdict = _new_verdict(Verdict, (_ACTIONS[action], rule, message, v.call_id, v.count))
+        lib.ml_verdict_clear(v)
+        if action == 1:
+            self.last_warning = verdict
+        return verdict
+
+    def record(self, call_id: int, output: Any = None, error: bool = False) -> None:
+        """Tells the guard what an allowed call returned (needed for no-progress detection).
+
+        Args:
+            call_id: the verdict's ``call_id``.
+            output: ``str``, ``bytes`` or anything JSON-serialisable (JSON is compared as JSON);
+                ``None`` records an empty output; other objects are recorded as ``str(output)``.
+            error: the call failed.
+
+        Raises:
+            UnknownCall: the id is 0, was never issued, or is older than the window.
+            AlreadyRecorded: the call already has a result.
+        """
+        out = encode_output(output)
+        errp = ffi.new("ml_error **")
+        status = lib.ml_record_result(self._s, call_id, out, len(out), bool(error), errp)
+        if status:
+            raise_status(status, errp)
+
+    def set_tools(self, names: Iterable[str]) -> None:
+        """Registers the agent's tool names: a call to any other tool is then blocked (``tool.unknown``).
+        An empty list forgets them."""
+        if isinstance(names, (str, bytes)):
+            raise TypeError("set_tools takes an iterable of tool names, not a single string")
+        tools = list(names)
+        try:
+            text = json.dumps(tools, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        except (TypeError, ValueError) as e:
+            raise ArgumentsNotSerializable(f"tool names must be strings: {e}") from None
+        errp = ffi.new("ml_error **")
+        status = lib.ml_session_set_tools(self._s, text, len(text), errp)
+        if status:
+            raise_status(status, errp)
+        self._tools = tools or None
+
+    def reset(self) -> None:
+        """Forgets the history, the counters and any halt; keeps the policy and the tool names."""
+        errp = ffi.new("ml_error **")
+        status = lib.ml_session_reset(self._s, errp)
+        if status:
+            raise_status(status, errp)
+        self.last_warning = None
+
+    @property
+    def stats(self) -> Stats:
+        """The session's counters: ``calls``, ``blocked``, ``errors``, ``history_len``, ``history_hash``."""
+        st = ffi.new("ml_stats *", [_binding.STATS_SIZE])
+        errp = ffi.new("ml_error **")
+        status = lib.ml_session_stats(self._s, st, errp)
+        if status:
+            raise_status(status, errp)
+        return Stats(st.calls, st.blocked, st.errors, st.history_len, st.history_hash)
+
+    @property
+    def policy(self) -> str:
+        """The policy as given to the library (JSON text or a preset name)."""
+        return self._policy.decode("utf-8", "replace")
+
+    @property
+    def tools(self) -> Optional[List[str]]:
+        """The registered tool names, or ``None``."""
+        return list(self._tools) if self._tools else None
+
+    # -- sessions ------------------------------------------------------------------------------------
+
+    def session(self, name: str) -> "Guardrail":
+        """An independent history under the same policy (and tool names), cached by ``name``.
+
+        Use one per agent, conversation or LangGraph thread id:
+
+        >>> guard = Guardrail()
+        >>> guard.session("thread-1") is guard.session("thread-1")
+        True
+        >>> guard.session("thread-1") is guard.session("thread-2")
+        False
+        """
+        s = self._sessions.get(name)
+        if s is not None:
+            return s
+        with self._lock:
+            s = self._sessions.get(name)
+            if s is None:
+                s = Guardrail.__new__(Guardrail)
+                s._init(self._policy, self._source, self.on_warn)
+                if self._tools:
+                    s.set_tools(self._tools)
+                self._sessions[name] = s
+            return s
+
+    def close(self) -> None:
+        """Frees the native session now (it is freed when the object is collected otherwise).
+        Must not race with calls on other threads; later calls raise ``NullArgument``."""
+        s, self._s = self._s, ffi.NULL
+        if s != ffi.NULL:
+            ffi.release(s)
+        for child in list(self._sessions.values()):
+            child.close()
+
+    def __enter__(self) -> "Guardrail":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Guardrail policy={self.policy[:60]!r} {self.stats if self._s != ffi.NULL else 'closed'}>"
+
+    # -- the decorator -------------------------------------------------------------------------------
+
+    @overload
+    def verify(self, func: F) -> F: ...
+    @overload
+    def verify(self, func: None = None, *, tool: Optional[str] = None) -> Callable[[F], F]: ...
+
+    def verify(self, func: Optional[F] = None, *, tool: Optional[str] = None) -> Any:
+        """Decorates a tool function (sync or async): check, run, record.
+
+        The arguments checked are the call's bound arguments as a dict (defaults applied; ``self``
+        and ``cls`` left out). A blocked call raises :class:`~microloop.Blocked`
+        (``LoopDetected``, ``RuleViolation`` or ``Halted``) without running the function; a
+        ``warn`` runs it, sets ``last_warning`` and calls ``on_warn``. An exception raised by
+        the function is recorded as an error, then re-raised. The wrapper keeps the function's
+        name, docstring and signature; an async function stays async.
+
+        >>> guard = Guardrail()
+        >>> @guard.verify
+        ... def search(q: str) -> str:
+        ...     '''Search the web.'''
+        ...     return "no results"
+        >>> search("x"), search.__name__, search.__doc__
+        ('no results', 'search', 'Search the web.')
+
+        Args:
+            tool: the tool name to check under (default: the function's ``__name__``).
+        """
+        if func is None:
+            return lambda f: self.verify(f, tool=tool)
+        name = tool or getattr(func, "__name__", None) or type(func).__name__
+        sig = inspect.signature(func)
+        params = list(sig.parameters.values())
+        skip = params[0].name if params and params[0].name in ("self", "cls") else None
+        var_kw = next((p.name for p in params if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+
+        def arguments(a: tuple, kw: dict) -> Dict[str, Any]:
+            try:
+                bound = sig.bind(*a, **kw)
+            except TypeError:
+                return {"args": list(a), "kwargs": kw}  # the call itself will raise the TypeError
+            bound.apply_defaults()
+            out = dict(bound.arguments)
+            if skip is not None:
+                out.pop(skip, None)
+            if var_kw is not None and var_kw in out:
+                out.update(out.pop(var_kw))
+            return out
+
+        guard = self
+
+        def before(a: tuple, kw: dict) -> Verdict:
+            v = guard.check(name, arguments(a, kw))
+            if v.action == "allow":
+                return v
+            if v.action != "warn":
+                raise blocked_error(v)
+            if guard.on_warn is not None:
+                guard.on_warn(v)
+            return v
+
+        def failed(v: Verdict, e: BaseException) -> None:
+            try:
+                guard.record(v.call_id, f"{type(e).__name__}: {e}", error=True)
+            except Exception:
+                pass  # never hide the tool's own exception
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*a: Any, **kw: Any) -> Any:
+                v = before(a, kw)
+                try:
+                    out = await func(*a, **kw)
+                except BaseException as e:
+                    failed(v, e)
+                    raise
+                guard.record(v.call_id, out)
+                return out
+
+            async_wrapper.__signature__ = sig  # type: ignore[attr-defined]
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            v = before(a, kw)
+            try:
+                out = func(*a, **kw)
+            except BaseException as e:
+                failed(v, e)
+                raise
+            guard.record(v.call_id, out)
+            return out
+
+        wrapper.__signature__ = sig  # type: ignore[attr-defined]
+        return wrapper
