@@ -22,7 +22,6 @@ fn main() {
         eprintln!("microloop-proxy: {e}");
         std::process::exit(2);
     });
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     rt.block_on(async move {
         let listen = cfg.listen;

@@ -36,6 +36,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(cfg: Config, engine: Arc<Engine>) -> Result<AppState, String> {
+        install_crypto();
         let client = reqwest::Client::builder()
             .connect_timeout(cfg.timeout.min(std::time::Duration::from_secs(10)))
             .read_timeout(cfg.timeout)
@@ -58,6 +59,11 @@ impl AppState {
             _ => format!("{base}{path_and_query}"),
         }
     }
+}
+
+/// rustls with ring as its process-wide provider (an error means one is already installed).
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 pub fn router(st: Arc<AppState>) -> Router {

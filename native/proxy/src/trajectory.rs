@@ -49,6 +49,9 @@ struct ToolResult<'a> {
 enum Step<'a> {
     Calls(Vec<ToolCall>),
     Results(Vec<ToolResult<'a>>),
+    /// Any other message (user text, an assistant answer without calls): what came before it is
+    /// no longer pending.
+    Other,
 }
 
 /// The tool names the request gives the model.
@@ -82,7 +85,7 @@ pub fn replay(api: Api, req: &Value, engine: &Arc<Engine>) -> Replay {
     let mut ids: HashMap<String, (u64, Action, usize)> = HashMap::new();
     let mut out = Replay { session, warnings: Vec::new(), calls: 0, results: 0, orphan_results: 0 };
     let mut verdicts: Vec<Verdict> = Vec::new();
-    let last_calls = steps.iter().rposition(|s| matches!(s, Step::Calls(_)));
+    let last_turn = steps.iter().rposition(|s| !matches!(s, Step::Results(_)));
     for (i, step) in steps.iter().enumerate() {
         match step {
             Step::Calls(calls) => {
@@ -97,6 +100,7 @@ pub fn replay(api: Api, req: &Value, engine: &Arc<Engine>) -> Replay {
                     }
                 }
             }
+            Step::Other => {}
             Step::Results(results) => {
                 for r in results {
                     match ids.remove(r.call_id) {
@@ -104,7 +108,7 @@ pub fn replay(api: Api, req: &Value, engine: &Arc<Engine>) -> Replay {
                             if out.session.record(call_id, &r.output, r.is_error).is_ok() {
                                 out.results += 1;
                             }
-                            let pending = last_calls.is_some_and(|l| i > l);
+                            let pending = last_turn.map_or(true, |l| i > l);
                             if pending && action == Action::Warn {
                                 out.warnings.push(verdicts[vi].clone());
                             }
@@ -140,15 +144,22 @@ pub fn judge(session: &mut Session, calls: &[ToolCall]) -> Judgement {
     j
 }
 
-/// Text of a tool result content: a string, or the text parts of an array.
+/// Where the proxy's own note starts in a tool result it edited (see `wire::apply_warnings`).
+const NOTE_MARK: &str = "\n\n[microloop] ";
+
+/// Text of a tool result content: a string, or the text parts of an array; a note the proxy
+/// appended is left out, so the result reads as the tool returned it.
 pub fn content_text(content: Option<&Value>) -> Vec<u8> {
     match content {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => s.as_bytes().to_vec(),
+        Some(Value::String(s)) => s.split(NOTE_MARK).next().unwrap_or("").as_bytes().to_vec(),
         Some(Value::Array(parts)) => {
             let mut out = Vec::new();
             for p in parts {
                 if let Some(t) = p.get("text").and_then(Value::as_str) {
+                    if t.starts_with(&NOTE_MARK[2..]) {
+                        continue;
+                    }
                     if !out.is_empty() {
                         out.push(b'\n');
                     }
@@ -176,9 +187,7 @@ fn openai_steps(req: &Value) -> Vec<Step<'_>> {
         match m.get("role").and_then(Value::as_str) {
             Some("assistant") => {
                 let calls = openai_calls(m);
-                if !calls.is_empty() {
-                    steps.push(Step::Calls(calls));
-                }
+                steps.push(if calls.is_empty() { Step::Other } else { Step::Calls(calls) });
             }
             Some("tool") => {
                 let Some(id) = m.get("tool_call_id").and_then(Value::as_str) else { continue };
@@ -190,7 +199,7 @@ fn openai_steps(req: &Value) -> Vec<Step<'_>> {
                     _ => steps.push(Step::Results(vec![r])),
                 }
             }
-            _ => {}
+            _ => steps.push(Step::Other),
         }
     }
     steps
@@ -220,13 +229,14 @@ fn anthropic_steps(req: &Value) -> Vec<Step<'_>> {
     let mut steps = Vec::new();
     let Some(messages) = req.get("messages").and_then(Value::as_array) else { return steps };
     for m in messages {
-        let Some(blocks) = m.get("content").and_then(Value::as_array) else { continue };
+        let Some(blocks) = m.get("content").and_then(Value::as_array) else {
+            steps.push(Step::Other);
+            continue;
+        };
         match m.get("role").and_then(Value::as_str) {
             Some("assistant") => {
                 let calls = anthropic_calls(blocks);
-                if !calls.is_empty() {
-                    steps.push(Step::Calls(calls));
-                }
+                steps.push(if calls.is_empty() { Step::Other } else { Step::Calls(calls) });
             }
             Some("user") => {
                 let results: Vec<ToolResult> = blocks
@@ -240,11 +250,9 @@ fn anthropic_steps(req: &Value) -> Vec<Step<'_>> {
                         })
                     })
                     .collect();
-                if !results.is_empty() {
-                    steps.push(Step::Results(results));
-                }
+                steps.push(if results.is_empty() { Step::Other } else { Step::Results(results) });
             }
-            _ => {}
+            _ => steps.push(Step::Other),
         }
     }
     steps
@@ -263,4 +271,127 @@ pub fn anthropic_calls(blocks: &[Value]) -> Vec<ToolCall> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use microloop_core::Policy;
+    use serde_json::json;
+
+    fn engine() -> Arc<Engine> {
+        Arc::new(Engine::new(Policy::from_json(b"balanced").unwrap()).unwrap())
+    }
+
+    fn call(id: &str, path: &str) -> Value {
+        json!({"id": id, "type": "function", "function": {"name": "read_file", "arguments": format!("{{\"path\":\"{path}\"}}")}})
+    }
+
+    fn tools() -> Value {
+        json!([{"type": "function", "function": {"name": "read_file", "parameters": {}}},
+               {"type": "function", "function": {"name": "write_file", "parameters": {}}}])
+    }
+
+    fn proposed(path: &str) -> Vec<ToolCall> {
+        vec![ToolCall { id: "new".into(), name: "read_file".into(), args: format!("{{\"path\":\"{path}\"}}") }]
+    }
+
+    #[test]
+    fn results_are_matched_to_calls_by_id_not_by_position() {
+        // Two parallel calls answered in reverse order: each result lands on its own call.
+        let req = json!({"tools": tools(), "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": null, "tool_calls": [call("a", "x"), call("b", "y")]},
+            {"role": "tool", "tool_call_id": "b", "content": "Y"},
+            {"role": "tool", "tool_call_id": "a", "content": "X"},
+            {"role": "assistant", "content": null, "tool_calls": [call("c", "x")]},
+            {"role": "tool", "tool_call_id": "c", "content": "X"},
+        ]});
+        let mut r = replay(Api::OpenAi, &req, &engine());
+        assert_eq!((r.calls, r.results, r.orphan_results), (3, 3, 0));
+        // read_file(x) answered X twice: a third is blocked; read_file(y) answered once: allowed.
+        let j = judge(&mut r.session, &proposed("x"));
+        assert_eq!(j.blocked.as_ref().map(|(_, v)| v.rule.as_ref()), Some("loop.no_progress"));
+        let j = judge(&mut r.session, &proposed("y"));
+        assert!(j.blocked.is_none());
+    }
+
+    #[test]
+    fn a_call_without_a_result_only_counts_for_result_blind_rules() {
+        let req = json!({"tools": tools(), "messages": [
+            {"role": "assistant", "tool_calls": [call("a", "x")]},
+            {"role": "assistant", "tool_calls": [call("b", "x")]},
+            {"role": "tool", "tool_call_id": "zzz", "content": "X"},
+        ]});
+        let mut r = replay(Api::OpenAi, &req, &engine());
+        assert_eq!((r.calls, r.results, r.orphan_results), (2, 0, 1));
+        assert!(judge(&mut r.session, &proposed("x")).blocked.is_none());
+    }
+
+    #[test]
+    fn the_request_tools_are_the_agent_tools() {
+        let req = json!({"tools": tools(), "messages": []});
+        let mut r = replay(Api::OpenAi, &req, &engine());
+        let calls = vec![ToolCall { id: "1".into(), name: "delete_everything".into(), args: "{}".into() }];
+        let j = judge(&mut r.session, &calls);
+        assert_eq!(j.blocked.map(|(_, v)| v.rule.to_string()).as_deref(), Some("tool.unknown"));
+    }
+
+    #[test]
+    fn one_blocked_call_blocks_the_whole_answer_and_names_its_index() {
+        let req = json!({"tools": tools(), "messages": [
+            {"role": "assistant", "tool_calls": [call("a", "x")]},
+            {"role": "tool", "tool_call_id": "a", "content": "X"},
+            {"role": "assistant", "tool_calls": [call("b", "x")]},
+            {"role": "tool", "tool_call_id": "b", "content": "X"},
+        ]});
+        let mut r = replay(Api::OpenAi, &req, &engine());
+        let mut calls = proposed("y");
+        calls.extend(proposed("x"));
+        let j = judge(&mut r.session, &calls);
+        assert_eq!(j.blocked.as_ref().map(|(i, _)| *i), Some(1));
+        assert!(j.verdicts[0].as_ref().unwrap().action.runs());
+    }
+
+    #[test]
+    fn the_pending_result_of_a_warned_call_carries_the_warning() {
+        let req = json!({"tools": tools(), "messages": [
+            {"role": "assistant", "tool_calls": [call("a", "x")]},
+            {"role": "tool", "tool_call_id": "a", "content": "X"},
+            {"role": "assistant", "tool_calls": [call("b", "x")]},
+            {"role": "tool", "tool_call_id": "b", "content": "X"},
+        ]});
+        let r = replay(Api::OpenAi, &req, &engine());
+        assert_eq!(r.warnings.len(), 1);
+        assert_eq!(r.warnings[0].rule, "loop.no_progress");
+        // The same history followed by a user message: nothing pending, nothing to warn about.
+        let mut later = req.clone();
+        later["messages"].as_array_mut().unwrap().push(json!({"role": "user", "content": "thanks"}));
+        assert!(replay(Api::OpenAi, &later, &engine()).warnings.is_empty());
+    }
+
+    #[test]
+    fn anthropic_tool_use_and_tool_result_blocks_are_replayed() {
+        let use_ = |id: &str| json!({"type": "tool_use", "id": id, "name": "read_file", "input": {"path": "x"}});
+        let result = |id: &str, err: bool| json!({"type": "tool_result", "tool_use_id": id, "content": [{"type": "text", "text": "boom"}], "is_error": err});
+        let req = json!({"tools": [{"name": "read_file", "input_schema": {}}], "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [{"type": "text", "text": "ok"}, use_("t1")]},
+            {"role": "user", "content": [result("t1", true)]},
+            {"role": "assistant", "content": [use_("t2")]},
+            {"role": "user", "content": [result("t2", true)]},
+        ]});
+        let mut r = replay(Api::Anthropic, &req, &engine());
+        assert_eq!((r.calls, r.results), (2, 2));
+        assert_eq!(request_tools(Api::Anthropic, &req), vec!["read_file".to_owned()]);
+        let j = judge(&mut r.session, &proposed("x"));
+        assert!(j.blocked.is_some(), "the same failure twice: a third attempt is blocked");
+    }
+
+    #[test]
+    fn openai_error_results_are_recognised_by_their_opening() {
+        assert!(looks_like_error(b"Error: file not found"));
+        assert!(looks_like_error(b"  Traceback (most recent call last)"));
+        assert!(!looks_like_error(b"the error log is empty"));
+    }
 }
