@@ -73,7 +73,8 @@ class PolicyError(MicroLoopError, ValueError):
         self.message = message
         self.source = source
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}{path}: {message}" if path else f"{where}{message}")
+        named = message if not path or message.startswith(path) else f"{path}: {message}"
+        super().__init__(f"{where}{named}")
 
 
 class ArgumentsNotSerializable(MicroLoopError, TypeError):

@@ -1,0 +1,141 @@
+"""The ``microloop`` command: ``demo``, ``check-policy FILE``, ``replay FILE``.
+
+    microloop demo                         two scripted agents loop, without and with MicroLoop
+    microloop check-policy policy.toml     validate a policy and explain what it sets
+    microloop replay run.jsonl --json      where a recorded run would have been blocked
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Dict, List, Optional
+
+from ._version import __version__
+from .errors import MicroLoopError, PolicyError
+from .guardrail import Guardrail
+from .policy import load_policy
+
+LOOP_KEYS = {
+    "window": "calls kept in the history",
+    "max_identical": "the same call (tool + arguments) may run this many times in the window (loop.identical)",
+    "max_no_progress": "the same call may return the same answer this many times with no progress in between (loop.no_progress)",
+    "max_transient_retries": "back-to-back retries of the same transient error (timeout, 429, 503) (loop.transient)",
+    "max_consecutive_errors": "failures of the same call in a row with no progress (loop.error)",
+    "max_same_error": "the identical error returned this many times in a row, whatever the arguments (loop.same_error)",
+    "max_near_duplicate": "near-duplicate calls (arguments that differ trivially) with the same answer",
+    "max_cycle_period": "longest cycle looked for (A-B-A-B is period 2) (loop.cycle)",
+    "max_cycle_repeats": "rounds of a cycle with unchanged answers before it is blocked (loop.cycle)",
+    "ignore_fields": "argument fields left out of fingerprints at any depth",
+    "normalize_results": "mask volatile output (UUIDs, timestamps, hex ids, durations) before comparing",
+    "mask_patterns": "extra regexes masked in results",
+    "max_blocked": "blocked calls the agent may try before the run is halted (halt.ignored_blocks)",
+}
+BUDGET_KEYS = {
+    "max_calls": "calls in the session (budget.calls, then halt)",
+    "max_tool_calls": "calls to any one tool (budget.tool_calls)",
+    "max_errors": "failed calls in the session (budget.errors, then halt)",
+    "max_calls_per_minute": "calls per minute (budget.rate)",
+    "max_args_bytes": "size of one call's arguments (budget.args_size)",
+}
+
+
+def explain_policy(doc: Any) -> List[str]:
+    if isinstance(doc, str):
+        return [f"preset {doc!r}: the built-in thresholds (see README, 'What is blocked')"]
+    lines = [f"starts from preset {doc.get('preset', 'balanced')!r}; everything not named below keeps its value"]
+    for section, keys in (("loops", LOOP_KEYS), ("budget", BUDGET_KEYS)):
+        for k, v in (doc.get(section) or {}).items():
+            lines.append(f"  {section}.{k} = {json.dumps(v)}: {keys.get(k, '')}" + ("  (0: off)" if v == 0 else ""))
+    if "deny_unknown_tools" in doc:
+        lines.append(f"  deny_unknown_tools = {json.dumps(doc['deny_unknown_tools'])}: block calls to tools the agent did not register (tool.unknown)")
+    for i, t in enumerate(doc.get("tools") or []):
+        what = []
+        if t.get("allow") is False:
+            what.append("forbidden (tool.denied)")
+        if "effect" in t:
+            what.append(f"effect {t['effect']}")
+        if "max_calls" in t:
+            what.append(f"at most {t['max_calls']} calls")
+        what += [f"{k} {t[k]}" for k in LOOP_KEYS if k in t]
+        if "schema" in t:
+            what.append("arguments checked against a JSON Schema")
+        if t.get("rules"):
+            what.append(f"{len(t['rules'])} field rule(s) on " + ", ".join(r.get("field", "?") for r in t["rules"]))
+        lines.append(f"  tools[{i}] {t.get('name')!r}: " + ("; ".join(what) or "no overrides"))
+    return lines
+
+
+def cmd_check_policy(args: argparse.Namespace) -> int:
+    try:
+        Guardrail(args.file)
+        text, _ = load_policy(args.file)
+    except PolicyError as e:
+        print(f"invalid policy: {e}", file=sys.stderr)
+        return 1
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        doc = text.decode()
+    print(f"{args.file}: valid")
+    for line in explain_policy(doc):
+        print(line)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from ._replay import format_report, replay
+
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            text = f.read()
+        report = replay(text, args.policy, args.file)
+    except (OSError, ValueError) as e:
+        if isinstance(e, PolicyError):
+            print(f"invalid policy: {e}", file=sys.stderr)
+        else:
+            print(f"cannot replay {args.file}: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(report.to_json(), sys.stdout, indent=2)
+        print()
+    else:
+        print(format_report(report, verbose=args.verbose))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import _demo
+
+    return _demo.main(args.policy)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="microloop", description="MicroLoop: checks every tool call of an AI agent before it runs.")
+    parser.add_argument("--version", action="version", version=f"microloop {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="two scripted agents fall into loops, without and with MicroLoop")
+    p.add_argument("--policy", default="balanced", help="preset name or policy file (default: balanced)")
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("check-policy", help="validate a policy file (TOML or JSON) and explain it")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_check_policy)
+    p = sub.add_parser("replay", help="where a recorded trajectory would have been blocked")
+    p.add_argument("file", help="OpenAI or Anthropic messages: JSON or JSONL")
+    p.add_argument("--policy", default="balanced", help="preset name or policy file (default: balanced)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-v", "--verbose", action="store_true", help="list allowed steps too")
+    p.set_defaults(func=cmd_replay)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # `microloop replay ... | head`
+        return 0
+    except MicroLoopError as e:
+        print(f"microloop: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
