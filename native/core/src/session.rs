@@ -452,7 +452,11 @@ impl Session {
 
     /// Executions of `fp` in the window, newest first.
     fn executions(&self, fp: Fingerprint) -> impl Iterator<Item = &Entry> {
-        self.history.iter().rev().filter(move |e| e.fp == fp)
+        // Scan the compact fingerprint ring, and touch only the matching entries.
+        let (a, b) = self.fps.as_slices();
+        let tail = b.iter().enumerate().rev().map(move |(i, x)| (a.len() + i, x));
+        let positions = tail.chain(a.iter().enumerate().rev()).filter(move |(_, &x)| x == fp);
+        positions.map(move |(i, _)| &self.history[i])
     }
 
     fn identical(&self, fp: Fingerprint, l: &Limits) -> Option<Finding> {

@@ -1,0 +1,135 @@
+//! `ml_check_call` through the C ABI, as every binding calls it.
+//!
+//! * `full_window`: 256-byte arguments against a full 256-call history (the DESIGN budget:
+//!   p50 < 1 µs, p99 < 5 µs);
+//! * `long_run`: the same after 10,000 calls, to show the cost does not grow with run length
+//!   (the window is bounded);
+//! * `record`: `ml_record_result` of a 200-byte answer.
+//!
+//! Criterion reports means and confidence intervals; `percentiles` (run with
+//! `cargo bench -p microloop-ffi --bench check_call -- --percentiles` is not a criterion flag, so
+//! it is a separate group) times single calls and prints p50/p99.
+//!
+//! Policies are chosen so that the measured call is allowed (a blocked call is cheaper: it stops
+//! at the first rule that fires): the arguments cycle through 300 variants so exact repeats stay
+//! below every threshold.
+
+use std::hint::black_box;
+use std::ptr;
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use microloop::*;
+
+/// A policy for the benchmark: `MICROLOOP_BENCH_POLICY` if set (JSON text), else balanced.
+fn policy() -> String {
+    std::env::var("MICROLOOP_BENCH_POLICY").unwrap_or_else(|_| "balanced".to_string())
+}
+
+fn new_session(policy: &str) -> *mut ml_session {
+    let mut s = ptr::null_mut();
+    let rc = unsafe { ml_session_new(policy.as_ptr(), policy.len(), &mut s, ptr::null_mut()) };
+    assert_eq!(rc, ML_OK, "policy refused: {policy}");
+    s
+}
+
+/// 256 bytes of arguments, the `i`-th of 300 variants.
+fn args(i: usize) -> Vec<u8> {
+    let mut a = format!(
+        r#"{{"query":"flights from SFO to JFK on 2024-05-{:02}","max_results":{},"filters":{{"airline":"UA","cabin":"economy","stops":[0,1]}},"page":{},"note":""#,
+        1 + i % 28,
+        10 + i % 7,
+        i
+    )
+    .into_bytes();
+    a.resize(254, b'x');
+    a.extend_from_slice(b"\"}");
+    assert_eq!(a.len(), 256);
+    a
+}
+
+const TOOL: &[u8] = b"search_flights";
+const RESULT: &[u8] = b"[{\"flight\":\"UA100\",\"departs\":\"08:00\",\"price\":420},{\"flight\":\"UA200\",\"departs\":\"12:30\",\"price\":380},{\"flight\":\"UA300\",\"departs\":\"18:45\",\"price\":455}] 3 results in 120ms";
+
+fn verdict() -> ml_verdict {
+    ml_verdict {
+        size: std::mem::size_of::<ml_verdict>(),
+        action: 0,
+        count: 0,
+        call_id: 0,
+        rule: ptr::null_mut(),
+        rule_len: 0,
+        message: ptr::null_mut(),
+        message_len: 0,
+    }
+}
+
+/// One check (and the record of its result when it may run); returns the action.
+fn step(s: *mut ml_session, a: &[u8], record: bool) -> i32 {
+    let mut v = verdict();
+    let rc = unsafe { ml_check_call(s, TOOL.as_ptr(), TOOL.len(), a.as_ptr(), a.len(), &mut v, ptr::null_mut()) };
+    assert_eq!(rc, ML_OK);
+    if record && v.call_id != 0 {
+        unsafe { ml_record_result(s, v.call_id, RESULT.as_ptr(), RESULT.len(), false, ptr::null_mut()) };
+    }
+    let action = v.action;
+    unsafe { ml_verdict_clear(&mut v) };
+    action
+}
+
+fn warm(s: *mut ml_session, variants: &[Vec<u8>], calls: usize) {
+    for i in 0..calls {
+        step(s, &variants[i % variants.len()], true);
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let policy = policy();
+    let variants: Vec<Vec<u8>> = (0..300).map(args).collect();
+    let mut group = c.benchmark_group("ml_check_call");
+
+    for (name, history) in [("full_window", 256usize), ("long_run", 10_000)] {
+        let s = new_session(&policy);
+        warm(s, &variants, history);
+        let mut i = history;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i += 1;
+                black_box(step(s, &variants[i % variants.len()], true))
+            })
+        });
+        unsafe { ml_session_free(s) };
+    }
+    group.finish();
+}
+
+/// p50 / p99 of single calls (check + record), timed one by one.
+fn percentiles(_: &mut Criterion) {
+    let policy = policy();
+    let variants: Vec<Vec<u8>> = (0..300).map(args).collect();
+    for (name, history) in [("full_window", 256usize), ("long_run", 10_000)] {
+        let s = new_session(&policy);
+        warm(s, &variants, history);
+        let mut check_ns = Vec::with_capacity(200_000);
+        let mut i = history;
+        for _ in 0..200_000 {
+            i += 1;
+            let a = &variants[i % variants.len()];
+            let mut v = verdict();
+            let t = Instant::now();
+            let rc = unsafe { ml_check_call(s, TOOL.as_ptr(), TOOL.len(), a.as_ptr(), a.len(), &mut v, ptr::null_mut()) };
+            check_ns.push(t.elapsed().as_nanos() as u64);
+            assert_eq!(rc, ML_OK);
+            assert!(v.action <= ML_ACTION_WARN, "the benchmark call was blocked: adjust the policy");
+            unsafe { ml_record_result(s, v.call_id, RESULT.as_ptr(), RESULT.len(), false, ptr::null_mut()) };
+            unsafe { ml_verdict_clear(&mut v) };
+        }
+        check_ns.sort_unstable();
+        let p = |q: f64| check_ns[((check_ns.len() - 1) as f64 * q) as usize];
+        println!("ml_check_call/{name}: p50 {} ns, p90 {} ns, p99 {} ns, p99.9 {} ns (200000 calls, 256-byte args)", p(0.5), p(0.9), p(0.99), p(0.999));
+        unsafe { ml_session_free(s) };
+    }
+}
+
+criterion_group!(benches, bench, percentiles);
+criterion_main!(benches);
