@@ -13,8 +13,10 @@ or wrap single tools: ``tools=[GuardedTool(FunctionTool(search, description="...
 
 A blocked call is not run: the model gets a ``FunctionExecutionResult`` with ``is_error=True`` whose
 content is the verdict's message, under the call's id; a ``warn`` is appended to the real result; a
-``halt`` raises :class:`microloop.Halted`, which ends ``agent.run()`` and stops a team (the team's
-``run()`` raises). AutoGen answers a tool name that no workbench lists by itself ("tool not found")
+``halt`` is answered with the halt message and cancels the run's ``CancellationToken``, AutoGen's way
+to stop an agent or a team at once (the model client's next call is cancelled, ``run()`` raises
+``asyncio.CancelledError``); ``workbench.halted`` then holds the verdict. (Raising from a tool call
+instead would hang ``AssistantAgent``: its tool-event queue is never closed.) AutoGen answers a tool name that no workbench lists by itself ("tool not found")
 before any workbench is asked, so ``tool.unknown`` never fires here.
 """
 
@@ -34,7 +36,7 @@ from autogen_core.tools import (
 )
 
 from .. import Guardrail, Verdict
-from ._common import halt, output_text, parse_args, with_nudge
+from ._common import output_text, parse_args, with_nudge
 
 __all__ = ["GuardedTool", "GuardedWorkbench"]
 
@@ -51,8 +53,16 @@ class GuardedWorkbench(StaticStreamWorkbench):
         tools = [_as_tool(t) for t in tools]
         super().__init__(tools, tool_overrides)
         self.guard = guard
+        self.halted: Verdict | None = None
         overrides = tool_overrides or {}
         guard.set_tools([(overrides[t.name].name if t.name in overrides else None) or t.name for t in tools])
+
+    def _refusal(self, name: str, verdict: Verdict, cancellation_token: CancellationToken | None) -> ToolResult:
+        if verdict.halted:
+            self.halted = verdict
+            if cancellation_token is not None:
+                cancellation_token.cancel()
+        return ToolResult(name=name, result=[TextResultContent(content=verdict.message)], is_error=True)
 
     async def call_tool(
         self,
@@ -63,7 +73,7 @@ class GuardedWorkbench(StaticStreamWorkbench):
     ) -> ToolResult:
         verdict = self.guard.check(name, dict(arguments or {}))
         if verdict.blocked:
-            return _refusal(name, verdict)
+            return self._refusal(name, verdict, cancellation_token)
         result = await super().call_tool(name, arguments, cancellation_token, call_id)
         return _recorded(self.guard, verdict, result)
 
@@ -76,7 +86,7 @@ class GuardedWorkbench(StaticStreamWorkbench):
     ) -> AsyncGenerator[Any | ToolResult, None]:
         verdict = self.guard.check(name, dict(arguments or {}))
         if verdict.blocked:
-            yield _refusal(name, verdict)
+            yield self._refusal(name, verdict, cancellation_token)
             return
         async for event in super().call_tool_stream(name, arguments, cancellation_token, call_id):
             yield _recorded(self.guard, verdict, event) if isinstance(event, ToolResult) else event
@@ -85,7 +95,8 @@ class GuardedWorkbench(StaticStreamWorkbench):
 class GuardedTool(BaseTool[Any, Any]):
     """Any AutoGen ``BaseTool`` with the guard in front of it (``run_json`` is what the workbench calls).
 
-    A block raises :class:`microloop.Blocked`; the workbench turns it into an ``is_error=True`` result.
+    A block raises an exception whose text is the verdict's message; the workbench turns it into an
+    ``is_error=True`` result. A halt also cancels the run's ``CancellationToken`` (see the module doc).
     """
 
     def __init__(self, inner: BaseTool[Any, Any], guard: Guardrail) -> None:
@@ -101,7 +112,9 @@ class GuardedTool(BaseTool[Any, Any]):
     ) -> Any:
         verdict = self.guard.check(self.name, parse_args(args))
         if verdict.blocked:
-            raise halt(verdict) if verdict.halted else _BlockedCall(verdict.message)
+            if verdict.halted:
+                cancellation_token.cancel()
+            raise _BlockedCall(verdict.message)
         try:
             value = await self._inner.run_json(args, cancellation_token, call_id=call_id)
         except Exception as exc:
@@ -125,14 +138,8 @@ def _as_tool(tool: BaseTool[Any, Any] | Callable[..., Any]) -> BaseTool[Any, Any
     return FunctionTool(tool, description=(tool.__doc__ or tool.__name__).strip())
 
 
-def _refusal(name: str, verdict: Verdict) -> ToolResult:
-    if verdict.halted:
-        raise halt(verdict)
-    return ToolResult(name=name, result=[TextResultContent(content=verdict.message)], is_error=True)
-
-
 def _recorded(guard: Guardrail, verdict: Verdict, result: ToolResult) -> ToolResult:
     guard.record(verdict.call_id, output_text(result.to_text(replace_image="[image]")), error=result.is_error)
     if verdict.action == "warn" and verdict.message:
-        return result.model_copy(update={"result": [*result.result, TextResultContent(content=verdict.message)]})
+        return result.model_copy(update={"result": [*result.result, TextResultContent(content="\n" + verdict.message)]})
     return result
