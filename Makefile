@@ -33,7 +33,7 @@ demo-c: lib
 	@$(CC) -std=c11 -O2 -I include examples/c/demo.c $(LDFLAGS_LIB) -o build/demo
 	@./build/demo
 
-test: test-rust test-header test-c
+test: test-rust test-header test-c test-c-vectors test-install test-go
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -56,3 +56,38 @@ test-c: lib
 
 clean:
 	rm -rf build native/target
+
+# --- The same library from C, Go and Node (bindings/, examples/c; bench/RESULTS.md "Go and Node")
+.PHONY: install test-c-vectors test-install test-go bench-go
+PREFIX ?= /usr/local
+DESTDIR ?=
+GO ?= go
+ML_VERSION := $(shell sed -n 's/^\#define ML_VERSION_STRING "\(.*\)"/\1/p' include/microloop.h)
+
+# Installs the library (shared and static), the header and microloop.pc under $(PREFIX).
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 644 include/microloop.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(LIBDIR)/libmicroloop.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIBDIR)/libmicroloop.a $(DESTDIR)$(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(ML_VERSION)|' microloop.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/microloop.pc
+
+# Every shared vector from C, under valgrind (valgrind.supp: one narrow false positive in Rust).
+test-c-vectors: lib
+	@mkdir -p build
+	$(CC) $(CFLAGS_TEST) tests/c/vectors.c tests/c/json.c $(LDFLAGS_LIB) -o build/test_vectors
+	$(VALGRIND) --suppressions=tests/c/valgrind.supp ./build/test_vectors tests/vectors
+
+# `make install` into a temporary prefix, then the C agent loop built from it through pkg-config.
+test-install: lib
+	rm -rf build/prefix build/example-c
+	$(MAKE) --no-print-directory install PREFIX=$(ROOT)/build/prefix
+	PKG_CONFIG_PATH=$(ROOT)/build/prefix/lib/pkgconfig pkg-config --modversion microloop
+	PKG_CONFIG_PATH=$(ROOT)/build/prefix/lib/pkgconfig $(MAKE) --no-print-directory -C examples/c run BUILD=$(ROOT)/build/example-c
+
+# -count=1: go test's cache does not see the library change.
+test-go: lib
+	cd bindings/go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+bench-go: lib
+	cd bindings/go && $(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./...

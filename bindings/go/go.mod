@@ -1,0 +1,3 @@
+module github.com/microloop/microloop/bindings/go
+
+go 1.22
