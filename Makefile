@@ -26,14 +26,16 @@ $(TOOLS)/bin/cbindgen:
 header: $(CBINDGEN)
 	$(CBINDGEN) --config native/ffi/cbindgen.toml --crate microloop-ffi --output include/microloop.h native/ffi
 
-demo: demo-c
+# The story in Python (the CLI from the local virtualenv); `make demo-c` tells it from C.
+demo: python
+	@$(VENV)/bin/microloop demo
 
 demo-c: lib
 	@mkdir -p build
 	@$(CC) -std=c11 -O2 -I include examples/c/demo.c $(LDFLAGS_LIB) -o build/demo
 	@./build/demo
 
-test: test-rust test-header test-c test-c-vectors test-install test-go test-adapters
+test: test-rust test-header test-c test-c-vectors test-install test-go test-adapters test-python
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -91,6 +93,76 @@ test-go: lib
 
 bench-go: lib
 	cd bindings/go && $(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./...
+
+# --- Framework adapters (tests/adapters): the real frameworks from PyPI (pinned), driven offline by
+# scripted models. CrewAI pins openai<3 and the OpenAI Agents SDK needs openai>=3: two virtualenvs.
+.PHONY: test-adapters bench-adapters adapters-install
+ADAPTERS_VENV := $(ROOT)/.venv-adapters
+CREWAI_VENV := $(ROOT)/.venv-crewai
+ADAPTERS_WHEEL_DIR := $(ROOT)/build/adapters-wheel
+CREWAI_ENV := CREWAI_DISABLE_TELEMETRY=true CREWAI_DISABLE_TRACKING=true OTEL_SDK_DISABLED=true \
+	CREWAI_TRACING_ENABLED=false OPENAI_AGENTS_DISABLE_TRACING=1
+
+$(ADAPTERS_VENV)/.deps: tests/adapters/requirements.txt
+	test -x $(ADAPTERS_VENV)/bin/python || python3 -m venv $(ADAPTERS_VENV)
+	$(ADAPTERS_VENV)/bin/pip install -q --disable-pip-version-check -r tests/adapters/requirements.txt
+	touch $@
+
+$(CREWAI_VENV)/.deps: tests/adapters/requirements-crewai.txt
+	test -x $(CREWAI_VENV)/bin/python || python3 -m venv $(CREWAI_VENV)
+	$(CREWAI_VENV)/bin/pip install -q --disable-pip-version-check -r tests/adapters/requirements-crewai.txt
+	touch $@
+
+# One wheel of the package (linked against the library `make lib` built), installed into both.
+adapters-install: lib $(ADAPTERS_VENV)/.deps $(CREWAI_VENV)/.deps
+	rm -rf $(ADAPTERS_WHEEL_DIR)
+	MICROLOOP_LIB_DIR=$(LIBDIR) $(ADAPTERS_VENV)/bin/pip wheel -q --disable-pip-version-check --no-deps -w $(ADAPTERS_WHEEL_DIR) .
+	for v in $(ADAPTERS_VENV) $(CREWAI_VENV); do \
+	  $$v/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall $(ADAPTERS_WHEEL_DIR)/microloop-*.whl || exit 1; done
+
+test-adapters: adapters-install
+	cd tests/adapters && env $(CREWAI_ENV) $(ADAPTERS_VENV)/bin/pytest -q -p no:cacheprovider --ignore=test_crewai.py .
+	cd tests/adapters && home=$$(mktemp -d) && env $(CREWAI_ENV) HOME=$$home XDG_DATA_HOME=$$home XDG_CONFIG_HOME=$$home \
+	  $(CREWAI_VENV)/bin/pytest -q -p no:cacheprovider test_crewai.py; rc=$$?; rm -rf $$home; exit $$rc
+
+bench-adapters: adapters-install
+	env $(CREWAI_ENV) $(ADAPTERS_VENV)/bin/pytest -q -p no:cacheprovider bench/bench_adapters.py -k "not crewai" --benchmark-columns=min,median,mean,rounds
+	home=$$(mktemp -d) && env $(CREWAI_ENV) HOME=$$home XDG_DATA_HOME=$$home XDG_CONFIG_HOME=$$home \
+	  $(CREWAI_VENV)/bin/pytest -q -p no:cacheprovider bench/bench_adapters.py -k crewai --benchmark-columns=min,median,mean,rounds; rc=$$?; rm -rf $$home; exit $$rc
+
+# --- Python: the package in a local virtualenv (.venv), its suite and benchmarks (bench/RESULTS.md "Python")
+.PHONY: python test-python bench-python python-dist
+PYTHON ?= python3
+VENV := $(ROOT)/.venv
+VENV_PY := $(VENV)/bin/python
+
+# The package, installed editable against the library `make lib` built (no second cargo build).
+python: lib
+	@$(MAKE) --no-print-directory $(VENV)/.ext
+
+$(VENV)/.deps: requirements-dev.txt
+	test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.ext: $(VENV)/.deps $(LIBDIR)/libmicroloop.a $(LIBDIR)/libmicroloop.so include/microloop.h build_ffi.py setup.py pyproject.toml
+	MICROLOOP_LIB_DIR=$(LIBDIR) $(VENV_PY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
+	touch $@
+
+test-python: python
+	$(VENV_PY) -m pytest tests/python -q -p no:cacheprovider
+
+bench-python: python
+	$(VENV_PY) -m pytest bench/bench_python.py -q -p no:cacheprovider --benchmark-columns=min,median,mean,ops,rounds
+
+# `python -m build` (sdist, then a wheel built from it with cargo), installed into a fresh virtualenv.
+python-dist:
+	rm -rf build/dist build/venv-wheel
+	$(VENV_PY) -m build --outdir build/dist .
+	$(PYTHON) -m venv build/venv-wheel
+	build/venv-wheel/bin/pip install -q build/dist/*.whl
+	cd build && venv-wheel/bin/python -c "import microloop, os; g = microloop.Guardrail(); print(microloop.__version__, g.check('t', {}).action, os.path.exists(microloop.lib_path()))"
+	build/venv-wheel/bin/microloop demo > /dev/null
 
 # --- Framework adapters (tests/adapters): the real frameworks from PyPI (pinned), driven offline by
 # scripted models. CrewAI pins openai<3 and the OpenAI Agents SDK needs openai>=3: two virtualenvs.
