@@ -163,39 +163,3 @@ python-dist:
 	build/venv-wheel/bin/pip install -q build/dist/*.whl
 	cd build && venv-wheel/bin/python -c "import microloop, os; g = microloop.Guardrail(); print(microloop.__version__, g.check('t', {}).action, os.path.exists(microloop.lib_path()))"
 	build/venv-wheel/bin/microloop demo > /dev/null
-
-# --- Framework adapters (tests/adapters): the real frameworks from PyPI (pinned), driven offline by
-# scripted models. CrewAI pins openai<3 and the OpenAI Agents SDK needs openai>=3: two virtualenvs.
-.PHONY: test-adapters bench-adapters adapters-install
-ADAPTERS_VENV := $(ROOT)/.venv-adapters
-CREWAI_VENV := $(ROOT)/.venv-crewai
-ADAPTERS_WHEEL_DIR := $(ROOT)/build/adapters-wheel
-CREWAI_ENV := CREWAI_DISABLE_TELEMETRY=true CREWAI_DISABLE_TRACKING=true OTEL_SDK_DISABLED=true \
-	CREWAI_TRACING_ENABLED=false OPENAI_AGENTS_DISABLE_TRACING=1
-
-$(ADAPTERS_VENV)/.deps: tests/adapters/requirements.txt
-	test -x $(ADAPTERS_VENV)/bin/python || python3 -m venv $(ADAPTERS_VENV)
-	$(ADAPTERS_VENV)/bin/pip install -q --disable-pip-version-check -r tests/adapters/requirements.txt
-	touch $@
-
-$(CREWAI_VENV)/.deps: tests/adapters/requirements-crewai.txt
-	test -x $(CREWAI_VENV)/bin/python || python3 -m venv $(CREWAI_VENV)
-	$(CREWAI_VENV)/bin/pip install -q --disable-pip-version-check -r tests/adapters/requirements-crewai.txt
-	touch $@
-
-# One wheel of the package (linked against the library `make lib` built), installed into both.
-adapters-install: lib $(ADAPTERS_VENV)/.deps $(CREWAI_VENV)/.deps
-	rm -rf $(ADAPTERS_WHEEL_DIR)
-	MICROLOOP_LIB_DIR=$(LIBDIR) $(ADAPTERS_VENV)/bin/pip wheel -q --disable-pip-version-check --no-deps -w $(ADAPTERS_WHEEL_DIR) .
-	for v in $(ADAPTERS_VENV) $(CREWAI_VENV); do \
-	  $$v/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall $(ADAPTERS_WHEEL_DIR)/microloop-*.whl || exit 1; done
-
-test-adapters: adapters-install
-	cd tests/adapters && env $(CREWAI_ENV) $(ADAPTERS_VENV)/bin/pytest -q -p no:cacheprovider --ignore=test_crewai.py .
-	cd tests/adapters && home=$$(mktemp -d) && env $(CREWAI_ENV) HOME=$$home XDG_DATA_HOME=$$home XDG_CONFIG_HOME=$$home \
-	  $(CREWAI_VENV)/bin/pytest -q -p no:cacheprovider test_crewai.py; rc=$$?; rm -rf $$home; exit $$rc
-
-bench-adapters: adapters-install
-	env $(CREWAI_ENV) $(ADAPTERS_VENV)/bin/pytest -q -p no:cacheprovider bench/bench_adapters.py -k "not crewai" --benchmark-columns=min,median,mean,rounds
-	home=$$(mktemp -d) && env $(CREWAI_ENV) HOME=$$home XDG_DATA_HOME=$$home XDG_CONFIG_HOME=$$home \
-	  $(CREWAI_VENV)/bin/pytest -q -p no:cacheprovider bench/bench_adapters.py -k crewai --benchmark-columns=min,median,mean,rounds; rc=$$?; rm -rf $$home; exit $$rc
