@@ -35,7 +35,7 @@ demo-c: lib
 	@$(CC) -std=c11 -O2 -I include examples/c/demo.c $(LDFLAGS_LIB) -o build/demo
 	@./build/demo
 
-test: test-rust test-header test-c test-c-vectors test-install test-go test-adapters test-python
+test: test-rust test-header test-c test-c-vectors test-install test-go test-adapters test-python test-proxy
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -163,3 +163,25 @@ python-dist:
 	build/venv-wheel/bin/pip install -q build/dist/*.whl
 	cd build && venv-wheel/bin/python -c "import microloop, os; g = microloop.Guardrail(); print(microloop.__version__, g.check('t', {}).action, os.path.exists(microloop.lib_path()))"
 	build/venv-wheel/bin/microloop demo > /dev/null
+
+# --- The LLM-API proxy (native/proxy): run it, test it with the official openai/anthropic clients, load-test it
+PROXY_VENV := $(ROOT)/.venv-proxy
+PROXY_BIN := $(ROOT)/native/target/release/microloop-proxy
+.PHONY: proxy proxy-build test-proxy bench-proxy
+proxy-build:
+	$(CARGO) build --release --locked --manifest-path native/Cargo.toml -p microloop-proxy
+
+proxy: proxy-build
+	$(PROXY_BIN) $(PROXY_ARGS)
+
+$(PROXY_VENV)/.ok: tests/proxy/requirements.txt
+	test -x $(PROXY_VENV)/bin/python || python3 -m venv $(PROXY_VENV)
+	$(PROXY_VENV)/bin/pip install -q -r tests/proxy/requirements.txt
+	touch $@
+
+# pytest exit 5 (nothing collected) is a failure here: these tests must run.
+test-proxy: proxy-build $(PROXY_VENV)/.ok
+	MICROLOOP_PROXY_BIN=$(PROXY_BIN) $(PROXY_VENV)/bin/python -m pytest tests/proxy -q -p no:cacheprovider
+
+bench-proxy: proxy-build
+	SKIP_BUILD=1 bash bench/proxy_load.sh
