@@ -165,9 +165,12 @@ class Guardrail:
             t = bytes(tool)  # type: ignore[arg-type]
         a = encode_args(args)
         v = ffi.new("ml_verdict *", [_binding.VERDICT_SIZE])
-        errp = ffi.new("ml_error **")
-        status = lib.ml_check_call(self._s, t, len(t), a, len(a), v, errp)
+        status = lib.ml_check_call(self._s, t, len(t), a, len(a), v, ffi.NULL)
         if status:
+            # A failing call changes nothing (history, counters): ask again for the error's detail,
+            # which keeps an allocation off the fast path.
+            errp = ffi.new("ml_error **")
+            status = lib.ml_check_call(self._s, t, len(t), a, len(a), v, errp)
             raise_status(status, errp)
         action = v.action
         if action == 0:
@@ -323,7 +326,28 @@ class Guardrail:
         skip = params[0].name if params and params[0].name in ("self", "cls") else None
         var_kw = next((p.name for p in params if p.kind is inspect.Parameter.VAR_KEYWORD), None)
 
+        # Fast path for the common signature (no *args): map positional arguments to their names
+        # without inspect's bind, which costs several microseconds.
+        simple = not any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+        positional = [p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        named = {p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD}
+        required = {p.name for p in params if p.default is inspect.Parameter.empty and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
+        defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+        n_positional = len(positional)
+
         def arguments(a: tuple, kw: dict) -> Dict[str, Any]:
+            if simple and len(a) <= n_positional and (var_kw is not None or named.issuperset(kw)):
+                out = dict(defaults)
+                out.update(zip(positional, a))
+                if not kw or not (kw.keys() & out.keys() - defaults.keys()):
+                    out.update(kw)
+                    if required.issubset(out):
+                        if skip is not None:
+                            out.pop(skip, None)
+                        return out
+            return slow_arguments(a, kw)
+
+        def slow_arguments(a: tuple, kw: dict) -> Dict[str, Any]:
             try:
                 bound = sig.bind(*a, **kw)
             except TypeError:

@@ -1,0 +1,154 @@
+"""Python benchmarks (pytest-benchmark): `make bench-python`; results in bench/RESULTS.md, "## Python".
+
+* guard.check on 256-byte arguments (every call distinct, so every call is allowed and enters the history);
+* guard.check + record, the full cost per tool call;
+* the verify decorator against a bare call;
+* a pure-Python implementation of the identical-call and no-progress rules (the dict-and-counter code
+  a user would write instead), on the same calls;
+* argument encoding: json vs orjson.
+
+`test_check_percentiles` times calls one by one and prints p50/p99 (pytest-benchmark reports the
+median and mean of batches only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import defaultdict
+
+import pytest
+
+import microloop
+from microloop import Guardrail, _encode
+
+N_ARGS = 4096
+
+
+def make_args(i: int) -> dict:
+    """About 256 bytes of JSON, different for each i."""
+    args = {"query": f"price of item {i} in the catalogue", "page": i % 7, "filters": {"lang": "en", "in_stock": True, "tags": ["a", "b", "c"]}, "note": ""}
+    size = len(json.dumps(args, separators=(",", ":")))
+    args["note"] = "x" * (256 - size)
+    return args
+
+
+ARGS = [make_args(i) for i in range(N_ARGS)]
+assert all(len(json.dumps(a, separators=(",", ":"))) == 256 for a in ARGS[:10])
+
+
+def fresh_guard() -> Guardrail:
+    # Balanced rules; each of the 4096 calls comes back only after it left the 256-call window, so
+    # nothing fires. Near-duplicate detection is off: the calls differ in one word and get one answer.
+    return Guardrail({"loops": {"max_near_duplicate": 0}})
+
+
+def test_check_256_byte_args(benchmark) -> None:
+    guard = fresh_guard()
+    it = iter(range(10**9))
+
+    def check() -> None:
+        guard.check("search", ARGS[next(it) % N_ARGS])
+
+    benchmark(check)
+
+
+def test_check_and_record(benchmark) -> None:
+    guard = fresh_guard()
+    it = iter(range(10**9))
+
+    def call() -> None:
+        v = guard.check("search", ARGS[next(it) % N_ARGS])
+        guard.record(v.call_id, "3 results: ...")
+
+    benchmark(call)
+
+
+def test_check_prencoded_json_bytes(benchmark) -> None:
+    guard = fresh_guard()
+    encoded = [json.dumps(a).encode() for a in ARGS]
+    it = iter(range(10**9))
+    benchmark(lambda: guard.check("search", encoded[next(it) % N_ARGS]))
+
+
+def search(query: str, page: int = 0, filters: dict | None = None, note: str = "") -> str:
+    return "3 results"
+
+
+def test_bare_function_call(benchmark) -> None:
+    it = iter(range(10**9))
+    benchmark(lambda: search(**ARGS[next(it) % N_ARGS]))
+
+
+def test_verify_decorator(benchmark) -> None:
+    wrapped = fresh_guard().verify(search)
+    it = iter(range(10**9))
+    benchmark(lambda: wrapped(**ARGS[next(it) % N_ARGS]))
+
+
+class PurePythonLoopGuard:
+    """What a user writes without MicroLoop: identical-call counts and no-progress by result hashes."""
+
+    def __init__(self, max_identical: int = 30, max_no_progress: int = 2) -> None:
+        self.max_identical = max_identical
+        self.max_no_progress = max_no_progress
+        self.counts: dict = defaultdict(int)
+        self.same_result: dict = defaultdict(int)
+        self.last_result: dict = {}
+
+    def check(self, tool: str, args: dict) -> tuple:
+        key = tool + json.dumps(args, sort_keys=True, separators=(",", ":"))
+        fp = hashlib.blake2b(key.encode(), digest_size=8).digest()
+        if self.counts[fp] >= self.max_identical or self.same_result[fp] >= self.max_no_progress:
+            return ("block", fp)
+        self.counts[fp] += 1
+        return ("allow", fp)
+
+    def record(self, fp: bytes, output: str) -> None:
+        h = hash(output)
+        if self.last_result.get(fp) == h:
+            self.same_result[fp] += 1
+        else:
+            self.same_result[fp] = 0
+            self.last_result[fp] = h
+
+
+def test_pure_python_rules_check_and_record(benchmark) -> None:
+    guard = PurePythonLoopGuard(max_identical=10**9, max_no_progress=10**9)
+    it = iter(range(10**9))
+
+    def call() -> None:
+        _, fp = guard.check("search", ARGS[next(it) % N_ARGS])
+        guard.record(fp, "3 results: ...")
+
+    benchmark(call)
+
+
+@pytest.mark.parametrize("encoder", ["json", "orjson"])
+def test_encode_256_byte_args(benchmark, encoder: str) -> None:
+    if encoder == "orjson":
+        orjson = pytest.importorskip("orjson")
+        fn = lambda a: orjson.dumps(a, option=orjson.OPT_NON_STR_KEYS)  # noqa: E731
+    else:
+        fn = _encode.dumps_stdlib
+    it = iter(range(10**9))
+    benchmark(lambda: fn(ARGS[next(it) % N_ARGS]))
+
+
+def test_check_percentiles() -> None:
+    """guard.check, timed call by call: the budget is p50 < 5 us, p99 < 20 us."""
+    guard = fresh_guard()
+    for i in range(2000):
+        guard.check("search", ARGS[i % N_ARGS])
+    samples = []
+    clock = time.perf_counter_ns
+    for i in range(50000):
+        a = ARGS[i % N_ARGS]
+        t0 = clock()
+        guard.check("search", a)
+        samples.append(clock() - t0)
+    samples.sort()
+    p50, p99 = samples[len(samples) // 2] / 1000, samples[len(samples) * 99 // 100] / 1000
+    print(f"\nguard.check 256-byte args ({_encode.ENCODER}): p50 {p50:.2f} us, p99 {p99:.2f} us, max {samples[-1] / 1000:.1f} us")
+    assert p50 < 5 and p99 < 20, (p50, p99)
