@@ -60,7 +60,7 @@ clean:
 	rm -rf build native/target
 
 # --- The same library from C, Go and Node (bindings/, examples/c; bench/RESULTS.md "Go and Node")
-.PHONY: install test-c-vectors test-install test-go bench-go
+.PHONY: install test-c-vectors test-install test-go bench-go test-node bench-node
 PREFIX ?= /usr/local
 DESTDIR ?=
 GO ?= go
@@ -185,3 +185,15 @@ test-proxy: proxy-build $(PROXY_VENV)/.ok
 
 bench-proxy: proxy-build
 	SKIP_BUILD=1 bash bench/proxy_load.sh
+
+NPM ?= npm
+NODE ?= node
+# koffi, pinned by bindings/node/package-lock.json, from npm into bindings/node/node_modules.
+bindings/node/node_modules/.package-lock.json: bindings/node/package.json bindings/node/package-lock.json
+	cd bindings/node && $(NPM) ci --no-audit --no-fund
+
+test-node: lib bindings/node/node_modules/.package-lock.json
+	cd bindings/node && $(NODE) --test test/
+
+bench-node: lib bindings/node/node_modules/.package-lock.json
+	cd bindings/node && $(NODE) bench/check.js 500000

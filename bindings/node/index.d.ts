@@ -1,0 +1,74 @@
+// Type declarations for the `microloop` Node package (index.js).
+
+/** A policy: a preset name, a policy document as JSON text, or a policy object. */
+export type Policy = 'strict' | 'balanced' | 'permissive' | string | Record<string, unknown>;
+
+/** Tool arguments: JSON text, raw JSON bytes, or any value serialized with JSON.stringify. */
+export type Args = string | Uint8Array | unknown;
+
+export type Action = 'allow' | 'warn' | 'block' | 'halt';
+
+export interface Verdict {
+  /** allow / warn: run the tool (show `message` with a warn); block / halt: don't. */
+  action: Action;
+  /** The deciding rule's id ('loop.no_progress', a policy rule's id); '' for allow. */
+  rule: string;
+  /** Written for the model; '' for allow. */
+  message: string;
+  /** The id to pass to record(); 0 when the call must not run. */
+  callId: number;
+  /** For allow: how many times this exact call already ran; else the count the rule reached. */
+  count: number;
+  /** action is allow or warn. */
+  mayRun: boolean;
+}
+
+export interface Stats {
+  calls: number;
+  blocked: number;
+  errors: number;
+  historyLen: number;
+  historyHash: bigint;
+}
+
+export class Session {
+  /** @throws PolicyError when the policy is refused (its `path` names the bad entry). */
+  constructor(policy?: Policy);
+  /** Decides on a tool call before it runs. `tool` may be raw bytes. */
+  check(tool: string | Uint8Array, args?: Args): Verdict;
+  /** Records what an allowed call returned: text, bytes, or a value serialized as JSON. */
+  record(callId: number | bigint, output?: string | Uint8Array | unknown, isError?: boolean): void;
+  /** Registers the agent's tool names (or a JSON array as text); [] forgets them. */
+  setTools(names: Iterable<string> | string): void;
+  /** Forgets the history, counters and any halt; keeps the policy and the tool names. */
+  reset(): void;
+  stats(): Stats;
+  /** Frees the session; further calls throw SessionClosedError. Idempotent. */
+  close(): void;
+  readonly closed: boolean;
+}
+
+/** The canonical fingerprint of a call, as every binding computes it. */
+export function fingerprint(tool: string | Uint8Array, args?: Args): bigint;
+
+/** The loaded library's version, "MAJOR.MINOR.PATCH". */
+export const version: string;
+export const ABI_VERSION: number;
+
+export class MicroLoopError extends Error {
+  /** The ml_status code, -1 when not from the library. */
+  readonly status: number;
+  /** 'invalid_json', 'invalid_policy', ... as in the shared vectors; 'closed' for SessionClosedError. */
+  readonly statusName: string;
+  /** For a PolicyError, the bad entry ('budget.max_calls'); else ''. */
+  readonly path: string;
+}
+export class PolicyError extends MicroLoopError {}
+export class NullArgumentError extends MicroLoopError {}
+export class InvalidUTF8Error extends MicroLoopError {}
+export class InvalidJSONError extends MicroLoopError {}
+export class UnknownCallError extends MicroLoopError {}
+export class AlreadyRecordedError extends MicroLoopError {}
+export class InvalidArgumentError extends MicroLoopError {}
+export class InternalError extends MicroLoopError {}
+export class SessionClosedError extends MicroLoopError {}

@@ -1,0 +1,82 @@
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const ml = require('..');
+
+test('a page behind a CAPTCHA is blocked on the third visit', () => {
+  const s = new ml.Session('balanced');
+  const actions = [];
+  for (let i = 0; i < 3; i++) {
+    const v = s.check('open_page', { url: 'https://shop.example/item/42' });
+    actions.push(v.action);
+    if (v.mayRun) s.record(v.callId, 'Please solve the CAPTCHA to continue.');
+    else assert.equal(v.rule, 'loop.no_progress');
+  }
+  assert.deepEqual(actions, ['allow', 'warn', 'block']);
+  assert.deepEqual({ ...s.stats(), historyHash: 0 }, { calls: 2, blocked: 1, errors: 0, historyLen: 2, historyHash: 0 });
+  s.reset();
+  assert.equal(s.stats().historyLen, 0);
+  s.close();
+});
+
+test('arguments as an object, JSON text or bytes are the same call', () => {
+  const s = new ml.Session();
+  const a = s.check('search', { q: 'x', n: 1 });
+  const b = s.check('search', '{"n": 1.0, "q": "x"}');
+  const c = s.check('search', Buffer.from('{"q":"x","n":1}'));
+  assert.deepEqual([a.count, b.count, c.count], [0, 1, 2]);
+  assert.equal(ml.fingerprint('search', { q: 'x', n: 1 }), ml.fingerprint('search', '{"n":1.0,"q":"x"}'));
+  s.close();
+});
+
+test('a refused policy is a PolicyError naming the bad entry', () => {
+  assert.throws(() => new ml.Session({ loops: { max_identicl: 3 } }), (e) =>
+    e instanceof ml.PolicyError && e instanceof ml.MicroLoopError && e instanceof Error &&
+    e.statusName === 'invalid_policy' && e.status === 4 && e.path.startsWith('loops'));
+});
+
+test('bad inputs throw their own Error subclass', () => {
+  const s = new ml.Session();
+  assert.throws(() => s.check('search', '{'), ml.InvalidJSONError);
+  assert.throws(() => s.check('', {}), ml.InvalidArgumentError);
+  assert.throws(() => s.check(Buffer.from([0x73, 0xff]), {}), ml.InvalidUTF8Error);
+  assert.throws(() => s.record(12345, 'x'), ml.UnknownCallError);
+  const v = s.check('search', {});
+  s.record(v.callId, { hits: [] });
+  assert.throws(() => s.record(v.callId, 'again'), ml.AlreadyRecordedError);
+  assert.throws(() => s.setTools('{"a": 1}'), ml.InvalidJSONError);
+  assert.throws(() => s.check(42, {}), TypeError);
+  s.close();
+});
+
+test('setTools blocks every other tool, [] forgets them', () => {
+  const s = new ml.Session();
+  s.setTools(['search', 'open_page']);
+  const v = s.check('serach', { q: 'x' });
+  assert.equal(v.action, 'block');
+  assert.equal(v.rule, 'tool.unknown');
+  assert.match(v.message, /open_page/);
+  s.setTools([]);
+  assert.equal(s.check('serach', { q: 'x' }).action, 'allow');
+  s.close();
+});
+
+test('calls after close throw SessionClosedError; close twice is fine', () => {
+  const s = new ml.Session('strict');
+  s.close();
+  s.close();
+  assert.equal(s.closed, true);
+  assert.throws(() => s.check('search', {}), ml.SessionClosedError);
+  assert.throws(() => s.stats(), ml.SessionClosedError);
+});
+
+test('forgotten sessions are freed by the garbage collector', async () => {
+  for (let i = 0; i < 500; i++) new ml.Session().check('search', { i });
+  if (global.gc) global.gc();
+  await new Promise((r) => setImmediate(r));
+});
+
+test('the library version is reported', () => {
+  assert.match(ml.version, /^\d+\.\d+\.\d+$/);
+  assert.equal(ml.ABI_VERSION, 1);
+});
