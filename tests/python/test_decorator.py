@@ -148,3 +148,19 @@ def test_a_wrong_call_raises_the_functions_own_type_error(guard: Guardrail) -> N
 
     with pytest.raises(TypeError):
         f(1, 2, 3)  # type: ignore[call-arg]
+
+
+def test_the_fast_argument_binding_agrees_with_inspect() -> None:
+    """verify's own binding of arguments gives the fingerprint inspect.Signature.bind would."""
+
+    def tool(a: int, b: str = "x", *, c: float = 1.0, **extra: object) -> None: ...
+
+    cases = [((1,), {}), ((2, "y"), {"c": 2.0}), ((), {"a": 3, "z": [1]}), ((4,), {"b": "x", "q": 3})]
+    for args, kwargs in cases:
+        guard = Guardrail()
+        guard.verify(tool)(*args, **kwargs)
+        bound = inspect.signature(tool).bind(*args, **kwargs)
+        bound.apply_defaults()
+        expected = dict(bound.arguments)
+        expected.update(expected.pop("extra"))
+        assert guard.check("tool", expected).count == 1, (args, kwargs)
