@@ -35,7 +35,7 @@ demo-c: lib
 	@$(CC) -std=c11 -O2 -I include examples/c/demo.c $(LDFLAGS_LIB) -o build/demo
 	@./build/demo
 
-test: test-rust test-header test-c test-c-vectors test-install test-go test-adapters test-python test-proxy
+test: test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy
 	@echo "make test: all suites passed"
 
 test-rust:
