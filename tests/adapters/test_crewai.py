@@ -153,3 +153,18 @@ def test_hooks_of_an_unguarded_crew_do_not_fire(guard, crew_for, ran):
     unguard_crew(crew)
     crew.kickoff()
     assert guard.log == [] and ran == ["search:weather in Paris"]
+
+
+def test_verify_under_crewai_tool_keeps_the_schema():
+    from microloop import Guardrail
+
+    guard = Guardrail("balanced")
+
+    @tool("transfer")
+    @guard.verify
+    def transfer(amount: int, to: str) -> str:
+        """Transfer money."""
+        return f"sent {amount} to {to}"
+
+    props = transfer.args_schema.model_json_schema()["properties"]
+    assert {k: v["type"] for k, v in props.items()} == {"amount": "integer", "to": "string"}

@@ -116,3 +116,18 @@ def test_a_hallucinated_tool_is_answered_with_the_real_tools(guard, tools, ran):
     assert guard.log[0][2].rule == "tool.unknown" and answer == guard.log[0][2].message
     assert "search" in answer and "ask_user" in answer
     assert ran == ["search"] and result.final_output == "done"
+
+
+def test_verify_under_function_tool_keeps_the_schema():
+    from microloop import Guardrail
+
+    guard = Guardrail("balanced")
+
+    def transfer(amount: int, to: str) -> str:
+        """Transfer money."""
+        return f"sent {amount} to {to}"
+
+    wrapped = function_tool(guard.verify(transfer))
+    assert wrapped.name == "transfer"
+    props = wrapped.params_json_schema["properties"]
+    assert {k: v["type"] for k, v in props.items()} == {"amount": "integer", "to": "string"}
