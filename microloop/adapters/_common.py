@@ -75,12 +75,10 @@ class GuardSessions:
 
     def get(self, key: Hashable | None = None) -> Guardrail:
         guard = self._guard if key is None else self._guard.session(str(key))
-        with self._lock:
-            tools = self._tools
-            if tools is None or key in self._told:
-                return guard
-            self._told.add(key)
-        guard.set_tools(list(tools))
+        with self._lock:  # held while registering: no call of this session is checked before it
+            if self._tools is not None and key not in self._told:
+                guard.set_tools(list(self._tools))
+                self._told.add(key)
         return guard
 
 
