@@ -70,6 +70,8 @@ class build_ext(_build_ext):
         dest = os.path.join(dest_root, "microloop", "_lib")
         os.makedirs(dest, exist_ok=True)
         shutil.copyfile(os.path.join(out, shared), os.path.join(dest, shared))
+        if plat == "linux" and shutil.which("strip"):  # the release profile keeps line tables (debug = 1)
+            subprocess.call(["strip", "--strip-debug", os.path.join(dest, shared)])
         shutil.copyfile(HEADER, os.path.join(dest, "microloop.h"))
 
 
