@@ -13,10 +13,12 @@ or wrap single tools: ``tools=[GuardedTool(FunctionTool(search, description="...
 
 A blocked call is not run: the model gets a ``FunctionExecutionResult`` with ``is_error=True`` whose
 content is the verdict's message, under the call's id; a ``warn`` is appended to the real result; a
-``halt`` is answered with the halt message and cancels the run's ``CancellationToken``, AutoGen's way
-to stop an agent or a team at once (the model client's next call is cancelled, ``run()`` raises
-``asyncio.CancelledError``); ``workbench.halted`` then holds the verdict. (Raising from a tool call
-instead would hang ``AssistantAgent``: its tool-event queue is never closed.) AutoGen answers a tool name that no workbench lists by itself ("tool not found")
+``halt`` is answered with the halt message, after which the workbench lists no tools, so the model
+must answer in text and the agent's turn ends; ``workbench.halted`` holds the verdict. In a team, add
+``workbench.termination`` to the team's termination condition (``termination_condition=... |
+workbench.termination``): it stops the team with the halt message. (Raising from a tool call would hang
+``AssistantAgent``, whose tool-event queue is then never closed; cancelling the run's token hangs a
+team.) AutoGen answers a tool name that no workbench lists by itself ("tool not found")
 before any workbench is asked, so ``tool.unknown`` never fires here.
 """
 
@@ -25,6 +27,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
+from autogen_agentchat.conditions import ExternalTermination
+from autogen_agentchat.messages import StopMessage
 from autogen_core import CancellationToken
 from autogen_core.tools import (
     BaseTool,
@@ -35,10 +39,12 @@ from autogen_core.tools import (
     ToolResult,
 )
 
+from autogen_core.tools import ToolSchema
+
 from .. import Guardrail, Verdict
 from ._common import output_text, parse_args, with_nudge
 
-__all__ = ["GuardedTool", "GuardedWorkbench"]
+__all__ = ["GuardedTool", "GuardedWorkbench", "HaltTermination"]
 
 
 class GuardedWorkbench(StaticStreamWorkbench):
@@ -54,14 +60,22 @@ class GuardedWorkbench(StaticStreamWorkbench):
         super().__init__(tools, tool_overrides)
         self.guard = guard
         self.halted: Verdict | None = None
+        self.termination = HaltTermination()
         overrides = tool_overrides or {}
         guard.set_tools([(overrides[t.name].name if t.name in overrides else None) or t.name for t in tools])
 
-    def _refusal(self, name: str, verdict: Verdict, cancellation_token: CancellationToken | None) -> ToolResult:
+    async def list_tools(self) -> list[ToolSchema]:
+        return [] if self.halted else await super().list_tools()
+
+    async def reset(self) -> None:
+        await super().reset()
+        self.halted = None
+        await self.termination.reset()
+
+    def _refusal(self, name: str, verdict: Verdict) -> ToolResult:
         if verdict.halted:
             self.halted = verdict
-            if cancellation_token is not None:
-                cancellation_token.cancel()
+            self.termination.set(verdict)
         return ToolResult(name=name, result=[TextResultContent(content=verdict.message)], is_error=True)
 
     async def call_tool(
@@ -73,7 +87,7 @@ class GuardedWorkbench(StaticStreamWorkbench):
     ) -> ToolResult:
         verdict = self.guard.check(name, dict(arguments or {}))
         if verdict.blocked:
-            return self._refusal(name, verdict, cancellation_token)
+            return self._refusal(name, verdict)
         result = await super().call_tool(name, arguments, cancellation_token, call_id)
         return _recorded(self.guard, verdict, result)
 
@@ -86,7 +100,7 @@ class GuardedWorkbench(StaticStreamWorkbench):
     ) -> AsyncGenerator[Any | ToolResult, None]:
         verdict = self.guard.check(name, dict(arguments or {}))
         if verdict.blocked:
-            yield self._refusal(name, verdict, cancellation_token)
+            yield self._refusal(name, verdict)
             return
         async for event in super().call_tool_stream(name, arguments, cancellation_token, call_id):
             yield _recorded(self.guard, verdict, event) if isinstance(event, ToolResult) else event
@@ -96,7 +110,8 @@ class GuardedTool(BaseTool[Any, Any]):
     """Any AutoGen ``BaseTool`` with the guard in front of it (``run_json`` is what the workbench calls).
 
     A block raises an exception whose text is the verdict's message; the workbench turns it into an
-    ``is_error=True`` result. A halt also cancels the run's ``CancellationToken`` (see the module doc).
+    ``is_error=True`` result. A halt is answered the same way: to end the run on a halt, use
+    :class:`GuardedWorkbench`, which can withdraw its tools.
     """
 
     def __init__(self, inner: BaseTool[Any, Any], guard: Guardrail) -> None:
@@ -112,8 +127,6 @@ class GuardedTool(BaseTool[Any, Any]):
     ) -> Any:
         verdict = self.guard.check(self.name, parse_args(args))
         if verdict.blocked:
-            if verdict.halted:
-                cancellation_token.cancel()
             raise _BlockedCall(verdict.message)
         try:
             value = await self._inner.run_json(args, cancellation_token, call_id=call_id)
@@ -126,6 +139,22 @@ class GuardedTool(BaseTool[Any, Any]):
 
     def return_value_as_string(self, value: Any) -> str:
         return value if isinstance(value, str) else self._inner.return_value_as_string(value)
+
+
+class HaltTermination(ExternalTermination):
+    """A team termination condition that fires once the guard halted (``GuardedWorkbench.termination``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._message = ""
+
+    def set(self, verdict: Verdict | None = None) -> None:  # type: ignore[override]
+        self._message = verdict.message if verdict is not None else "Halted by MicroLoop."
+        super().set()
+
+    async def __call__(self, messages: Any) -> StopMessage | None:
+        stop = await super().__call__(messages)
+        return None if stop is None else StopMessage(content=self._message, source="MicroLoop")
 
 
 class _BlockedCall(Exception):

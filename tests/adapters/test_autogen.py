@@ -10,6 +10,8 @@ import pytest
 pytest.importorskip("autogen_agentchat")
 
 from autogen_agentchat.agents import AssistantAgent  # noqa: E402
+from autogen_agentchat.conditions import MaxMessageTermination  # noqa: E402
+from autogen_agentchat.teams import RoundRobinGroupChat  # noqa: E402
 from autogen_core import FunctionCall  # noqa: E402
 from autogen_core.models import CreateResult, FunctionExecutionResultMessage, ModelFamily, ModelInfo, RequestUsage  # noqa: E402
 from autogen_core.tools import FunctionTool  # noqa: E402
@@ -48,21 +50,27 @@ def tools(ran):
 
 
 class ReplayClient(ReplayChatCompletionClient):
-    """Honours the cancellation token as the real model clients do (they link it to the request)."""
+    """Replays the script; offered no tools at all, it answers in text, as a real model must."""
 
-    async def create(self, *args, cancellation_token=None, **kwargs):
-        if cancellation_token is not None and cancellation_token.is_cancelled():
-            raise asyncio.CancelledError()
-        return await super().create(*args, cancellation_token=cancellation_token, **kwargs)
+    async def create(self, messages, *, tools=(), **kwargs):
+        if not tools:
+            self.create_calls.append({"messages": messages, "tools": []})
+            return CreateResult(finish_reason="stop", content="I cannot go on.", cached=False,
+                                usage=RequestUsage(prompt_tokens=0, completion_tokens=0))
+        return await super().create(messages, tools=tools, **kwargs)
 
 
-def run(script, tools, guard, *, wrap_tools=False):
+def make_agent(script, tools, guard, *, wrap_tools=False):
     client = ReplayClient(script, model_info=MODEL_INFO)
     if wrap_tools:
         kw = {"tools": [GuardedTool(FunctionTool(t, description=t.__doc__), guard) for t in tools]}
     else:
         kw = {"workbench": GuardedWorkbench(tools, guard)}
-    agent = AssistantAgent("assistant", model_client=client, max_tool_iterations=20, **kw)
+    return client, AssistantAgent("assistant", model_client=client, max_tool_iterations=20, **kw)
+
+
+def run(script, tools, guard, *, wrap_tools=False):
+    client, agent = make_agent(script, tools, guard, wrap_tools=wrap_tools)
     return client, asyncio.run(agent.run(task="weather?"))
 
 
@@ -91,15 +99,31 @@ def test_a_repeated_call_is_nudged_then_blocked_and_the_model_pivots(guard, tool
     assert result.messages[-1].content == "done"
 
 
-@pytest.mark.parametrize("wrap_tools", [False, True], ids=["workbench", "tool"])
-def test_a_model_that_ignores_every_block_is_halted(guard, tools, ran, wrap_tools):
+def test_a_halt_withdraws_the_tools_so_the_agent_turn_ends(guard, tools, ran):
     script = [calls((f"call_{i}", "search", SEARCH)) for i in range(1, 12)] + ["done"]
 
-    with pytest.raises(asyncio.CancelledError):
-        run(script, tools, guard, wrap_tools=wrap_tools)
+    client, result = run(script, tools, guard)
 
     assert ran == ["search", "search"]
     assert guard.actions() == ["allow", "warn"] + ["block"] * 5 + ["halt"]
+    assert results(client, 8)["call_8"] == (guard.messages("halt")[0], True)
+    assert client.create_calls[8]["tools"] == [] and len(client.create_calls) == 9
+    assert result.messages[-1].content == "I cannot go on."
+
+
+def test_a_halt_stops_the_team(guard, tools, ran):
+    script = [calls((f"call_{i}", "search", SEARCH)) for i in range(1, 12)] + ["done"]
+    client = ReplayClient(script, model_info=MODEL_INFO)
+    workbench = GuardedWorkbench(tools, guard)
+    agent = AssistantAgent("assistant", model_client=client, workbench=workbench, max_tool_iterations=20)
+    team = RoundRobinGroupChat([agent], termination_condition=MaxMessageTermination(50) | workbench.termination)
+
+    result = asyncio.run(asyncio.wait_for(team.run(task="weather?"), 30))
+
+    assert ran == ["search", "search"]
+    assert workbench.halted is not None and workbench.halted.action == "halt"
+    assert result.stop_reason == workbench.halted.message
+    assert len(client.create_calls) == 9  # the team did not ask the agent again
 
 
 def test_parallel_calls_are_answered_under_their_own_ids(guard, tools, ran):
