@@ -27,6 +27,14 @@ pub trait ArgRules: Send + Sync {
     /// `Policy::tools`). Returns the first rule broken.
     fn check(&self, entry: usize, args: &Value) -> Option<RuleHit>;
 
+    /// Checks `args` against every entry that applies to the tool (`entries`, as
+    /// [`Policy::resolve`](crate::policy::Policy::resolve) lists them) and returns the first rule
+    /// broken. The default checks entry after entry; the rule engine overrides it to check every
+    /// schema before any field rule.
+    fn check_call(&self, entries: &[usize], args: &Value) -> Option<RuleHit> {
+        entries.iter().find_map(|&e| self.check(e, args))
+    }
+
     /// Masks the policy's own volatile patterns in a result. The default keeps it as it is.
     fn mask<'a>(&self, output: Cow<'a, [u8]>) -> Cow<'a, [u8]> {
         output

@@ -201,18 +201,90 @@ pub struct Budget {
 }
 
 /// A rule on one field of a tool's arguments (compiled by the rule engine).
+///
+/// The conditions are checked on the value at `field`; when that value is a list, on each of its
+/// elements (a list that equals the whole condition, or is among `allow_values`, also passes).
+/// A missing field passes `deny_regex` and `deny_values` (nothing to deny) and fails
+/// `require_regex`, `allow_values` and `equals` (an agent must not escape a rule by leaving the
+/// field out), unless `optional = true`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldRule {
+    /// The rule id in a verdict; default `tools[i].rules[j]`.
     pub id: Option<String>,
-    /// A JSON Pointer into the arguments (`/sql`, `/options/mode`).
+    /// A JSON Pointer into the arguments (`/sql`, `/options/mode`); empty for the whole arguments.
     pub field: String,
+    /// The block message for the model; default a message naming the field and the condition.
     pub message: Option<String>,
     pub deny_regex: Option<String>,
     pub require_regex: Option<String>,
     pub allow_values: Option<Vec<Value>>,
     pub deny_values: Option<Vec<Value>>,
+    /// The value the field must have (`null` included).
+    #[serde(default, deserialize_with = "present")]
     pub equals: Option<Value>,
+    /// A missing field passes every condition.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// Keeps an explicit `null` as `Some(Value::Null)`, so `equals = null` is a condition.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl FieldRule {
+    /// The rule's id: its own, or `tools[tool].rules[rule]`.
+    pub fn id_or_default(&self, tool: usize, rule: usize) -> String {
+        match &self.id {
+            Some(id) => id.clone(),
+            None => format!("tools[{tool}].rules[{rule}]"),
+        }
+    }
+
+    fn validate(&self, path: &str) -> Result<(), PolicyError> {
+        if let Some(id) = &self.id {
+            if id.trim().is_empty() {
+                return Err(PolicyError::new(join(path, "id"), "an id is a non-empty name such as `no-drop-table`; leave it out for the default"));
+            }
+        }
+        if let Err(why) = check_pointer(&self.field) {
+            return Err(PolicyError::new(join(path, "field"), format!("`{}` is not a JSON Pointer: {why}", self.field)));
+        }
+        if self.deny_regex.is_none() && self.require_regex.is_none() && self.allow_values.is_none()
+            && self.deny_values.is_none() && self.equals.is_none()
+        {
+            return Err(PolicyError::new(
+                path,
+                "the rule has no condition; give at least one of deny_regex, require_regex, allow_values, deny_values, equals",
+            ));
+        }
+        if self.allow_values.as_ref().is_some_and(Vec::is_empty) {
+            return Err(PolicyError::new(join(path, "allow_values"), "an empty list would forbid every value; list the values allowed"));
+        }
+        if self.deny_values.as_ref().is_some_and(Vec::is_empty) {
+            return Err(PolicyError::new(join(path, "deny_values"), "an empty list denies nothing; list the values denied, or leave the key out"));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the syntax of a JSON Pointer (RFC 6901): empty, or `/`-separated tokens where `~` is
+/// only `~0` or `~1`.
+pub fn check_pointer(p: &str) -> Result<(), &'static str> {
+    if p.is_empty() {
+        return Ok(());
+    }
+    if !p.starts_with('/') {
+        return Err("it is empty (the whole arguments) or starts with `/`, as in `/sql`");
+    }
+    let b = p.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'~' && !matches!(b.get(i + 1), Some(b'0' | b'1')) {
+            return Err("`~` is an escape: write `~0` for `~` and `~1` for `/`");
+        }
+    }
+    Ok(())
 }
 
 /// One `[[tools]]` entry.
@@ -244,7 +316,8 @@ pub struct ToolPolicy {
     pub schema: Option<Value>,
     /// Rule id used when the schema fails (default `schema`).
     pub schema_id: Option<String>,
-    #[serde(default)]
+    /// Field rules, parsed one by one by [`Policy::from_value`] so an error names the rule.
+    #[serde(skip)]
     pub rules: Vec<FieldRule>,
 }
 
@@ -341,6 +414,62 @@ pub const TOP_LEVEL_KEYS: &[&str] = &["preset", "loops", "budget", "deny_unknown
 
 /// The default `budget.max_args_bytes`: 1 MiB.
 pub const DEFAULT_MAX_ARGS_BYTES: usize = 1 << 20;
+
+/// Every key of the `loops` section.
+pub const LOOPS_KEYS: &[&str] = &[
+    "window", "max_identical", "max_no_progress", "max_transient_retries", "max_consecutive_errors",
+    "max_same_error", "max_near_duplicate", "max_cycle_period", "max_cycle_repeats", "ignore_fields",
+    "normalize_results", "mask_patterns", "max_blocked",
+];
+
+/// Every key of the `budget` section.
+pub const BUDGET_KEYS: &[&str] = &["max_calls", "max_tool_calls", "max_errors", "max_calls_per_minute", "max_args_bytes"];
+
+/// Every key of a `[[tools]]` entry.
+pub const TOOL_KEYS: &[&str] = &[
+    "name", "allow", "message", "effect", "max_calls", "max_identical", "max_no_progress",
+    "max_transient_retries", "max_consecutive_errors", "max_same_error", "max_near_duplicate",
+    "max_cycle_period", "max_cycle_repeats", "schema", "schema_id", "rules",
+];
+
+/// Every key of a field rule (`[[tools]]` entry's `rules`).
+pub const RULE_KEYS: &[&str] =
+    &["id", "field", "message", "deny_regex", "require_regex", "allow_values", "deny_values", "equals", "optional"];
+
+/// Parses one `[[tools]]` entry; its `rules` one by one, so an error names the rule at fault.
+fn tool_entry(v: Value, i: usize) -> Result<ToolPolicy, PolicyError> {
+    let path = format!("tools[{i}]");
+    let (v, rules) = match v {
+        Value::Object(mut map) => {
+            let rules = map.remove("rules");
+            (Value::Object(map), rules)
+        }
+        other => return Err(PolicyError::new(path, format!("a tool entry is an object, not {}", kind(&other)))),
+    };
+    let mut t: ToolPolicy = entry(v, &path).map_err(|mut e| {
+        // `rules` is parsed apart, so serde's list of the keys it knows lacks it.
+        if e.message.starts_with("unknown field") {
+            e.message.push_str(", `rules`");
+        }
+        e
+    })?;
+    t.rules = match rules {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(j, r)| {
+                let at = format!("{path}.rules[{j}]");
+                match r {
+                    Value::Object(_) => entry::<FieldRule>(r, &at),
+                    other => Err(PolicyError::new(at, format!("a rule is an object, not {}", kind(&other)))),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => return Err(PolicyError::new(join(&path, "rules"), format!("expected a list of rules, found {}", kind(&other)))),
+    };
+    Ok(t)
+}
 
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
@@ -447,7 +576,7 @@ impl Policy {
             Some(Value::Array(items)) => items
                 .into_iter()
                 .enumerate()
-                .map(|(i, t)| entry::<ToolPolicy>(t, &format!("tools[{i}]")))
+                .map(|(i, t)| tool_entry(t, i))
                 .collect::<Result<Vec<_>, _>>()?,
             Some(other) => return Err(PolicyError::new("tools", format!("expected a list of tool entries, found {}", kind(&other)))),
         };
@@ -503,13 +632,17 @@ impl Policy {
             let mut limits = policy.limits;
             limits.apply(&t.limit_overrides());
             limits.validate(&path, policy.window)?;
+            if t.schema_id.as_ref().is_some_and(|id| id.trim().is_empty()) {
+                return Err(PolicyError::new(join(&path, "schema_id"), "an id is a non-empty name such as `sql-schema`; leave it out for `schema`"));
+            }
+            if t.schema_id.is_some() && t.schema.is_none() {
+                return Err(PolicyError::new(join(&path, "schema_id"), "names the schema rule, but the entry has no `schema`"));
+            }
+            if t.schema.as_ref().is_some_and(|s| !matches!(s, Value::Object(_) | Value::Bool(_))) {
+                return Err(PolicyError::new(join(&path, "schema"), "a JSON Schema is an object (or a boolean)"));
+            }
             for (j, r) in t.rules.iter().enumerate() {
-                if !(r.field.is_empty() || r.field.starts_with('/')) {
-                    return Err(PolicyError::new(
-                        format!("{path}.rules[{j}].field"),
-                        format!("`{}` is not a JSON Pointer: it is empty (the whole arguments) or starts with `/`, as in `/sql`", r.field),
-                    ));
-                }
+                r.validate(&format!("{path}.rules[{j}]"))?;
             }
         }
         policy.tools = tools;
@@ -659,5 +792,37 @@ mod tests {
         assert_eq!(r.effect, Some(Effect::Read));
         assert_eq!(p.resolve("exact_other").limits.max_identical, 7);
         assert_eq!(p.resolve("other").limits.max_identical, 9);
+    }
+
+    /// The names serde lists for an unknown key of a section.
+    fn accepted(doc: &str) -> Vec<String> {
+        let e = Policy::from_json(doc.as_bytes()).unwrap_err();
+        let list = e.message.split("expected one of ").nth(1).unwrap_or_else(|| panic!("{e}"));
+        list.split(", ").map(|k| k.trim_matches('`').to_string()).collect()
+    }
+
+    #[test]
+    fn key_lists_are_what_the_parser_accepts() {
+        assert_eq!(accepted(r#"{"loops":{"zz":1}}"#), LOOPS_KEYS);
+        assert_eq!(accepted(r#"{"budget":{"zz":1}}"#), BUDGET_KEYS);
+        assert_eq!(accepted(r#"{"tools":[{"name":"a","zz":1}]}"#), TOOL_KEYS);
+        assert_eq!(accepted(r#"{"tools":[{"name":"a","rules":[{"zz":1}]}]}"#), RULE_KEYS);
+        let e = Policy::from_json(br#"{"zz":1}"#).unwrap_err();
+        assert!(e.message.ends_with(&TOP_LEVEL_KEYS.join(", ")), "{e}");
+    }
+
+    #[test]
+    fn rules_are_checked_one_by_one() {
+        let err = |doc: &str| Policy::from_json(doc.as_bytes()).unwrap_err();
+        let e = err(r#"{"tools":[{"name":"a","rules":[{"field":"/x","equals":1},{"field":"/x","colour":1}]}]}"#);
+        assert_eq!(e.path, "tools[0].rules[1].colour");
+        let e = err(r#"{"tools":[{"name":"a","rules":[{"field":"/x"}]}]}"#);
+        assert_eq!(e.path, "tools[0].rules[0]");
+        assert!(e.message.contains("no condition"), "{e}");
+        let e = err(r#"{"tools":[{"name":"a","rules":[{"field":"/a~2","equals":1}]}]}"#);
+        assert_eq!(e.path, "tools[0].rules[0].field");
+        let p = Policy::from_json(br#"{"tools":[{"name":"a","rules":[{"field":"/x","equals":null}]}]}"#).unwrap();
+        assert_eq!(p.tools[0].rules[0].equals, Some(Value::Null));
+        assert_eq!(p.tools[0].rules[0].id_or_default(0, 0), "tools[0].rules[0]");
     }
 }

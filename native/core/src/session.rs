@@ -264,10 +264,8 @@ impl Session {
             (Some(rules), true) => {
                 let value: serde_json::Value =
                     serde_json::from_slice(args).map_err(|e| CheckError::InvalidJson(e.to_string()))?;
-                for &entry in &resolved.entries {
-                    if let Some(hit) = rules.check(entry, &value) {
-                        return Ok(self.block_owned(hit.id, hit.message, 1));
-                    }
+                if let Some(hit) = rules.check_call(&resolved.entries, &value) {
+                    return Ok(self.block_owned(hit.id, hit.message, 1));
                 }
                 canon::hash_value(&value, &policy.ignore_fields)
             }

@@ -1,0 +1,416 @@
+//! MicroLoop's rule engine: the argument rules of a policy, compiled once when it is loaded.
+//!
+//! The core (`microloop-core`) is `no_std`; it parses and validates the policy's structure and
+//! asks an [`ArgRules`] for the verdict on a call's arguments. This crate is that `ArgRules`:
+//!
+//! * a **JSON Schema** per `[[tools]]` entry (drafts 4, 6, 7, 2019-09 and 2020-12, chosen by
+//!   `$schema`, 2020-12 when absent), compiled with the `jsonschema` crate using the linear-time
+//!   `regex` engine for `pattern`, and with `format` asserted in every draft;
+//! * **field rules** on a JSON Pointer: `deny_regex`, `require_regex` (the `regex` crate: matching
+//!   is linear in the argument, so no argument can make a check hang), `allow_values`,
+//!   `deny_values`, `equals`;
+//! * the policy's extra result masks (`loops.mask_patterns`).
+//!
+//! Anything broken (a bad regex, a bad schema) is refused by [`compile`] with the path of the
+//! entry at fault (`tools[2].rules[0].deny_regex`), never at call time.
+//!
+//! For one call, every schema of the entries that apply to the tool is checked before any field
+//! rule; the first rule broken is the verdict's rule.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use microloop_core::{Action, Session};
+//!
+//! let policy = microloop_rules::load_toml(r#"
+//!     [[tools]]
+//!     name = "run_sql"
+//!     rules = [ { id = "no-drop", field = "/sql", deny_regex = '(?i)\bdrop\s+table\b' } ]
+//! "#).unwrap();
+//! let mut session = Session::new(Arc::new(microloop_rules::compile(policy).unwrap()));
+//! let v = session.check("run_sql", br#"{"sql": "DROP TABLE users"}"#, 0).unwrap();
+//! assert_eq!(v.action, Action::Block);
+//! assert_eq!(v.rule, "no-drop");
+//! ```
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use jsonschema::{PatternOptions, Validator};
+use microloop_core::policy::{FieldRule, ToolPolicy};
+use microloop_core::{ArgRules, Engine, Policy, PolicyError, Preset, RuleHit};
+use regex::{Regex, RegexBuilder};
+use serde_json::Value;
+
+/// The text that replaces a match of a `loops.mask_patterns` regex in a result.
+pub const MASK: &[u8] = b"<masked>";
+
+/// Largest compiled regex, in bytes: bounds the memory a policy's regexes take.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Longest argument value quoted in a block message; longer ones are cut.
+const QUOTE_MAX: usize = 80;
+
+/// Parses a policy written in TOML (or a bare preset name) into a validated [`Policy`]. The keys
+/// and their meaning are those of the JSON document; see `docs/policy.md`.
+pub fn load_toml(text: &str) -> Result<Policy, PolicyError> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Ok(Policy::default());
+    }
+    if let Some(p) = Preset::from_name(trimmed) {
+        return Ok(Policy::preset(p));
+    }
+    let value: Value = toml::from_str(text)
+        .map_err(|e| PolicyError::new("", format!("the policy is not valid TOML: {}", e.to_string().trim_end())))?;
+    Policy::from_value(value)
+}
+
+/// Compiles a policy's schemas, field rules and mask patterns into an engine.
+pub fn compile(policy: Policy) -> Result<Engine, PolicyError> {
+    if policy.mask_patterns.is_empty() && !policy.tools.iter().any(ToolPolicy::has_rules) {
+        return Engine::new(policy);
+    }
+    let rules = Rules::new(&policy)?;
+    Ok(Engine::with_rules(policy, Box::new(rules)))
+}
+
+/// The compiled argument rules of a policy.
+pub struct Rules {
+    /// One per `policy.tools` entry, by index.
+    tools: Vec<ToolRules>,
+    masks: Vec<regex::bytes::Regex>,
+}
+
+#[derive(Default)]
+struct ToolRules {
+    schema: Option<(String, Validator)>,
+    fields: Vec<CompiledRule>,
+}
+
+struct CompiledRule {
+    id: String,
+    pointer: String,
+    message: Option<String>,
+    optional: bool,
+    deny_values: Option<Vec<Value>>,
+    deny_regex: Option<Regex>,
+    allow_values: Option<Vec<Value>>,
+    equals: Option<Value>,
+    require_regex: Option<Regex>,
+}
+
+impl Rules {
+    /// Compiles every schema, regex and mask of `policy`.
+    pub fn new(policy: &Policy) -> Result<Rules, PolicyError> {
+        let tools = policy
+            .tools
+            .iter()
+            .enumerate()
+            .map(|(i, t)| compile_tool(t, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let masks = policy
+            .mask_patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                regex::bytes::RegexBuilder::new(p)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| PolicyError::new(format!("loops.mask_patterns[{i}]"), regex_error(p, e)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Rules { tools, masks })
+    }
+}
+
+fn compile_tool(t: &ToolPolicy, i: usize) -> Result<ToolRules, PolicyError> {
+    let path = format!("tools[{i}]");
+    let schema = match &t.schema {
+        None => None,
+        Some(s) => {
+            let v = jsonschema::options()
+                .with_pattern_options(PatternOptions::regex())
+                .should_validate_formats(true)
+                .build(s)
+                .map_err(|e| {
+                    let at = e.instance_path();
+                    let msg = if let jsonschema::error::ValidationErrorKind::Referencing(r) = e.kind() {
+                        let text = r.to_string();
+                        let what = text.split(" and retrieving it failed").next().unwrap_or(&text);
+                        format!("not a valid JSON Schema: {what}; references outside the schema are never fetched, put the definitions under `$defs`")
+                    } else if at.as_str().is_empty() {
+                        format!("not a valid JSON Schema: {e}")
+                    } else {
+                        format!("not a valid JSON Schema: at `{at}`: {e}")
+                    };
+                    PolicyError::new(format!("{path}.schema"), msg)
+                })?;
+            Some((t.schema_id.clone().unwrap_or_else(|| "schema".to_string()), v))
+        }
+    };
+    let fields = t
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(j, r)| compile_rule(r, i, j))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ToolRules { schema, fields })
+}
+
+fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, PolicyError> {
+    let at = |key: &str| format!("tools[{i}].rules[{j}].{key}");
+    let regex = |key: &str, p: &Option<String>| -> Result<Option<Regex>, PolicyError> {
+        p.as_deref()
+            .map(|p| RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| PolicyError::new(at(key), regex_error(p, e))))
+            .transpose()
+    };
+    Ok(CompiledRule {
+        id: r.id_or_default(i, j),
+        pointer: r.field.clone(),
+        message: r.message.clone(),
+        optional: r.optional,
+        deny_values: r.deny_values.clone(),
+        deny_regex: regex("deny_regex", &r.deny_regex)?,
+        allow_values: r.allow_values.clone(),
+        equals: r.equals.clone(),
+        require_regex: regex("require_regex", &r.require_regex)?,
+    })
+}
+
+/// `regex`'s errors are several lines (the pattern, a caret, the error); the policy error keeps
+/// the last one, which says what is wrong.
+fn regex_error(pattern: &str, e: regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(text) => {
+            let why = text.lines().rev().find_map(|l| l.trim().strip_prefix("error: ")).unwrap_or(text.trim());
+            format!("`{pattern}` is not a valid regex: {why}")
+        }
+        regex::Error::CompiledTooBig(limit) => {
+            format!("`{pattern}` is too big once compiled (more than {limit} bytes); simplify it")
+        }
+        other => format!("`{pattern}` is not a valid regex: {other}"),
+    }
+}
+
+impl ArgRules for Rules {
+    fn check(&self, entry: usize, args: &Value) -> Option<RuleHit> {
+        let t = self.tools.get(entry)?;
+        check_schema(t, args).or_else(|| t.fields.iter().find_map(|r| r.check(args)))
+    }
+
+    fn check_call(&self, entries: &[usize], args: &Value) -> Option<RuleHit> {
+        let tools = || entries.iter().filter_map(|&e| self.tools.get(e));
+        tools()
+            .find_map(|t| check_schema(t, args))
+            .or_else(|| tools().find_map(|t| t.fields.iter().find_map(|r| r.check(args))))
+    }
+
+    fn mask<'a>(&self, output: Cow<'a, [u8]>) -> Cow<'a, [u8]> {
+        let mut out = output;
+        for re in &self.masks {
+            if let Cow::Owned(replaced) = re.replace_all(&out, MASK) {
+                out = Cow::Owned(replaced);
+            }
+        }
+        out
+    }
+}
+
+fn check_schema(t: &ToolRules, args: &Value) -> Option<RuleHit> {
+    let (id, validator) = t.schema.as_ref()?;
+    if validator.is_valid(args) {
+        return None;
+    }
+    let e = validator.validate(args).err()?;
+    let mut why = e.to_string();
+    if why.len() > 2 * QUOTE_MAX {
+        why = e.masked().to_string();
+    }
+    let path = e.instance_path();
+    let at = if path.as_str().is_empty() { "the arguments".to_string() } else { format!("`{path}`") };
+    Some(RuleHit {
+        id: id.clone(),
+        message: format!(
+            "Blocked by rule `{id}`: the arguments do not match the tool's schema: at {at}, {why}. Fix the arguments to match the schema and call again."
+        ),
+    })
+}
+
+/// JSON equality where numbers compare by value (`1` equals `1.0`).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+            (Some(x), Some(y), _, _) => x == y,
+            (_, _, Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn among(v: &Value, list: &[Value]) -> bool {
+    list.iter().any(|x| same(v, x))
+}
+
+/// The text a regex sees: a string's content, or the JSON text of anything else.
+fn text(v: &Value) -> Cow<'_, str> {
+    match v {
+        Value::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
+/// A value quoted in a message, cut to a readable length.
+fn quote(v: &Value) -> String {
+    let mut s = v.to_string();
+    if s.len() > QUOTE_MAX {
+        let mut cut = QUOTE_MAX;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+fn list(values: &[Value]) -> String {
+    let mut s = String::new();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        let _ = write!(s, "{}", quote(v));
+    }
+    s
+}
+
+/// Why a field broke a rule.
+enum Broken<'a> {
+    Missing,
+    Denied(&'a Value),
+    Matches(&'a Value, &'a Regex),
+    NotAllowed(&'a Value, &'a [Value]),
+    NotEqual(&'a Value, &'a Value),
+    NoMatch(&'a Value, &'a Regex),
+}
+
+impl CompiledRule {
+    /// The first element of `v` (or `v` itself, when it is not a list) that fails `ok`, with its
+    /// pointer suffix.
+    fn each<'v>(v: &'v Value, ok: impl Fn(&Value) -> bool) -> Option<(Option<usize>, &'v Value)> {
+        match v {
+            Value::Array(items) => items.iter().enumerate().find(|(_, x)| !ok(x)).map(|(i, x)| (Some(i), x)),
+            other => (!ok(other)).then_some((None, other)),
+        }
+    }
+
+    fn find<'a>(&'a self, v: &'a Value) -> Option<(Option<usize>, Broken<'a>)> {
+        if let Some(deny) = &self.deny_values {
+            if among(v, deny) {
+                return Some((None, Broken::Denied(v)));
+            }
+            if let Some((i, x)) = Self::each(v, |x| !among(x, deny)) {
+                return Some((i, Broken::Denied(x)));
+            }
+        }
+        if let Some(re) = &self.deny_regex {
+            if let Some((i, x)) = Self::each(v, |x| !re.is_match(&text(x))) {
+                return Some((i, Broken::Matches(x, re)));
+            }
+        }
+        if let Some(allow) = &self.allow_values {
+            if !among(v, allow) {
+                if let Some((i, x)) = Self::each(v, |x| among(x, allow)) {
+                    return Some((i, Broken::NotAllowed(x, allow)));
+                }
+            }
+        }
+        if let Some(want) = &self.equals {
+            if !same(v, want) {
+                if let Some((i, x)) = Self::each(v, |x| same(x, want)) {
+                    return Some((i, Broken::NotEqual(x, want)));
+                }
+            }
+        }
+        if let Some(re) = &self.require_regex {
+            if let Some((i, x)) = Self::each(v, |x| re.is_match(&text(x))) {
+                return Some((i, Broken::NoMatch(x, re)));
+            }
+        }
+        None
+    }
+
+    fn check(&self, args: &Value) -> Option<RuleHit> {
+        let (index, broken) = match args.pointer(&self.pointer) {
+            Some(v) => self.find(v)?,
+            None if self.optional => return None,
+            None => {
+                if self.allow_values.is_none() && self.equals.is_none() && self.require_regex.is_none() {
+                    return None; // nothing to deny
+                }
+                (None, Broken::Missing)
+            }
+        };
+        let id = &self.id;
+        let message = match &self.message {
+            Some(m) => m.clone(),
+            None => self.explain(index, broken),
+        };
+        Some(RuleHit { id: id.clone(), message })
+    }
+
+    fn explain(&self, index: Option<usize>, broken: Broken) -> String {
+        let id = &self.id;
+        let at = match (self.pointer.is_empty(), index) {
+            (true, None) => "the arguments".to_string(),
+            (true, Some(i)) => format!("the argument `/{i}`"),
+            (false, None) => format!("the argument `{}`", self.pointer),
+            (false, Some(i)) => format!("the argument `{}/{i}`", self.pointer),
+        };
+        match broken {
+            Broken::Missing => {
+                let want = if let Some(v) = &self.equals {
+                    format!("it must be {}", quote(v))
+                } else if let Some(a) = &self.allow_values {
+                    format!("it must be one of {}", list(a))
+                } else {
+                    format!("it must match `{}`", self.require_regex.as_ref().map_or("", |r| r.as_str()))
+                };
+                format!("Blocked by rule `{id}`: {at} is missing, and {want}. Call again with it.")
+            }
+            Broken::Denied(v) => format!(
+                "Blocked by rule `{id}`: {at} may not be {}. Do not retry with this value; choose another, or tell the user it is not allowed.",
+                quote(v)
+            ),
+            Broken::Matches(v, re) => format!(
+                "Blocked by rule `{id}`: {at} ({}) matches the forbidden pattern `{}`. Do not retry it; find another way, or tell the user it is not allowed.",
+                quote(v),
+                re.as_str()
+            ),
+            Broken::NotAllowed(v, allow) => format!(
+                "Blocked by rule `{id}`: {at} is {}, which is not allowed; the allowed values are {}. Call again with one of them.",
+                quote(v),
+                list(allow)
+            ),
+            Broken::NotEqual(v, want) => format!(
+                "Blocked by rule `{id}`: {at} must be {}, not {}. Call again with {}.",
+                quote(want),
+                quote(v),
+                quote(want)
+            ),
+            Broken::NoMatch(v, re) => format!(
+                "Blocked by rule `{id}`: {at} ({}) does not match the required pattern `{}`. Fix it and call again.",
+                quote(v),
+                re.as_str()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

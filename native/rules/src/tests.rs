@@ -1,0 +1,203 @@
+use std::borrow::Cow;
+
+use serde_json::json;
+
+use super::*;
+
+fn rules(doc: Value) -> Rules {
+    Rules::new(&Policy::from_value(doc).unwrap()).unwrap()
+}
+
+fn refused(doc: Value) -> PolicyError {
+    match Policy::from_value(doc) {
+        Err(e) => e,
+        Ok(p) => Rules::new(&p).err().expect("the policy should be refused"),
+    }
+}
+
+fn one_rule(rule: Value) -> Rules {
+    rules(json!({"tools": [{"name": "t", "rules": [rule]}]}))
+}
+
+fn hit(r: &Rules, args: Value) -> Option<(String, String)> {
+    r.check_call(&[0], &args).map(|h| (h.id, h.message))
+}
+
+#[test]
+fn deny_regex_blocks_matching_strings_only() {
+    let r = one_rule(json!({"id": "no-rm", "field": "/cmd", "deny_regex": r"rm\s+-rf\s+/(\s|$)"}));
+    let (id, msg) = hit(&r, json!({"cmd": "rm -rf /"})).unwrap();
+    assert_eq!(id, "no-rm");
+    assert!(msg.contains("`/cmd`") && msg.contains("forbidden pattern"), "{msg}");
+    assert_eq!(hit(&r, json!({"cmd": "rm -rf ./build"})), None);
+    assert_eq!(hit(&r, json!({"other": "rm -rf /"})), None, "a missing field has nothing to deny");
+}
+
+#[test]
+fn require_regex_and_a_missing_field() {
+    let r = one_rule(json!({"field": "/branch", "require_regex": "^feature/"}));
+    assert_eq!(hit(&r, json!({"branch": "feature/x"})), None);
+    let (id, msg) = hit(&r, json!({"branch": "main"})).unwrap();
+    assert_eq!(id, "tools[0].rules[0]");
+    assert!(msg.contains("does not match the required pattern `^feature/`"), "{msg}");
+    let (_, msg) = hit(&r, json!({})).unwrap();
+    assert!(msg.contains("is missing"), "{msg}");
+    let r = one_rule(json!({"field": "/branch", "require_regex": "^feature/", "optional": true}));
+    assert_eq!(hit(&r, json!({})), None);
+    assert!(hit(&r, json!({"branch": "main"})).is_some());
+}
+
+#[test]
+fn allow_and_deny_values_compare_json_values() {
+    let r = one_rule(json!({"field": "/db", "allow_values": ["analytics", "reporting"]}));
+    assert_eq!(hit(&r, json!({"db": "analytics"})), None);
+    let (_, msg) = hit(&r, json!({"db": "prod"})).unwrap();
+    assert!(msg.contains(r#""prod""#) && msg.contains(r#""analytics", "reporting""#), "{msg}");
+    let r = one_rule(json!({"field": "/n", "deny_values": [1, "x"]}));
+    assert!(hit(&r, json!({"n": 1.0})).is_some(), "1.0 is the value 1");
+    assert!(hit(&r, json!({"n": "x"})).is_some());
+    assert_eq!(hit(&r, json!({"n": "1"})), None, "a string is not a number");
+}
+
+#[test]
+fn equals_including_null() {
+    let r = one_rule(json!({"field": "/dry_run", "equals": true, "message": "Always use a dry run."}));
+    assert_eq!(hit(&r, json!({"dry_run": true})), None);
+    assert_eq!(hit(&r, json!({"dry_run": false})).unwrap().1, "Always use a dry run.");
+    let r = one_rule(json!({"field": "/parent", "equals": null}));
+    assert_eq!(hit(&r, json!({"parent": null})), None);
+    assert!(hit(&r, json!({"parent": 3})).is_some());
+}
+
+#[test]
+fn a_rule_on_a_list_applies_to_each_element() {
+    let r = one_rule(json!({"field": "/urls", "require_regex": "^https://([a-z]+\\.)?example\\.com/"}));
+    assert_eq!(hit(&r, json!({"urls": ["https://example.com/a", "https://docs.example.com/b"]})), None);
+    let (_, msg) = hit(&r, json!({"urls": ["https://example.com/a", "http://evil.test/"]})).unwrap();
+    assert!(msg.contains("`/urls/1`"), "{msg}");
+    let r = one_rule(json!({"field": "/tags", "allow_values": ["a", "b"]}));
+    assert_eq!(hit(&r, json!({"tags": ["a", "b", "a"]})), None);
+    assert!(hit(&r, json!({"tags": ["a", "c"]})).is_some());
+    let r = one_rule(json!({"field": "/tags", "deny_values": ["secret"]}));
+    assert!(hit(&r, json!({"tags": ["ok", "secret"]})).is_some());
+}
+
+#[test]
+fn regexes_see_numbers_as_their_json_text() {
+    let r = one_rule(json!({"field": "/id", "require_regex": "^[0-9]{1,6}$"}));
+    assert_eq!(hit(&r, json!({"id": 12345})), None);
+    assert!(hit(&r, json!({"id": 1234567})).is_some());
+}
+
+#[test]
+fn schema_failure_names_the_path_and_the_expectation() {
+    let r = rules(json!({"tools": [{"name": "run_sql", "schema": {
+        "type": "object", "required": ["sql"], "additionalProperties": false,
+        "properties": {"sql": {"type": "string"}, "limit": {"type": "integer", "maximum": 1000}}}}]}));
+    assert_eq!(hit(&r, json!({"sql": "select 1"})), None);
+    let (id, msg) = hit(&r, json!({"sql": 5})).unwrap();
+    assert_eq!(id, "schema");
+    assert!(msg.contains("at `/sql`, 5 is not of type \"string\""), "{msg}");
+    let (_, msg) = hit(&r, json!({"sql": "x", "limit": 5000})).unwrap();
+    assert!(msg.contains("`/limit`") && msg.contains("1000"), "{msg}");
+    let (_, msg) = hit(&r, json!({})).unwrap();
+    assert!(msg.contains("at the arguments") && msg.contains("\"sql\" is a required property"), "{msg}");
+}
+
+#[test]
+fn schema_drafts_7_and_2020_12() {
+    let draft7 = json!({"$schema": "http://json-schema.org/draft-07/schema#", "type": "array",
+        "items": [{"type": "string"}], "additionalItems": false});
+    let r = rules(json!({"tools": [{"name": "t", "schema": draft7, "schema_id": "args-shape"}]}));
+    assert_eq!(hit(&r, json!(["a"])), None);
+    assert_eq!(hit(&r, json!(["a", 1])).unwrap().0, "args-shape");
+    let d2020 = json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "array",
+        "prefixItems": [{"type": "string"}], "items": false});
+    let r = rules(json!({"tools": [{"name": "t", "schema": d2020}]}));
+    assert_eq!(hit(&r, json!(["a"])), None);
+    assert!(hit(&r, json!(["a", 1])).is_some());
+}
+
+#[test]
+fn schema_pattern_and_format_are_checked() {
+    let r = rules(json!({"tools": [{"name": "t", "schema": {"properties": {
+        "id": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]+$"},
+        "mail": {"type": "string", "format": "email"}}}}]}));
+    assert_eq!(hit(&r, json!({"id": "ABC-12", "mail": "a@b.example"})), None);
+    assert!(hit(&r, json!({"id": "abc"})).is_some());
+    assert!(hit(&r, json!({"mail": "not an address"})).is_some());
+}
+
+#[test]
+fn every_schema_before_any_field_rule() {
+    let r = rules(json!({"tools": [
+        {"name": "*", "rules": [{"id": "global", "field": "/x", "deny_values": [1]}]},
+        {"name": "t", "schema": {"properties": {"x": {"type": "string"}}}}]}));
+    assert_eq!(hit_entries(&r, &[0, 1], json!({"x": 1})).unwrap(), "schema");
+    assert_eq!(r.check(0, &json!({"x": 1})).unwrap().id, "global");
+}
+
+fn hit_entries(r: &Rules, entries: &[usize], args: Value) -> Option<String> {
+    r.check_call(entries, &args).map(|h| h.id)
+}
+
+#[test]
+fn long_values_are_cut_in_messages() {
+    let r = one_rule(json!({"field": "/q", "deny_regex": "x"}));
+    let (_, msg) = hit(&r, json!({"q": "x".repeat(10_000)})).unwrap();
+    assert!(msg.len() < 400 && msg.contains('…'), "{msg}");
+}
+
+#[test]
+fn mask_patterns_replace_matches() {
+    let r = rules(json!({"loops": {"mask_patterns": ["job-[0-9]+", "pid=\\d+"]}}));
+    let out = r.mask(Cow::Borrowed(b"started job-42 with pid=7".as_slice()));
+    assert_eq!(&*out, b"started <masked> with <masked>");
+    assert!(matches!(r.mask(Cow::Borrowed(b"nothing".as_slice())), Cow::Borrowed(_)));
+}
+
+#[test]
+fn broken_policies_are_refused_with_their_path() {
+    let cases = [
+        (json!({"tools": [{"name": "a"}, {"name": "b"}, {"name": "c", "rules": [{"field": "/x", "deny_regex": "(foo"}]}]}),
+         "tools[2].rules[0].deny_regex", "`(foo` is not a valid regex: unclosed group"),
+        (json!({"tools": [{"name": "a", "rules": [{"field": "/x", "equals": 1}, {"field": "/x", "require_regex": "\\w{5000}"}]}]}),
+         "tools[0].rules[1].require_regex", "too big"),
+        (json!({"tools": [{"name": "a", "schema": {"type": "strin"}}]}), "tools[0].schema", "at `/type`"),
+        (json!({"tools": [{"name": "a", "schema": {"type": "string", "pattern": "(?<=a)b"}}]}), "tools[0].schema", "not a valid JSON Schema"),
+        (json!({"tools": [{"name": "a", "schema": {"$ref": "https://example.com/s.json"}}]}), "tools[0].schema", "not a valid JSON Schema"),
+        (json!({"loops": {"mask_patterns": ["ok", "[z-a]"]}}), "loops.mask_patterns[1]", "invalid character class range"),
+    ];
+    for (doc, path, part) in cases {
+        let e = refused(doc);
+        assert_eq!(e.path, path, "{e}");
+        assert!(e.message.contains(part), "{e}");
+    }
+}
+
+#[test]
+fn toml_and_json_mean_the_same() {
+    let toml = load_toml(
+        r#"
+        preset = "strict"
+        [loops]
+        max_identical = 4
+        [[tools]]
+        name = "run_sql"
+        schema = { type = "object", required = ["sql"], properties = { sql = { type = "string" } } }
+        rules = [ { id = "no-drop", field = "/sql", deny_regex = '(?i)\bdrop\s+table\b', message = "No DROP TABLE." } ]
+        "#,
+    )
+    .unwrap();
+    let json = Policy::from_value(json!({"preset": "strict", "loops": {"max_identical": 4}, "tools": [{
+        "name": "run_sql",
+        "schema": {"type": "object", "required": ["sql"], "properties": {"sql": {"type": "string"}}},
+        "rules": [{"id": "no-drop", "field": "/sql", "deny_regex": "(?i)\\bdrop\\s+table\\b", "message": "No DROP TABLE."}]}]}))
+    .unwrap();
+    assert_eq!(toml, json);
+    assert_eq!(load_toml("permissive").unwrap().preset, Preset::Permissive);
+    let e = load_toml("[loops\nmax_identical = 3").unwrap_err();
+    assert!(e.message.starts_with("the policy is not valid TOML"), "{e}");
+    let e = load_toml("[[tools]]\nname = \"a\"\nmax_calls = \"ten\"").unwrap_err();
+    assert_eq!(e.path, "tools[0].max_calls");
+}
