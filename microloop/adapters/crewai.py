@@ -75,10 +75,15 @@ def guard_crew(crew: Any, guard: Guardrail) -> Any:
             raise HookAborted(verdict.message)
         if verdict.blocked:
             return verdict.message
-        result = ctx.tool_result if ctx.tool_result is not None else output_text(ctx.raw_tool_result)
-        failed = isinstance(result, str) and result.startswith(("Error executing tool:", _BLOCKED_BY_HOOK))
-        guard.record(verdict.call_id, output_text(result), error=failed)
-        return with_nudge(result, verdict) if verdict.action == "warn" else None
+        # What the tool returned: CrewAI's text for the model may carry extras (a tool reminder on the
+        # ReAct path) that would make every answer look new.
+        raw = ctx.raw_tool_result if ctx.raw_tool_result is not None else ctx.tool_result
+        text = output_text(raw)
+        failed = text.startswith(("Error executing tool:", _BLOCKED_BY_HOOK))
+        guard.record(verdict.call_id, text, error=failed)
+        if verdict.action != "warn":
+            return None
+        return with_nudge(ctx.tool_result if isinstance(ctx.tool_result, str) else text, verdict)
 
     register_before_tool_call_hook(before)
     register_after_tool_call_hook(after)

@@ -168,3 +168,32 @@ def test_verify_under_crewai_tool_keeps_the_schema():
 
     props = transfer.args_schema.model_json_schema()["properties"]
     assert {k: v["type"] for k, v in props.items()} == {"amount": "integer", "to": "string"}
+
+
+class ReActLLM(BaseLLM):
+    """No native function calling: CrewAI parses Thought/Action/Action Input text (the ReAct path)."""
+
+    queries: list = []
+    seen: list = []
+
+    def call(self, messages, tools=None, callbacks=None, available_functions=None, from_task=None,
+             from_agent=None, response_model=None):
+        self.seen.append(messages)
+        if len(self.seen) <= len(self.queries):
+            query = self.queries[len(self.seen) - 1]
+            return f"Thought: search\nAction: search\nAction Input: {json.dumps({'query': query})}"
+        return "Thought: I now know the final answer\nFinal Answer: done"
+
+
+def test_the_react_path_is_guarded_too(guard, crew_for, ran):
+    # CrewAI itself refuses an immediately repeated call on this path, so the loop alternates.
+    crew, _ = crew_for([])
+    llm = ReActLLM(model="react", queries=["a", "b", "a", "b", "a", "b"], seen=[])
+    crew.agents[0].llm = llm
+
+    assert crew.kickoff().raw == "done"
+
+    assert ran == ["search:a", "search:b", "search:a", "search:b"]
+    assert guard.actions() == ["allow", "allow", "warn", "warn", "block", "block"]
+    after_block = json.dumps(llm.seen[5], default=str)
+    assert json.dumps(guard.messages("block")[0])[1:-1] in after_block
