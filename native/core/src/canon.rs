@@ -18,6 +18,8 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::Value;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
+use crate::sketch::{Builder, Sketch};
+
 /// A 64-bit fingerprint of a canonical value.
 pub type Fingerprint = u64;
 
@@ -116,6 +118,8 @@ pub struct Hashed {
     pub fingerprint: Fingerprint,
     /// The top-level `command` / `cmd` / `action` string, when there is one.
     pub command: Option<String>,
+    /// The arguments' similarity sketch, when it was asked for ([`hash_json_sketched`]).
+    pub sketch: Option<Sketch>,
 }
 
 /// Hashes JSON text into its canonical fingerprint without building a value.
@@ -123,12 +127,21 @@ pub struct Hashed {
 /// `ignore` names object members left out at any depth. Fails on invalid JSON, on trailing
 /// characters and past serde_json's nesting limit (128 levels), with serde_json's message.
 pub fn hash_json(text: &[u8], ignore: &[String]) -> Result<Hashed, serde_json::Error> {
+    hash_json_sketched(text, ignore, false)
+}
+
+/// [`hash_json`], and when `sketch` is true the arguments' similarity sketch in the same pass:
+/// every string's tokens and every number, salted with the name of the member they sit in
+/// (ignored members are left out here too).
+pub fn hash_json_sketched(text: &[u8], ignore: &[String], sketch: bool) -> Result<Hashed, serde_json::Error> {
     let command = RefCell::new(None);
-    let ctx = Ctx { ignore, command: &command };
+    let builder = RefCell::new(Builder::new());
+    let ctx = Ctx { ignore, command: &command, sketch: sketch.then_some(&builder) };
     let mut de = serde_json::Deserializer::from_slice(text);
-    let fingerprint = HashSeed { ctx: &ctx, depth: 0, capture: None }.deserialize(&mut de)?;
+    let fingerprint = HashSeed { ctx: &ctx, depth: 0, capture: None, field: 0 }.deserialize(&mut de)?;
     de.end()?;
-    Ok(Hashed { fingerprint, command: command.into_inner().map(|(_, s)| s) })
+    let sketch = sketch.then(|| builder.borrow().finish());
+    Ok(Hashed { fingerprint, command: command.into_inner().map(|(_, s)| s), sketch })
 }
 
 /// The fingerprint of an already parsed value; equal to [`hash_json`] of its text.
@@ -141,7 +154,34 @@ pub fn hash_value(value: &Value, ignore: &[String]) -> Hashed {
             .map(String::from),
         _ => None,
     };
-    Hashed { fingerprint: hash_value_inner(value, ignore), command }
+    Hashed { fingerprint: hash_value_inner(value, ignore), command, sketch: None }
+}
+
+/// [`hash_value`] with the arguments' sketch, equal to [`hash_json_sketched`]'s.
+pub fn hash_value_sketched(value: &Value, ignore: &[String]) -> Hashed {
+    let mut h = hash_value(value, ignore);
+    let mut b = Builder::new();
+    sketch_value(value, ignore, 0, &mut b);
+    h.sketch = Some(b.finish());
+    h
+}
+
+fn sketch_value(value: &Value, ignore: &[String], field: u64, b: &mut Builder) {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => {
+            let h = hash_value_inner(value, ignore);
+            if value.is_number() { b.add_number(field, h) } else { b.add_hashed(field, h, 1) }
+        }
+        Value::String(s) => b.add_text(field, s.as_bytes()),
+        Value::Array(items) => items.iter().for_each(|v| sketch_value(v, ignore, field, b)),
+        Value::Object(map) => {
+            for (k, v) in map {
+                if !ignore.iter().any(|f| f == k) {
+                    sketch_value(v, ignore, hash_str(k), b);
+                }
+            }
+        }
+    }
 }
 
 fn hash_value_inner(value: &Value, ignore: &[String]) -> u64 {
@@ -183,6 +223,8 @@ struct Ctx<'a> {
     ignore: &'a [String],
     /// The command string found so far, with the rank of its key in [`COMMAND_KEYS`].
     command: &'a RefCell<Option<(usize, String)>>,
+    /// The arguments' sketch under construction, when one was asked for.
+    sketch: Option<&'a RefCell<Builder>>,
 }
 
 #[derive(Clone, Copy)]
@@ -191,6 +233,8 @@ struct HashSeed<'c, 'a> {
     depth: u32,
     /// This value is a top-level command string to remember, with its key's rank.
     capture: Option<usize>,
+    /// The hash of the innermost member name this value sits under (0 at the top).
+    field: u64,
 }
 
 impl<'de> DeserializeSeed<'de> for HashSeed<'_, '_> {
@@ -207,21 +251,24 @@ impl<'de> Visitor<'de> for HashSeed<'_, '_> {
         f.write_str("a JSON value")
     }
     fn visit_unit<E>(self) -> Result<u64, E> {
-        Ok(hash_u64(SEED_NULL, 0))
+        Ok(self.token(hash_u64(SEED_NULL, 0), 1))
     }
     fn visit_bool<E>(self, b: bool) -> Result<u64, E> {
-        Ok(hash_u64(SEED_BOOL, b as u64))
+        Ok(self.token(hash_u64(SEED_BOOL, b as u64), 1))
     }
     fn visit_i64<E>(self, i: i64) -> Result<u64, E> {
-        Ok(hash_int(i as i128))
+        Ok(self.token(hash_int(i as i128), crate::sketch::HEAVY))
     }
     fn visit_u64<E>(self, u: u64) -> Result<u64, E> {
-        Ok(hash_int(u as i128))
+        Ok(self.token(hash_int(u as i128), crate::sketch::HEAVY))
     }
     fn visit_f64<E>(self, f: f64) -> Result<u64, E> {
-        Ok(hash_f64(f))
+        Ok(self.token(hash_f64(f), crate::sketch::HEAVY))
     }
     fn visit_str<E>(self, s: &str) -> Result<u64, E> {
+        if let Some(b) = self.ctx.sketch {
+            b.borrow_mut().add_text(self.field, s.as_bytes());
+        }
         if let Some(rank) = self.capture {
             let mut slot = self.ctx.command.borrow_mut();
             if slot.as_ref().map_or(true, |(r, _)| rank < *r) {
@@ -232,7 +279,7 @@ impl<'de> Visitor<'de> for HashSeed<'_, '_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
         let mut h = ArrayHasher::new();
-        let inner = HashSeed { ctx: self.ctx, depth: self.depth + 1, capture: None };
+        let inner = HashSeed { ctx: self.ctx, depth: self.depth + 1, capture: None, field: self.field };
         while let Some(x) = seq.next_element_seed(inner)? {
             h.push(x);
         }
@@ -245,12 +292,22 @@ impl<'de> Visitor<'de> for HashSeed<'_, '_> {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            let inner = HashSeed { ctx: self.ctx, depth: self.depth + 1, capture: key.command };
+            let inner = HashSeed { ctx: self.ctx, depth: self.depth + 1, capture: key.command, field: key.hash };
             let value = map.next_value_seed(inner)?;
             sum = sum.wrapping_add(member(key.hash, value));
             len += 1;
         }
         Ok(finish_object(sum, len))
+    }
+}
+
+impl HashSeed<'_, '_> {
+    /// Feeds a scalar's canonical hash to the sketch, if one is being built; returns the hash.
+    fn token(self, hash: u64, weight: u32) -> u64 {
+        if let Some(b) = self.ctx.sketch {
+            b.borrow_mut().add_hashed(self.field, hash, weight);
+        }
+        hash
     }
 }
 

@@ -9,6 +9,7 @@
 //! * [`policy`]: the typed, validated policy and its presets;
 //! * [`engine`]: a compiled policy shared by sessions, and the seam for argument rules;
 //! * [`session`]: one agent's history and the loop detectors;
+//! * [`sketch`]: similarity sketches of arguments and results, for near-duplicate loops;
 //! * [`verdict`]: the answer to a check.
 //!
 //! ```
@@ -39,6 +40,7 @@ pub mod engine;
 pub mod mask;
 pub mod policy;
 pub mod session;
+pub mod sketch;
 pub mod verdict;
 
 pub use engine::{ArgRules, Engine, RuleHit};

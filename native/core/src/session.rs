@@ -27,6 +27,7 @@ use crate::effect::{self, Effect};
 use crate::engine::Engine;
 use crate::mask::mask_volatile;
 use crate::policy::{Limits, Resolved};
+use crate::sketch::{self, Sketch};
 use crate::verdict::{Action, Verdict};
 
 /// Why a call could not be checked (as opposed to a verdict on it).
@@ -78,6 +79,8 @@ struct Outcome {
     epoch_after: u64,
     /// The start of an error's text, quoted in messages.
     excerpt: String,
+    /// The masked result's similarity sketch, when the call's arguments have one.
+    sketch: Option<Sketch>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +90,8 @@ struct Entry {
     tool_fp: Fingerprint,
     tool: String,
     effect: Effect,
+    /// The arguments' similarity sketch; `None` when `loop.near_duplicate` is off for the tool.
+    sketch: Option<Sketch>,
     outcome: Option<Outcome>,
 }
 
@@ -260,6 +265,8 @@ impl Session {
             }
         }
 
+        let limits = &resolved.limits;
+        let want_sketch = limits.max_near_duplicate > 0;
         let hashed = match (&engine.rules, resolved.has_rules) {
             (Some(rules), true) => {
                 let value: serde_json::Value =
@@ -267,9 +274,14 @@ impl Session {
                 if let Some(hit) = rules.check_call(&resolved.entries, &value) {
                     return Ok(self.block_owned(hit.id, hit.message, 1));
                 }
-                canon::hash_value(&value, &policy.ignore_fields)
+                if want_sketch {
+                    canon::hash_value_sketched(&value, &policy.ignore_fields)
+                } else {
+                    canon::hash_value(&value, &policy.ignore_fields)
+                }
             }
-            _ => canon::hash_json(args, &policy.ignore_fields).map_err(|e| CheckError::InvalidJson(e.to_string()))?,
+            _ => canon::hash_json_sketched(args, &policy.ignore_fields, want_sketch)
+                .map_err(|e| CheckError::InvalidJson(e.to_string()))?,
         };
         let fp = canon::call_fingerprint(tool, hashed.fingerprint);
         let effect = resolved.effect.unwrap_or_else(|| effect::infer(tool, hashed.command.as_deref()));
@@ -278,7 +290,6 @@ impl Session {
             return Ok(v);
         }
 
-        let limits = &resolved.limits;
         let findings = [
             self.identical(fp, limits),
             self.no_progress(fp, limits),
@@ -286,6 +297,7 @@ impl Session {
             self.errors_in_a_row(fp, limits),
             self.same_error(tool_fp, limits),
             self.cycle(fp, limits),
+            self.near_duplicate(tool_fp, fp, hashed.sketch.as_ref(), limits),
         ];
         if let Some(f) = findings.iter().flatten().find(|f| f.count >= f.max) {
             let msg = self.block_message(f, tool);
@@ -293,7 +305,7 @@ impl Session {
         }
         let warning = findings.iter().flatten().find(|f| f.warnable && f.count + 1 == f.max && f.count > 0);
         let previous = self.fps.iter().filter(|&&x| x == fp).count() as u32;
-        let call_id = self.push(fp, tool_fp, tool, effect, now_ms);
+        let call_id = self.push(fp, tool_fp, tool, effect, hashed.sketch, now_ms);
         Ok(match warning {
             None => Verdict::allow(call_id, previous),
             Some(f) => Verdict {
@@ -344,6 +356,7 @@ impl Session {
             self.errors += 1;
         }
         let excerpt = if is_error { excerpt(&masked) } else { String::new() };
+        let sketch = self.history[idx].sketch.is_some().then(|| Sketch::of_text(&masked));
         self.history[idx].outcome = Some(Outcome {
             result,
             error: is_error,
@@ -352,11 +365,12 @@ impl Session {
             epoch_before,
             epoch_after: self.epoch,
             excerpt,
+            sketch,
         });
         Ok(())
     }
 
-    fn push(&mut self, fp: Fingerprint, tool_fp: Fingerprint, tool: &str, effect: Effect, now_ms: u64) -> u64 {
+    fn push(&mut self, fp: Fingerprint, tool_fp: Fingerprint, tool: &str, effect: Effect, sketch: Option<Sketch>, now_ms: u64) -> u64 {
         let call_id = self.next_call_id;
         self.next_call_id += 1;
         let window = self.engine.policy.window as usize;
@@ -365,7 +379,7 @@ impl Session {
             self.fps.pop_front();
             self.history.pop_front().expect("a full window has a front")
         } else {
-            Entry { call_id, fp, tool_fp, tool: String::new(), effect, outcome: None }
+            Entry { call_id, fp, tool_fp, tool: String::new(), effect, sketch, outcome: None }
         };
         entry.call_id = call_id;
         entry.fp = fp;
@@ -373,6 +387,7 @@ impl Session {
         entry.tool.clear();
         entry.tool.push_str(tool);
         entry.effect = effect;
+        entry.sketch = sketch;
         entry.outcome = None;
         self.history.push_back(entry);
         self.fps.push_back(fp);
@@ -586,6 +601,47 @@ impl Session {
         best
     }
 
+    /// Executions of the same tool with nearly the same arguments, each a small variation of the
+    /// next (newest first, starting from the proposed call), that got the same or nearly the same
+    /// answer, with no progress between them nor since. A variation that brings a number, id,
+    /// date or path the earlier call did not have is a new target (a sweep), not a repeat.
+    /// Executions of the tool with other arguments are looked past (they are other work, and a
+    /// read is no progress); a changed answer or a successful write ends the run. A run made only
+    /// of exact repeats of the proposed call is left to the exact rules.
+    fn near_duplicate(&self, tool_fp: Fingerprint, fp: Fingerprint, args: Option<&Sketch>, l: &Limits) -> Option<Finding> {
+        let mut anchor = args.filter(|_| l.max_near_duplicate > 0)?;
+        let (mut run, mut varied) = (0u32, false);
+        let mut newest: Option<&Outcome> = None;
+        let mut later: Option<&Outcome> = None;
+        for e in self.history.iter().rev() {
+            let (Some(o), Some(s)) = (&e.outcome, &e.sketch) else { continue };
+            if e.tool_fp != tool_fp || !s.similar(anchor, sketch::NEAR_ARGS) || anchor.introduces(s) {
+                continue;
+            }
+            // Unlike the exact rules, a transient error does not end the run: re-sending a variation
+            // is not waiting for the service to recover.
+            let quiet = match later {
+                None => o.epoch_after == self.epoch,
+                Some(l) => l.epoch_before == o.epoch_after,
+            };
+            let same_answer = newest.map_or(true, |n| {
+                n.error == o.error
+                    && (n.result == o.result
+                        || matches!((&n.sketch, &o.sketch), (Some(a), Some(b)) if a.similar(b, sketch::NEAR_RESULT)))
+            });
+            if !quiet || !same_answer {
+                break;
+            }
+            newest.get_or_insert(o);
+            later = Some(o);
+            anchor = s;
+            varied |= e.fp != fp;
+            run += 1;
+        }
+        let count = if varied { run } else { 0 };
+        Some(Finding { rule: "loop.near_duplicate", count, max: l.max_near_duplicate, period: 0, warnable: true })
+    }
+
     // ---- messages --------------------------------------------------------------------------
 
     fn last_error(&self, tool: &str) -> Option<&str> {
@@ -630,6 +686,10 @@ impl Session {
                 "Blocked: your last calls repeat the same cycle ({}) {} times, with the same results every round. Going round again will not change anything: break the cycle with a different step, or stop and report what is blocking you.",
                 self.cycle_names(f.period), f.count
             ),
+            "loop.near_duplicate" => format!(
+                "Blocked: the last {} calls to `{tool}` sent nearly the same arguments and got the same answer each time, with nothing changed in between.{err} Your variations do not change the outcome, so another one will not either. Stop rewording the call: read the answer and fix its cause (other values, a missing step first, a different tool), or tell the user what is in the way.",
+                f.count
+            ),
             _ => format!("Blocked: `{tool}` was blocked by rule {}.", f.rule),
         }
     }
@@ -659,6 +719,10 @@ impl Session {
             "loop.cycle" => format!(
                 "Note: your recent calls are going round a cycle with the same results each time ({} rounds). Going round once more will be blocked: try a different step.",
                 f.count
+            ),
+            "loop.near_duplicate" => format!(
+                "Note: `{tool}` already got the same answer {} to nearly these arguments, with nothing changed since. Small variations are not changing the outcome: if this attempt gets the same answer, the next variation will be blocked. Try a different approach instead.",
+                times(f.count)
             ),
             _ => format!("Note: `{tool}` is close to the limit of rule {}.", f.rule),
         }

@@ -1,0 +1,251 @@
+//! Similarity sketches: "almost the same call" and "almost the same answer" in constant time.
+//!
+//! Exact fingerprints ([`crate::canon`]) miss an agent that repeats its mistake in slightly
+//! different words: an edit re-sent with a semicolon added, a booking re-submitted with one segment
+//! dropped. A [`Sketch`] is a fixed-size summary of a text's *tokens* such that two sketches compare,
+//! in constant time and without the texts, to an estimate of the texts' weighted Jaccard similarity.
+//!
+//! **How.** One-permutation MinHash: every token is hashed once (a rolling hash while the text is
+//! scanned, so building a sketch never allocates), the hash picks one of [`SLOTS`] buckets and each
+//! bucket keeps the smallest hash it saw. Two texts' similarity is the share of buckets, among
+//! those filled in either, whose minimums agree. Small texts are compared almost exactly (each
+//! token has its own bucket); large ones by sampling.
+//!
+//! **What weighs.** A sweep (dates, ids, pages, files) changes one token per call, and must not
+//! look like a near-duplicate of itself; a re-worded retry changes a few ordinary words in many.
+//! So tokens that name *what* a call acts on weigh [`HEAVY`] times an ordinary word: tokens with a
+//! digit (numbers, ids, dates, line ranges), paths or URLs (a `/`) and file names (a short
+//! extension, as in `App.tsx`). A weight `w` is given by inserting the token `w` times under distinct salts. In
+//! arguments, each token is salted with the name of the field it sits in (`date:2024-05-01`), so
+//! the same word under two keys is two tokens and a key alone is no token at all.
+//!
+//! Tokens are maximal runs of bytes that are not white space, quotes, brackets or one of
+//! `,;=|&<>` (a URL, a path, `file.pl?flag` stay whole). A backslash escape (`\n`, `\"`, `\u00e9`
+//! in raw JSON text) separates tokens too.
+
+/// Buckets in a sketch.
+pub const SLOTS: usize = 32;
+/// How many times more a number, id, date or path weighs than an ordinary word.
+pub const HEAVY: u32 = 4;
+/// Arguments at least this similar (percent) are "nearly the same" for `loop.near_duplicate`.
+pub const NEAR_ARGS: u32 = 70;
+/// Answers at least this similar (percent) are "nearly the same" for `loop.near_duplicate`.
+pub const NEAR_RESULT: u32 = 80;
+
+/// A fixed-size similarity summary of a text (36 bytes). `Sketch::default()` is the sketch of no
+/// tokens at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sketch {
+    /// Bit `i` is set when bucket `i` received a token.
+    filled: u32,
+    /// A byte of each bucket's minimum hash.
+    mins: [u8; SLOTS],
+    /// A 128-bit Bloom filter of the heavy tokens (numbers, ids, dates, paths), unsalted.
+    ids: [u64; 2],
+}
+
+impl Sketch {
+    /// The estimated similarity to `other`, in percent (0..=100). Two empty sketches are 100%
+    /// alike; an empty and a non-empty one 0%.
+    pub fn similarity(&self, other: &Sketch) -> u32 {
+        let union = self.filled | other.filled;
+        if union == 0 {
+            return 100;
+        }
+        let both = self.filled & other.filled;
+        let mut agree = 0u32;
+        for i in 0..SLOTS {
+            agree += (((both >> i) & 1) as u8 & (self.mins[i] == other.mins[i]) as u8) as u32;
+        }
+        agree * 100 / union.count_ones()
+    }
+
+    /// True when [`Sketch::similarity`] is at least `percent`.
+    pub fn similar(&self, other: &Sketch, percent: u32) -> bool {
+        self.similarity(other) >= percent
+    }
+
+    /// True when this text has a number, id, date or path that `earlier` does not have: a new
+    /// target (the next date, page, file or id of a sweep), not a re-worded repeat. Certain when
+    /// true; a new token whose two Bloom bits are both already set is missed.
+    pub fn introduces(&self, earlier: &Sketch) -> bool {
+        (self.ids[0] & !earlier.ids[0]) | (self.ids[1] & !earlier.ids[1]) != 0
+    }
+
+    /// True when no token was seen.
+    pub fn is_empty(&self) -> bool {
+        self.filled == 0
+    }
+
+    /// The sketch of a plain text (a tool's result): every token, no field names.
+    pub fn of_text(text: &[u8]) -> Sketch {
+        let mut b = Builder::new();
+        b.add_text(0, text);
+        b.finish()
+    }
+}
+
+/// Builds a [`Sketch`] token by token; lives on the stack.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    mins: [u64; SLOTS],
+    filled: u32,
+    ids: [u64; 2],
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+const K1: u64 = 0x9E37_79B9_7F4A_7C15;
+const K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// A strong 64-bit finalizer (murmur3's fmix64).
+fn fmix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+fn is_separator(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c' | b'"' | b'\'' | b'`' | b'(' | b')' | b'[' | b']' | b'{' | b'}'
+            | b',' | b';' | b'=' | b'|' | b'&' | b'<' | b'>'
+    )
+}
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder { mins: [u64::MAX; SLOTS], filled: 0, ids: [0; 2] }
+    }
+
+    /// Adds one token, already hashed, `weight` times; a token of weight [`HEAVY`] also enters
+    /// the Bloom filter of ids.
+    pub fn add_hashed(&mut self, field: u64, token: u64, weight: u32) {
+        if weight >= HEAVY {
+            let h = fmix(token ^ K2);
+            for bit in [h & 127, (h >> 7) & 127] {
+                self.ids[(bit >> 6) as usize] |= 1 << (bit & 63);
+            }
+        }
+        let base = token ^ field.wrapping_mul(K2);
+        for salt in 0..weight as u64 {
+            let h = fmix(base.wrapping_add(salt.wrapping_mul(K1)));
+            let slot = (h >> 59) as usize;
+            self.filled |= 1 << slot;
+            if h < self.mins[slot] {
+                self.mins[slot] = h;
+            }
+        }
+    }
+
+    /// Adds the tokens of a text found under the field whose name hashes to `field` (0: none).
+    pub fn add_text(&mut self, field: u64, text: &[u8]) {
+        let mut i = 0;
+        let n = text.len();
+        while i < n {
+            let b = text[i];
+            if b == b'\\' {
+                // An escape in raw JSON: `\n`, `\"`, `\u00e9` separate tokens.
+                i += if text.get(i + 1) == Some(&b'u') { 6 } else { 2 };
+                continue;
+            }
+            if is_separator(b) {
+                i += 1;
+                continue;
+            }
+            let mut h = FNV_OFFSET;
+            let (mut digit, mut slash) = (false, false);
+            // Bytes since the last dot that follows a letter (`App.tsx` → 3), for file names.
+            let (mut ext, mut prev_alpha) = (None::<usize>, false);
+            while i < n {
+                let c = text[i];
+                if c == b'\\' || is_separator(c) {
+                    break;
+                }
+                digit |= c.is_ascii_digit();
+                slash |= c == b'/';
+                ext = if c == b'.' && prev_alpha { Some(0) } else { ext.map(|k| k + 1) };
+                prev_alpha = c.is_ascii_alphabetic();
+                h = (h ^ c as u64).wrapping_mul(FNV_PRIME);
+                i += 1;
+            }
+            // A path or URL has a slash; a file name ends in a short extension (`App.tsx`, not
+            // `document.body`).
+            let file = ext.is_some_and(|k| (1..=4).contains(&k));
+            self.add_hashed(field, h, if digit || slash || file { HEAVY } else { 1 });
+        }
+    }
+
+    /// Adds a number, already hashed canonically: it weighs like an id.
+    pub fn add_number(&mut self, field: u64, hash: u64) {
+        self.add_hashed(field, hash, HEAVY);
+    }
+
+    pub fn finish(&self) -> Sketch {
+        let mut mins = [0u8; SLOTS];
+        for (m, &full) in mins.iter_mut().zip(&self.mins) {
+            *m = full as u8;
+        }
+        Sketch { filled: self.filled, mins, ids: self.ids }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sim(a: &str, b: &str) -> u32 {
+        Sketch::of_text(a.as_bytes()).similarity(&Sketch::of_text(b.as_bytes()))
+    }
+
+    #[test]
+    fn the_same_text_is_fully_similar() {
+        assert_eq!(sim("edit the file please", "edit the file please"), 100);
+        assert_eq!(sim("", ""), 100);
+        assert_eq!(sim("", "x"), 0);
+    }
+
+    #[test]
+    fn white_space_and_punctuation_do_not_matter() {
+        assert_eq!(sim("a(b, c);", "a ( b , c )"), 100);
+    }
+
+    #[test]
+    fn a_small_change_in_a_long_text_stays_similar() {
+        let a = "const App = () => { return <div className=App><Viewer /></div> } export default App";
+        let b = "const App = () => { return <div className=App><Viewer /></div>; } export default App;";
+        assert!(sim(a, b) >= 90, "{}", sim(a, b));
+    }
+
+    #[test]
+    fn a_changed_id_or_path_weighs_more_than_a_word() {
+        let base = "curl -X POST -F file=ARGV http://host/cgi-bin/file.pl?a";
+        let word = sim(base, "curl -X POST -F file=ARGC http://host/cgi-bin/file.pl?a");
+        let path = sim(base, "curl -X POST -F file=ARGV http://host/cgi-bin/file.pl?b");
+        assert!(path < word, "path {path} word {word}");
+        assert!(sim("open page 3", "open page 4") < 50);
+    }
+
+    #[test]
+    fn a_new_id_is_a_new_target_but_a_dropped_one_is_not() {
+        let a = Sketch::of_text(b"book HAT030 2024-05-13 HAT102 economy");
+        let fewer = Sketch::of_text(b"book HAT030 2024-05-13 economy");
+        let other = Sketch::of_text(b"book HAT030 2024-05-14 HAT102 economy");
+        assert!(!fewer.introduces(&a));
+        assert!(other.introduces(&a));
+        assert!(!Sketch::of_text(b"book HAT030 2024-05-13 HAT102 business").introduces(&a));
+    }
+
+    #[test]
+    fn different_texts_are_not_similar() {
+        assert!(sim("the quick brown fox", "lorem ipsum dolor sit amet") < 20);
+    }
+}
