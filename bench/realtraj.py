@@ -1,0 +1,89 @@
+"""Replays recorded agent runs through MicroLoop and scores each preset.
+
+The 26 labelled runs of ``../shared/realtraj-dev/`` (9 loops, 17 legitimate; the folder sits beside
+the repository, or give its path with ``--runs`` / ``$MICROLOOP_REALTRAJ``) are read at run time,
+never copied. Each step is checked with ``Guardrail.check``; when the verdict lets it run, its
+recorded result is recorded. A loop is *caught* when a call at or after its ``loop_start`` is
+blocked (or halted); a legitimate run is *wrongly blocked* when any of its calls is.
+
+Every preset is run twice: as shipped, and with ``loop.near_duplicate`` off
+(``max_near_duplicate = 0``), the exact-match-only baseline.
+
+    .venv/bin/python bench/realtraj.py [--runs DIR] [-v]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from microloop import Guardrail
+
+PRESETS = ("strict", "balanced", "permissive")
+STOPPED = {"block", "halt"}
+
+
+def load_runs(folder: Path) -> list[tuple[str, dict]]:
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        sys.exit(f"no runs in {folder}: put ../shared/realtraj-dev beside the repository or pass --runs")
+    return [(f.stem, json.loads(f.read_text(encoding="utf-8"))) for f in files]
+
+
+def replay(policy: dict, run: dict) -> tuple[int | None, int | None, str]:
+    """Returns (first blocked step, first blocked step at or after loop_start, its rule)."""
+    g = Guardrail(policy)
+    loop_start = run.get("loop_start")
+    first = caught = None
+    rule = ""
+    for i, step in enumerate(run["steps"]):
+        v = g.check(step["tool"], step["args"])
+        if v.action in STOPPED:
+            if first is None:
+                first, rule = i, v.rule
+            if caught is None and loop_start is not None and i >= loop_start:
+                caught, rule = i, v.rule
+            continue
+        g.record(v.call_id, step.get("result") or "", error=bool(step.get("error")))
+    return first, caught, rule
+
+
+def main() -> None:
+    here = Path(__file__).resolve().parent.parent
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = os.environ.get("MICROLOOP_REALTRAJ") or here.parent / "shared" / "realtraj-dev"
+    parser.add_argument("--runs", type=Path, default=Path(default), help="folder of labelled runs")
+    parser.add_argument("-v", action="store_true", help="list each run's first block")
+    args = parser.parse_args()
+
+    runs = load_runs(args.runs)
+    loops = sum(r["label"] == "loop" for _, r in runs)
+    legit = len(runs) - loops
+    print(f"{len(runs)} runs: {loops} loops, {legit} legitimate\n")
+    print("| preset | near-duplicates | loops caught | legit runs wrongly blocked |")
+    print("|---|---|---|---|")
+    for preset in PRESETS:
+        for near in (False, True):
+            policy = {"preset": preset} if near else {"preset": preset, "loops": {"max_near_duplicate": 0}}
+            caught = wrong = 0
+            notes = []
+            for name, run in runs:
+                first, hit, rule = replay(policy, run)
+                if run["label"] == "loop":
+                    caught += hit is not None
+                    if hit is None:
+                        notes.append(f"    missed        {name}")
+                elif first is not None:
+                    wrong += 1
+                    notes.append(f"    false block   {name} (step {first}, {rule})")
+            label = "on" if near else "off (exact only)"
+            print(f"| {preset} | {label} | {caught}/{loops} | {wrong}/{legit} |", flush=True)
+            if args.v:
+                print(f"  {preset}, near-duplicates {label}:", *notes, sep="\n", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
