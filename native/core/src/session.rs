@@ -146,6 +146,9 @@ pub struct Session {
 
 /// Distinct tool names whose resolution is cached; past it they are resolved per call.
 const RESOLVE_CACHE_MAX: usize = 1024;
+/// `loop.near_duplicate` looks back at most this many times `max_near_duplicate` executions of
+/// the tool: variations of a call come close together.
+const NEAR_LOOKBACK: u32 = 8;
 /// Bytes of an error kept to quote in messages.
 const EXCERPT_MAX: usize = 160;
 
@@ -607,29 +610,43 @@ impl Session {
     /// date or path the earlier call did not have is a new target (a sweep), not a repeat.
     /// Executions of the tool with other arguments are looked past (they are other work, and a
     /// read is no progress); a changed answer or a successful write ends the run. A run made only
-    /// of exact repeats of the proposed call is left to the exact rules.
+    /// of exact repeats of the proposed call is left to the exact rules. Only the tool's last
+    /// [`NEAR_LOOKBACK`] × `max_near_duplicate` executions are looked at, which bounds the cost.
     fn near_duplicate(&self, tool_fp: Fingerprint, fp: Fingerprint, args: Option<&Sketch>, l: &Limits) -> Option<Finding> {
         let mut anchor = args.filter(|_| l.max_near_duplicate > 0)?;
         let (mut run, mut varied) = (0u32, false);
         let mut newest: Option<&Outcome> = None;
         let mut later: Option<&Outcome> = None;
+        let mut budget = NEAR_LOOKBACK.saturating_mul(l.max_near_duplicate);
         for e in self.history.iter().rev() {
-            let (Some(o), Some(s)) = (&e.outcome, &e.sketch) else { continue };
-            if e.tool_fp != tool_fp || !s.similar(anchor, sketch::NEAR_ARGS) || anchor.introduces(s) {
+            if e.tool_fp != tool_fp {
                 continue;
             }
-            // Unlike the exact rules, a transient error does not end the run: re-sending a variation
-            // is not waiting for the service to recover.
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
+            let (Some(o), Some(s)) = (&e.outcome, &e.sketch) else { continue };
+            // Progress since this execution: neither it nor an older one can be part of the run.
+            // (Checked before the sketches: it is cheaper.)
             let quiet = match later {
                 None => o.epoch_after == self.epoch,
                 Some(l) => l.epoch_before == o.epoch_after,
             };
+            if !quiet {
+                break;
+            }
+            if !s.similar(anchor, sketch::NEAR_ARGS) || anchor.introduces(s) {
+                continue;
+            }
+            // Unlike the exact rules, a transient error does not end the run: re-sending a variation
+            // is not waiting for the service to recover.
             let same_answer = newest.map_or(true, |n| {
                 n.error == o.error
                     && (n.result == o.result
                         || matches!((&n.sketch, &o.sketch), (Some(a), Some(b)) if a.similar(b, sketch::NEAR_RESULT)))
             });
-            if !quiet || !same_answer {
+            if !same_answer {
                 break;
             }
             newest.get_or_insert(o);

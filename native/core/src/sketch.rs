@@ -48,16 +48,25 @@ impl Sketch {
     /// The estimated similarity to `other`, in percent (0..=100). Two empty sketches are 100%
     /// alike; an empty and a non-empty one 0%.
     pub fn similarity(&self, other: &Sketch) -> u32 {
-        let union = self.filled | other.filled;
+        let union = (self.filled | other.filled).count_ones();
         if union == 0 {
             return 100;
         }
-        let both = self.filled & other.filled;
-        let mut agree = 0u32;
-        for i in 0..SLOTS {
-            agree += (((both >> i) & 1) as u8 & (self.mins[i] == other.mins[i]) as u8) as u32;
+        // Equal bytes, eight at a time (SWAR): an empty bucket holds 0, so buckets empty in both
+        // compare equal and are taken off again; a filled bucket whose byte is 0 facing an
+        // empty one is a 1-in-256 miscount, well below the sketch's own error.
+        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        let mut equal = 0u32;
+        for i in 0..SLOTS / 8 {
+            let a = u64::from_le_bytes(self.mins[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            let b = u64::from_le_bytes(other.mins[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            let x = a ^ b;
+            // The high bit of each byte of `zero` is set exactly when that byte of `x` is 0.
+            let zero = !(((x & LOW7) + LOW7) | x | LOW7);
+            equal += zero.count_ones();
         }
-        agree * 100 / union.count_ones()
+        let agree = equal - (SLOTS as u32 - union);
+        agree * 100 / union
     }
 
     /// True when [`Sketch::similarity`] is at least `percent`.
@@ -191,8 +200,9 @@ impl Builder {
 
     pub fn finish(&self) -> Sketch {
         let mut mins = [0u8; SLOTS];
-        for (m, &full) in mins.iter_mut().zip(&self.mins) {
-            *m = full as u8;
+        for (i, (m, &full)) in mins.iter_mut().zip(&self.mins).enumerate() {
+            // Empty buckets hold 0 (see `similarity`).
+            *m = if self.filled >> i & 1 == 1 { full as u8 } else { 0 };
         }
         Sketch { filled: self.filled, mins, ids: self.ids }
     }
