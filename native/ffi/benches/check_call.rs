@@ -5,6 +5,8 @@
 //! * `long_run`: the same after 10,000 calls, to show the cost does not grow with run length
 //!   (the window is bounded);
 //! * `record`: `ml_record_result` of a 200-byte answer.
+//! * `rules_20`: `full_window` under a policy with 20 argument rules on the tool (one JSON Schema,
+//!   three regexes, sixteen exact-value rules), all of which pass (the DESIGN budget's case).
 //!
 //! Criterion reports means and confidence intervals; `percentiles` (run with
 //! `cargo bench -p microloop-ffi --bench check_call -- --percentiles` is not a criterion flag, so
@@ -24,6 +26,38 @@ use microloop::*;
 /// A policy for the benchmark: `MICROLOOP_BENCH_POLICY` if set (JSON text), else balanced.
 fn policy() -> String {
     std::env::var("MICROLOOP_BENCH_POLICY").unwrap_or_else(|_| "balanced".to_string())
+}
+
+/// 20 argument rules on the benchmark's tool, all passing: one schema, three regexes, the rest
+/// exact values.
+fn rules_policy() -> String {
+    serde_json::json!({"tools": [{"name": "search_flights",
+        "schema": {"type": "object", "required": ["query"], "properties": {
+            "query": {"type": "string", "maxLength": 200},
+            "max_results": {"type": "integer", "minimum": 1, "maximum": 50},
+            "filters": {"type": "object"}, "page": {"type": "integer", "minimum": 0},
+            "note": {"type": "string"}}},
+        "rules": [
+            {"field": "/query", "require_regex": "^flights from [A-Z]{3} to [A-Z]{3}"},
+            {"field": "/query", "deny_regex": "(?i)\\b(drop|delete)\\b"},
+            {"field": "/note", "deny_regex": "(?i)password|secret"},
+            {"field": "/filters/airline", "allow_values": ["UA", "AA", "DL"]},
+            {"field": "/filters/cabin", "allow_values": ["economy", "business"]},
+            {"field": "/filters/stops", "deny_values": [3, 4]},
+            {"field": "/filters/airline", "deny_values": ["XX"]},
+            {"field": "/max_results", "deny_values": [0]},
+            {"field": "/max_results", "allow_values": [10, 11, 12, 13, 14, 15, 16, 20, 25]},
+            {"field": "/filters/cabin", "deny_values": ["first"]},
+            {"field": "/currency", "equals": "USD", "optional": true},
+            {"field": "/filters/stops", "allow_values": [0, 1, 2]},
+            {"field": "/page", "deny_values": [-1]},
+            {"field": "/debug", "equals": false, "optional": true},
+            {"field": "/filters/airline", "deny_values": ["ZZ", "YY"]},
+            {"field": "/mode", "allow_values": ["search"], "optional": true},
+            {"field": "/note", "deny_values": ["DROP"]},
+            {"field": "/filters/cabin", "equals": "economy"},
+            {"field": "/query", "deny_values": [""]}]}]})
+    .to_string()
 }
 
 fn new_session(policy: &str) -> *mut ml_session {
@@ -88,8 +122,9 @@ fn bench(c: &mut Criterion) {
     let variants: Vec<Vec<u8>> = (0..300).map(args).collect();
     let mut group = c.benchmark_group("ml_check_call");
 
-    for (name, history) in [("full_window", 256usize), ("long_run", 10_000)] {
-        let s = new_session(&policy);
+    let rules = rules_policy();
+    for (name, history, policy) in [("full_window", 256usize, &policy), ("long_run", 10_000, &policy), ("rules_20", 256, &rules)] {
+        let s = new_session(policy);
         warm(s, &variants, history);
         let mut i = history;
         group.bench_function(name, |b| {
@@ -107,8 +142,9 @@ fn bench(c: &mut Criterion) {
 fn percentiles(_: &mut Criterion) {
     let policy = policy();
     let variants: Vec<Vec<u8>> = (0..300).map(args).collect();
-    for (name, history) in [("full_window", 256usize), ("long_run", 10_000)] {
-        let s = new_session(&policy);
+    let rules = rules_policy();
+    for (name, history, policy) in [("full_window", 256usize, &policy), ("long_run", 10_000, &policy), ("rules_20", 256, &rules)] {
+        let s = new_session(policy);
         warm(s, &variants, history);
         let mut check_ns = Vec::with_capacity(200_000);
         let mut i = history;

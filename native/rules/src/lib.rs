@@ -90,6 +90,9 @@ struct ToolRules {
 struct CompiledRule {
     id: String,
     pointer: String,
+    /// `pointer`'s tokens, unescaped once at load (serde_json's `Value::pointer` allocates per
+    /// token on every call).
+    path: Vec<Token>,
     message: Option<String>,
     optional: bool,
     deny_values: Option<Vec<Value>>,
@@ -167,6 +170,7 @@ fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, Polic
     Ok(CompiledRule {
         id: r.id_or_default(i, j),
         pointer: r.field.clone(),
+        path: tokens(&r.field),
         message: r.message.clone(),
         optional: r.optional,
         deny_values: r.deny_values.clone(),
@@ -175,6 +179,40 @@ fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, Polic
         equals: r.equals.clone(),
         require_regex: regex("require_regex", &r.require_regex)?,
     })
+}
+
+/// One reference token of a JSON Pointer: an object key, and the list index it also names.
+struct Token {
+    key: String,
+    index: Option<usize>,
+}
+
+fn tokens(pointer: &str) -> Vec<Token> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|t| {
+            let key = t.replace("~1", "/").replace("~0", "~");
+            // RFC 6901: an index is `0` or digits without a leading zero.
+            let index = if key == "0" || (!key.starts_with('0') && !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit())) {
+                key.parse().ok()
+            } else {
+                None
+            };
+            Token { key, index }
+        })
+        .collect()
+}
+
+fn lookup<'v>(mut v: &'v Value, path: &[Token]) -> Option<&'v Value> {
+    for t in path {
+        v = match v {
+            Value::Object(map) => map.get(&t.key)?,
+            Value::Array(items) => items.get(t.index?)?,
+            _ => return None,
+        };
+    }
+    Some(v)
 }
 
 /// `regex`'s errors are several lines (the pattern, a caret, the error); the policy error keeps
@@ -346,7 +384,7 @@ impl CompiledRule {
     }
 
     fn check(&self, args: &Value) -> Option<RuleHit> {
-        let (index, broken) = match args.pointer(&self.pointer) {
+        let (index, broken) = match lookup(args, &self.path) {
             Some(v) => self.find(v)?,
             None if self.optional => return None,
             None => {

@@ -201,3 +201,19 @@ fn toml_and_json_mean_the_same() {
     let e = load_toml("[[tools]]\nname = \"a\"\nmax_calls = \"ten\"").unwrap_err();
     assert_eq!(e.path, "tools[0].max_calls");
 }
+
+#[test]
+fn pointers_are_resolved_like_rfc_6901() {
+    let doc = json!({"a/b": {"~k": [10, 11]}, "list": ["x", "y"], "m": {"01": "zero-one", "1": "one"}});
+    let at = |p: &str| lookup(&doc, &tokens(p)).cloned();
+    assert_eq!(at("/a~1b/~0k/1"), Some(json!(11)));
+    assert_eq!(at("/list/0"), Some(json!("x")));
+    assert_eq!(at("/list/01"), None, "a leading zero is not an index");
+    assert_eq!(at("/list/2"), None);
+    assert_eq!(at("/m/01"), Some(json!("zero-one")), "on an object every token is a key");
+    assert_eq!(at("/m/1"), Some(json!("one")));
+    assert_eq!(at(""), Some(doc.clone()));
+    for p in ["/a~1b/~0k/1", "/list/0", "/list/01", "/m/01", ""] {
+        assert_eq!(at(p).as_ref(), doc.pointer(p), "{p}");
+    }
+}
