@@ -131,14 +131,58 @@ impl Config {
             Some(p) => {
                 let path = PathBuf::from(p);
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the policy {p}: {e}"))?;
-                let value: serde_json::Value = if p.ends_with(".toml") {
-                    toml::from_str(&text).map_err(|e| format!("{p}: {e}"))?
+                let policy = if p.ends_with(".toml") {
+                    microloop_rules::load_toml(&text)
                 } else {
-                    serde_json::from_str(&text).map_err(|e| format!("{p}: {e}"))?
+                    Policy::from_json(text.as_bytes())
                 };
-                Policy::from_value(value).map_err(|e| format!("{p}: {e}"))?
+                policy.map_err(|e| format!("{p}: {e}"))?
             }
         };
-        Engine::new(policy).map(Arc::new).map_err(|e| format!("policy: {e}"))
+        // The same compilation as libmicroloop's: schemas, field rules and mask patterns included.
+        microloop_rules::compile(policy).map(Arc::new).map_err(|e| format!("policy: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with_policy(path: &str) -> Config {
+        Config { policy: Some(path.to_owned()), ..Config::default() }
+    }
+
+    #[test]
+    fn every_example_policy_loads_with_its_rules() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies");
+        let mut loaded = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let engine = config_with_policy(path.to_str().unwrap()).engine().unwrap_or_else(|e| panic!("{e}"));
+            assert!(!engine.policy.tools.is_empty(), "{}", path.display());
+            loaded += 1;
+        }
+        assert!(loaded >= 4);
+    }
+
+    #[test]
+    fn a_toml_field_rule_is_enforced() {
+        let path = std::env::temp_dir().join(format!("microloop-proxy-policy-{}.toml", std::process::id()));
+        std::fs::write(&path, "[[tools]]\nname = \"run_sql\"\nrules = [{ id = \"no-drop\", field = \"/sql\", deny_regex = \"(?i)drop\\\\s+table\", message = \"no DROP\" }]\n").unwrap();
+        let engine = config_with_policy(path.to_str().unwrap()).engine().unwrap();
+        std::fs::remove_file(&path).ok();
+        let mut s = microloop_core::Session::new(engine);
+        let v = s.check("run_sql", br#"{"sql":"DROP TABLE users"}"#, 0).unwrap();
+        assert_eq!(v.rule, "no-drop");
+        assert!(!s.check("run_sql", br#"{"sql":"select 1"}"#, 0).unwrap().rule.starts_with("no-drop"));
+    }
+
+    #[test]
+    fn a_broken_policy_file_names_the_bad_entry() {
+        let path = std::env::temp_dir().join(format!("microloop-proxy-broken-{}.json", std::process::id()));
+        std::fs::write(&path, r#"{"tools":[{"name":"x","rules":[{"field":"/a","deny_regex":"("}]}]}"#).unwrap();
+        let err = config_with_policy(path.to_str().unwrap()).engine().err().unwrap();
+        std::fs::remove_file(&path).ok();
+        assert!(err.contains("tools[0].rules[0].deny_regex"), "{err}");
     }
 }
