@@ -137,11 +137,22 @@ pub fn hash_json_sketched(text: &[u8], ignore: &[String], sketch: bool) -> Resul
     let command = RefCell::new(None);
     let builder = RefCell::new(Builder::new());
     let ctx = Ctx { ignore, command: &command, sketch: sketch.then_some(&builder) };
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let fingerprint = HashSeed { ctx: &ctx, depth: 0, capture: None, field: 0 }.deserialize(&mut de)?;
-    de.end()?;
+    // Checking the whole text once and parsing it as a `str` spares serde_json a UTF-8 check of
+    // every string and key (the larger cost on short strings). Invalid UTF-8 takes the byte
+    // path, so its error is serde_json's own, with line and column, as before.
+    let fingerprint = match core::str::from_utf8(text) {
+        Ok(s) => hash_from(&mut serde_json::Deserializer::from_str(s), &ctx)?,
+        Err(_) => hash_from(&mut serde_json::Deserializer::from_slice(text), &ctx)?,
+    };
     let sketch = sketch.then(|| builder.borrow().finish());
     Ok(Hashed { fingerprint, command: command.into_inner().map(|(_, s)| s), sketch })
+}
+
+/// Hashes the one value `de` holds, and checks nothing follows it.
+fn hash_from<'de, R: serde_json::de::Read<'de>>(de: &mut serde_json::Deserializer<R>, ctx: &Ctx) -> Result<u64, serde_json::Error> {
+    let fingerprint = HashSeed { ctx, depth: 0, capture: None, field: 0 }.deserialize(&mut *de)?;
+    de.end()?;
+    Ok(fingerprint)
 }
 
 /// The fingerprint of an already parsed value; equal to [`hash_json`] of its text.
