@@ -128,6 +128,10 @@ pub struct Session {
     history: VecDeque<Entry>,
     /// The fingerprints of `history`, kept apart so the identical-call scan touches only them.
     fps: VecDeque<Fingerprint>,
+    /// Where the proposed call ran before: its indexes in `history`, newest first. Found in one
+    /// pass over `fps` per check and shared by the detectors that follow one call's executions
+    /// (kept between checks so the buffer is allocated once).
+    executions: Vec<u32>,
     next_call_id: u64,
     epoch: u64,
     calls: u64,
@@ -139,9 +143,17 @@ pub struct Session {
     recent: VecDeque<u64>,
     /// The agent's tool names, sorted, when registered.
     tools: Option<Vec<String>>,
-    resolved: BTreeMap<Fingerprint, Arc<Resolved>>,
+    resolved: BTreeMap<Fingerprint, Arc<ToolInfo>>,
     /// A halt is final until `reset`.
     halted: Option<(Cow<'static, str>, String)>,
+}
+
+/// What the policy says about one tool name, and the effect its name alone implies (inferred
+/// once per tool instead of once per call).
+struct ToolInfo {
+    resolved: Resolved,
+    /// `effect::infer(tool, None)`.
+    by_name: Effect,
 }
 
 /// Distinct tool names whose resolution is cached; past it they are resolved per call.
@@ -159,6 +171,7 @@ impl Session {
             engine,
             history: VecDeque::with_capacity(window),
             fps: VecDeque::with_capacity(window),
+            executions: Vec::with_capacity(window),
             next_call_id: 1,
             epoch: 0,
             calls: 0,
@@ -212,11 +225,11 @@ impl Session {
         }
     }
 
-    fn resolve(&mut self, tool: &str, tool_fp: Fingerprint) -> Arc<Resolved> {
+    fn resolve(&mut self, tool: &str, tool_fp: Fingerprint) -> Arc<ToolInfo> {
         if let Some(r) = self.resolved.get(&tool_fp) {
             return r.clone();
         }
-        let r = Arc::new(self.engine.policy.resolve(tool));
+        let r = Arc::new(ToolInfo { resolved: self.engine.policy.resolve(tool), by_name: effect::infer(tool, None) });
         if self.resolved.len() < RESOLVE_CACHE_MAX {
             self.resolved.insert(tool_fp, r.clone());
         }
@@ -248,7 +261,8 @@ impl Session {
             return Ok(self.block("budget.args_size", msg, 1));
         }
         let tool_fp = canon::tool_fingerprint(tool);
-        let resolved = self.resolve(tool, tool_fp);
+        let info = self.resolve(tool, tool_fp);
+        let resolved = &info.resolved;
 
         if let Some(i) = resolved.denied_by {
             let msg = policy.tools[i].message.clone().unwrap_or_else(|| {
@@ -272,8 +286,13 @@ impl Session {
         let want_sketch = limits.max_near_duplicate > 0;
         let hashed = match (&engine.rules, resolved.has_rules) {
             (Some(rules), true) => {
-                let value: serde_json::Value =
-                    serde_json::from_slice(args).map_err(|e| CheckError::InvalidJson(e.to_string()))?;
+                // From a `str` when the bytes are UTF-8: serde_json then skips re-checking every
+                // string (invalid UTF-8 keeps the byte path and its error message).
+                let value: Result<serde_json::Value, _> = match core::str::from_utf8(args) {
+                    Ok(text) => serde_json::from_str(text),
+                    Err(_) => serde_json::from_slice(args),
+                };
+                let value = value.map_err(|e| CheckError::InvalidJson(e.to_string()))?;
                 if let Some(hit) = rules.check_call(&resolved.entries, &value) {
                     return Ok(self.block_owned(hit.id, hit.message, 1));
                 }
@@ -287,17 +306,21 @@ impl Session {
                 .map_err(|e| CheckError::InvalidJson(e.to_string()))?,
         };
         let fp = canon::call_fingerprint(tool, hashed.fingerprint);
-        let effect = resolved.effect.unwrap_or_else(|| effect::infer(tool, hashed.command.as_deref()));
+        let effect = resolved.effect.unwrap_or_else(|| match hashed.command.as_deref() {
+            None => info.by_name,
+            command => effect::infer(tool, command),
+        });
 
-        if let Some(v) = self.check_budgets(tool, tool_fp, &resolved, now_ms) {
+        if let Some(v) = self.check_budgets(tool, tool_fp, resolved, now_ms) {
             return Ok(v);
         }
+        self.find_executions(fp);
 
         let findings = [
-            self.identical(fp, limits),
-            self.no_progress(fp, limits),
+            self.identical(limits),
+            self.no_progress(limits),
             self.transient(fp, limits),
-            self.errors_in_a_row(fp, limits),
+            self.errors_in_a_row(limits),
             self.same_error(tool_fp, limits),
             self.cycle(fp, limits),
             self.near_duplicate(tool_fp, fp, hashed.sketch.as_ref(), limits),
@@ -307,7 +330,7 @@ impl Session {
             return Ok(self.block(f.rule, msg, f.count));
         }
         let warning = findings.iter().flatten().find(|f| f.warnable && f.count + 1 == f.max && f.count > 0);
-        let previous = self.fps.iter().filter(|&&x| x == fp).count() as u32;
+        let previous = self.executions.len() as u32;
         let call_id = self.push(fp, tool_fp, tool, effect, hashed.sketch, now_ms);
         Ok(match warning {
             None => Verdict::allow(call_id, previous),
@@ -466,19 +489,40 @@ impl Session {
 
     // ---- detectors -------------------------------------------------------------------------
 
-    /// Executions of `fp` in the window, newest first.
-    fn executions(&self, fp: Fingerprint) -> impl Iterator<Item = &Entry> {
-        // Scan the compact fingerprint ring, and touch only the matching entries.
+    /// Finds the executions of `fp` in the window (into `self.executions`, newest first).
+    fn find_executions(&mut self, fp: Fingerprint) {
+        let found = &mut self.executions;
+        found.clear();
         let (a, b) = self.fps.as_slices();
-        let tail = b.iter().enumerate().rev().map(move |(i, x)| (a.len() + i, x));
-        let positions = tail.chain(a.iter().enumerate().rev()).filter(move |(_, &x)| x == fp);
-        positions.map(move |(i, _)| &self.history[i])
+        for (start, part) in [(0, a), (a.len(), b)] {
+            // Most proposed calls never ran in the window: test eight fingerprints at a time,
+            // without a branch per fingerprint, and look closer only at a block with a match.
+            let mut first = start;
+            for block in part.chunks(8) {
+                let hit = match *block {
+                    [a, b, c, d, e, f, g, h] => {
+                        ((a == fp) | (b == fp)) | ((c == fp) | (d == fp)) | ((e == fp) | (f == fp)) | ((g == fp) | (h == fp))
+                    }
+                    _ => block.contains(&fp),
+                };
+                if hit {
+                    found.extend(block.iter().enumerate().filter(|(_, &x)| x == fp).map(|(i, _)| (first + i) as u32));
+                }
+                first += block.len();
+            }
+        }
+        found.reverse();
     }
 
-    fn identical(&self, fp: Fingerprint, l: &Limits) -> Option<Finding> {
+    /// Executions of the proposed call in the window, newest first (see `find_executions`).
+    fn executions(&self) -> impl Iterator<Item = &Entry> {
+        self.executions.iter().map(move |&i| &self.history[i as usize])
+    }
+
+    fn identical(&self, l: &Limits) -> Option<Finding> {
         (l.max_identical > 0).then(|| Finding {
             rule: "loop.identical",
-            count: self.fps.iter().filter(|&&x| x == fp).count() as u32,
+            count: self.executions.len() as u32,
             max: l.max_identical,
             period: 0,
             warnable: true,
@@ -510,22 +554,22 @@ impl Session {
         run
     }
 
-    fn no_progress(&self, fp: Fingerprint, l: &Limits) -> Option<Finding> {
+    fn no_progress(&self, l: &Limits) -> Option<Finding> {
         if l.max_no_progress == 0 {
             return None;
         }
-        let mut outcomes = self.executions(fp).filter_map(|e| e.outcome.as_ref()).peekable();
+        let mut outcomes = self.executions().filter_map(|e| e.outcome.as_ref()).peekable();
         // A poll whose answer just changed is watching a moving world: no nudge for it.
         let warnable = outcomes.peek().is_some_and(|o| !o.changed);
         let count = self.quiet_run(outcomes, |newest, o| o.result == newest.result);
         Some(Finding { rule: "loop.no_progress", count, max: l.max_no_progress, period: 0, warnable })
     }
 
-    fn errors_in_a_row(&self, fp: Fingerprint, l: &Limits) -> Option<Finding> {
+    fn errors_in_a_row(&self, l: &Limits) -> Option<Finding> {
         if l.max_consecutive_errors == 0 {
             return None;
         }
-        let outcomes = self.executions(fp).filter_map(|e| e.outcome.as_ref());
+        let outcomes = self.executions().filter_map(|e| e.outcome.as_ref());
         let count = self.quiet_run(outcomes, |_, o| o.error);
         Some(Finding { rule: "loop.error", count, max: l.max_consecutive_errors, period: 0, warnable: true })
     }
@@ -636,7 +680,9 @@ impl Session {
             if !quiet {
                 break;
             }
-            if !s.similar(anchor, sketch::NEAR_ARGS) || anchor.introduces(s) {
+            // A new id is tested first: it is a few bit operations, and in a sweep it is what
+            // tells the calls apart, so the similarity is mostly not needed.
+            if anchor.introduces(s) || !s.similar(anchor, sketch::NEAR_ARGS) {
                 continue;
             }
             // Unlike the exact rules, a transient error does not end the run: re-sending a variation
