@@ -134,16 +134,24 @@ pub fn hash_json(text: &[u8], ignore: &[String]) -> Result<Hashed, serde_json::E
 /// every string's tokens and every number, salted with the name of the member they sit in
 /// (ignored members are left out here too).
 pub fn hash_json_sketched(text: &[u8], ignore: &[String], sketch: bool) -> Result<Hashed, serde_json::Error> {
+    match core::str::from_utf8(text) {
+        Ok(s) => hash_json_str(s, ignore, sketch),
+        // Invalid UTF-8 takes the byte path, so its error is serde_json's own, with line and column.
+        Err(_) => hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_slice(text), ctx), ignore, sketch),
+    }
+}
+
+/// [`hash_json_sketched`] of text already known to be UTF-8: serde_json then skips checking every
+/// string and key again (the larger cost on short strings).
+pub fn hash_json_str(text: &str, ignore: &[String], sketch: bool) -> Result<Hashed, serde_json::Error> {
+    hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_str(text), ctx), ignore, sketch)
+}
+
+fn hash_with(hash: impl FnOnce(&Ctx) -> Result<u64, serde_json::Error>, ignore: &[String], sketch: bool) -> Result<Hashed, serde_json::Error> {
     let command = RefCell::new(None);
     let builder = RefCell::new(Builder::new());
     let ctx = Ctx { ignore, command: &command, sketch: sketch.then_some(&builder) };
-    // Checking the whole text once and parsing it as a `str` spares serde_json a UTF-8 check of
-    // every string and key (the larger cost on short strings). Invalid UTF-8 takes the byte
-    // path, so its error is serde_json's own, with line and column, as before.
-    let fingerprint = match core::str::from_utf8(text) {
-        Ok(s) => hash_from(&mut serde_json::Deserializer::from_str(s), &ctx)?,
-        Err(_) => hash_from(&mut serde_json::Deserializer::from_slice(text), &ctx)?,
-    };
+    let fingerprint = hash(&ctx)?;
     let sketch = sketch.then(|| builder.borrow().finish());
     Ok(Hashed { fingerprint, command: command.into_inner().map(|(_, s)| s), sketch })
 }

@@ -37,6 +37,8 @@ pub enum CheckError {
     InvalidJson(String),
     /// The tool name is empty.
     EmptyToolName,
+    /// The arguments are not UTF-8: the offset of the first invalid byte.
+    InvalidUtf8(usize),
 }
 
 impl fmt::Display for CheckError {
@@ -44,6 +46,7 @@ impl fmt::Display for CheckError {
         match self {
             CheckError::InvalidJson(m) => write!(f, "the arguments are not valid JSON: {m}"),
             CheckError::EmptyToolName => f.write_str("the tool name is empty"),
+            CheckError::InvalidUtf8(at) => write!(f, "the arguments are not valid UTF-8 (invalid byte at offset {at})"),
         }
     }
 }
@@ -245,6 +248,14 @@ impl Session {
         if tool.is_empty() {
             return Err(CheckError::EmptyToolName);
         }
+        // Oversized arguments are judged without reading them (bounded time); the others are
+        // checked for UTF-8 once, here, and parsed as `str` from then on.
+        let oversized = args.len() > self.engine.policy.budget.max_args_bytes;
+        let text = if oversized {
+            ""
+        } else {
+            core::str::from_utf8(args).map_err(|e| CheckError::InvalidUtf8(e.valid_up_to()))?
+        };
         if let Some((rule, message)) = &self.halted {
             let v = Verdict { action: Action::Halt, rule: rule.clone(), message: message.clone(), call_id: 0, count: self.blocks_since_progress };
             self.blocked += 1;
@@ -253,7 +264,7 @@ impl Session {
         let engine = self.engine.clone();
         let policy = &engine.policy;
 
-        if args.len() > policy.budget.max_args_bytes {
+        if oversized {
             let msg = format!(
                 "Blocked: the arguments of `{tool}` are {} bytes, more than the {} bytes this agent may send in one call. Send a smaller request: split the work, or pass a reference (a path, an id) instead of the content.",
                 args.len(), policy.budget.max_args_bytes
@@ -286,13 +297,8 @@ impl Session {
         let want_sketch = limits.max_near_duplicate > 0;
         let hashed = match (&engine.rules, resolved.has_rules) {
             (Some(rules), true) => {
-                // From a `str` when the bytes are UTF-8: serde_json then skips re-checking every
-                // string (invalid UTF-8 keeps the byte path and its error message).
-                let value: Result<serde_json::Value, _> = match core::str::from_utf8(args) {
-                    Ok(text) => serde_json::from_str(text),
-                    Err(_) => serde_json::from_slice(args),
-                };
-                let value = value.map_err(|e| CheckError::InvalidJson(e.to_string()))?;
+                let value: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| CheckError::InvalidJson(e.to_string()))?;
                 if let Some(hit) = rules.check_call(&resolved.entries, &value) {
                     return Ok(self.block_owned(hit.id, hit.message, 1));
                 }
@@ -302,7 +308,7 @@ impl Session {
                     canon::hash_value(&value, &policy.ignore_fields)
                 }
             }
-            _ => canon::hash_json_sketched(args, &policy.ignore_fields, want_sketch)
+            _ => canon::hash_json_str(text, &policy.ignore_fields, want_sketch)
                 .map_err(|e| CheckError::InvalidJson(e.to_string()))?,
         };
         let fp = canon::call_fingerprint(tool, hashed.fingerprint);

@@ -205,6 +205,7 @@ fn check_error(e: CheckError) -> Failure {
     match e {
         CheckError::InvalidJson(_) => Failure::new(ML_ERR_INVALID_JSON, e.to_string()),
         CheckError::EmptyToolName => Failure::new(ML_ERR_INVALID_ARG, e.to_string()),
+        CheckError::InvalidUtf8(_) => Failure::new(ML_ERR_INVALID_UTF8, e.to_string()),
     }
 }
 
@@ -305,14 +306,9 @@ pub unsafe extern "C" fn ml_check_call(
         }
         let tool = unsafe { str_arg(tool, tool_len, "the tool name")? };
         let args = unsafe { bytes_arg(args, args_len, "the arguments")? };
+        // The core checks UTF-8 (once) after judging the size, so oversized arguments are
+        // answered in time independent of their length.
         let mut session = s.lock();
-        let max = session.engine().policy.budget.max_args_bytes;
-        // Oversized arguments are judged before any validation, in time independent of their size.
-        if args.len() <= max {
-            std::str::from_utf8(args).map_err(|e| {
-                Failure::new(ML_ERR_INVALID_UTF8, format!("the arguments are not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()))
-            })?;
-        }
         let v = session.check(tool, args, now_ms()).map_err(check_error)?;
         write_verdict(out, &v);
         Ok(())
