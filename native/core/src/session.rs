@@ -736,8 +736,8 @@ impl Session {
                 f.count
             ),
             "loop.no_progress" => format!(
-                "Blocked: `{tool}` with these exact arguments returned the same result {} times, and nothing that could change it happened in between. Calling it again will return the same thing. Do not repeat this call: change something first (a different tool, different arguments, a fix), or tell the user what is in the way.",
-                f.count
+                "Blocked: `{tool}` with these exact arguments returned the same result {}, and nothing that could change it happened in between. Calling it again will return the same thing. Do not repeat this call: change something first (a different tool, different arguments, a fix), or tell the user what is in the way.",
+                times(f.count)
             ),
             "loop.transient" => format!(
                 "Blocked: `{tool}` failed {} times in a row with the same temporary error.{err} Retrying at once will not help: do something else first and come back to it later, or report that the service is unavailable.",
