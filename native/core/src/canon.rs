@@ -5,8 +5,8 @@
 //! in `ignore_fields` are left out at any depth. The fingerprint is a 64-bit xxh3 hash of that
 //! canonical form, so every binding (and every process) sees the same value for the same call.
 //!
-//! Arguments are hashed while they are parsed ([`hash_json`]): no `serde_json::Value` is built unless
-//! a rule needs one, in which case [`hash_value`] gives the identical fingerprint from the value.
+//! Arguments are hashed while they are parsed ([`hash_json`]): no `serde_json::Value` is built.
+//! When argument rules need to read them, the same pass fills a [`Doc`] ([`hash_json_doc`]).
 //! Object members are combined with a commutative sum of per-member hashes, which is what makes key
 //! order irrelevant without sorting or allocating.
 
@@ -18,6 +18,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::Value;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
+use crate::doc::{Doc, Item, Num};
 use crate::sketch::{Builder, Sketch};
 
 /// A 64-bit fingerprint of a canonical value.
@@ -137,20 +138,39 @@ pub fn hash_json_sketched(text: &[u8], ignore: &[String], sketch: bool) -> Resul
     match core::str::from_utf8(text) {
         Ok(s) => hash_json_str(s, ignore, sketch),
         // Invalid UTF-8 takes the byte path, so its error is serde_json's own, with line and column.
-        Err(_) => hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_slice(text), ctx), ignore, sketch),
+        Err(_) => hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_slice(text), ctx), ignore, sketch, None),
     }
 }
 
 /// [`hash_json_sketched`] of text already known to be UTF-8: serde_json then skips checking every
 /// string and key again (the larger cost on short strings).
 pub fn hash_json_str(text: &str, ignore: &[String], sketch: bool) -> Result<Hashed, serde_json::Error> {
-    hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_str(text), ctx), ignore, sketch)
+    hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_str(text), ctx), ignore, sketch, None)
 }
 
-fn hash_with(hash: impl FnOnce(&Ctx) -> Result<u64, serde_json::Error>, ignore: &[String], sketch: bool) -> Result<Hashed, serde_json::Error> {
+/// [`hash_json_str`], and the parsed arguments in `doc` (cleared first; ignored members are in it
+/// too), for rules to read with [`Doc::with`]`(text)`.
+pub fn hash_json_doc(text: &str, ignore: &[String], sketch: bool, doc: &mut Doc) -> Result<Hashed, serde_json::Error> {
+    if text.len() > crate::doc::MAX_TEXT {
+        return Err(de::Error::custom("arguments of 2 GiB or more cannot be read"));
+    }
+    doc.clear();
+    let cell = RefCell::new(core::mem::take(doc));
+    let tape = Tape { text, doc: &cell };
+    let hashed = hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_str(text), ctx), ignore, sketch, Some(tape));
+    *doc = cell.into_inner();
+    hashed
+}
+
+fn hash_with(
+    hash: impl FnOnce(&Ctx) -> Result<u64, serde_json::Error>,
+    ignore: &[String],
+    sketch: bool,
+    tape: Option<Tape>,
+) -> Result<Hashed, serde_json::Error> {
     let command = RefCell::new(None);
     let builder = RefCell::new(Builder::new());
-    let ctx = Ctx { ignore, command: &command, sketch: sketch.then_some(&builder) };
+    let ctx = Ctx { ignore, command: &command, sketch: sketch.then_some(&builder), tape };
     let fingerprint = hash(&ctx)?;
     let sketch = sketch.then(|| builder.borrow().finish());
     Ok(Hashed { fingerprint, command: command.into_inner().map(|(_, s)| s), sketch })
@@ -158,7 +178,7 @@ fn hash_with(hash: impl FnOnce(&Ctx) -> Result<u64, serde_json::Error>, ignore: 
 
 /// Hashes the one value `de` holds, and checks nothing follows it.
 fn hash_from<'de, R: serde_json::de::Read<'de>>(de: &mut serde_json::Deserializer<R>, ctx: &Ctx) -> Result<u64, serde_json::Error> {
-    let fingerprint = HashSeed { ctx, depth: 0, capture: None, field: 0 }.deserialize(&mut *de)?;
+    let fingerprint = HashSeed { ctx, depth: 0, capture: None, field: 0, skip: false }.deserialize(&mut *de)?;
     de.end()?;
     Ok(fingerprint)
 }
@@ -174,33 +194,6 @@ pub fn hash_value(value: &Value, ignore: &[String]) -> Hashed {
         _ => None,
     };
     Hashed { fingerprint: hash_value_inner(value, ignore), command, sketch: None }
-}
-
-/// [`hash_value`] with the arguments' sketch, equal to [`hash_json_sketched`]'s.
-pub fn hash_value_sketched(value: &Value, ignore: &[String]) -> Hashed {
-    let mut h = hash_value(value, ignore);
-    let mut b = Builder::new();
-    sketch_value(value, ignore, 0, &mut b);
-    h.sketch = Some(b.finish());
-    h
-}
-
-fn sketch_value(value: &Value, ignore: &[String], field: u64, b: &mut Builder) {
-    match value {
-        Value::Null | Value::Bool(_) | Value::Number(_) => {
-            let h = hash_value_inner(value, ignore);
-            if value.is_number() { b.add_number(field, h) } else { b.add_hashed(field, h, 1) }
-        }
-        Value::String(s) => b.add_text(field, s.as_bytes()),
-        Value::Array(items) => items.iter().for_each(|v| sketch_value(v, ignore, field, b)),
-        Value::Object(map) => {
-            for (k, v) in map {
-                if !ignore.iter().any(|f| f == k) {
-                    sketch_value(v, ignore, hash_str(k), b);
-                }
-            }
-        }
-    }
 }
 
 fn hash_value_inner(value: &Value, ignore: &[String]) -> u64 {
@@ -244,6 +237,27 @@ struct Ctx<'a> {
     command: &'a RefCell<Option<(usize, String)>>,
     /// The arguments' sketch under construction, when one was asked for.
     sketch: Option<&'a RefCell<Builder>>,
+    /// The document being filled, when one was asked for.
+    tape: Option<Tape<'a>>,
+}
+
+/// A document being filled, and the text its spans point into.
+#[derive(Clone, Copy)]
+struct Tape<'a> {
+    text: &'a str,
+    doc: &'a RefCell<Doc>,
+}
+
+impl Tape<'_> {
+    fn push(self, item: Item) -> u32 {
+        self.doc.borrow_mut().push(item)
+    }
+
+    fn string(self, s: &str, borrowed: bool, key: bool) {
+        let mut doc = self.doc.borrow_mut();
+        let span = doc.span(self.text, s, borrowed);
+        doc.push(if key { Item::Key { name: span, next: 0 } } else { Item::Str(span) });
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -254,6 +268,8 @@ struct HashSeed<'c, 'a> {
     capture: Option<usize>,
     /// The hash of the innermost member name this value sits under (0 at the top).
     field: u64,
+    /// An ignored member's value: into the document only, not into the command or the sketch.
+    skip: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for HashSeed<'_, '_> {
@@ -270,21 +286,84 @@ impl<'de> Visitor<'de> for HashSeed<'_, '_> {
         f.write_str("a JSON value")
     }
     fn visit_unit<E>(self) -> Result<u64, E> {
+        self.item(Item::Null);
         Ok(self.token(hash_u64(SEED_NULL, 0), 1))
     }
     fn visit_bool<E>(self, b: bool) -> Result<u64, E> {
+        self.item(Item::Bool(b));
         Ok(self.token(hash_u64(SEED_BOOL, b as u64), 1))
     }
     fn visit_i64<E>(self, i: i64) -> Result<u64, E> {
+        self.item(Item::Num(Num::I64(i)));
         Ok(self.token(hash_int(i as i128), crate::sketch::HEAVY))
     }
     fn visit_u64<E>(self, u: u64) -> Result<u64, E> {
+        self.item(Item::Num(Num::U64(u)));
         Ok(self.token(hash_int(u as i128), crate::sketch::HEAVY))
     }
     fn visit_f64<E>(self, f: f64) -> Result<u64, E> {
+        self.item(Item::Num(Num::F64(f)));
         Ok(self.token(hash_f64(f), crate::sketch::HEAVY))
     }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<u64, E> {
+        Ok(self.string(s, true))
+    }
     fn visit_str<E>(self, s: &str) -> Result<u64, E> {
+        Ok(self.string(s, false))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+        let at = self.item(Item::Array { len: 0, end: 0 });
+        let mut h = ArrayHasher::new();
+        let inner = HashSeed { depth: self.depth + 1, capture: None, ..self };
+        while let Some(x) = seq.next_element_seed(inner)? {
+            h.push(x);
+        }
+        self.close(at, h.len);
+        Ok(h.finish())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
+        let at = self.item(Item::Object { len: 0, end: 0 });
+        let (mut sum, mut len, mut members) = (0u64, 0u64, 0u64);
+        while let Some(key) = map.next_key_seed(KeySeed { ctx: self.ctx, top: self.depth == 0 && !self.skip })? {
+            members += 1;
+            let key_at = self.ctx.tape.map(|t| t.doc.borrow().items.len() as u32 - 1);
+            if key.ignored || self.skip {
+                // Left out of the fingerprint and the sketch, but rules may still read it.
+                if self.ctx.tape.is_some() {
+                    map.next_value_seed(HashSeed { depth: self.depth + 1, capture: None, skip: true, ..self })?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                self.end_member(key_at);
+                continue;
+            }
+            let inner = HashSeed { ctx: self.ctx, depth: self.depth + 1, capture: key.command, field: key.hash, skip: false };
+            let value = map.next_value_seed(inner)?;
+            self.end_member(key_at);
+            sum = sum.wrapping_add(member(key.hash, value));
+            len += 1;
+        }
+        self.close(at, members);
+        Ok(finish_object(sum, len))
+    }
+}
+
+impl HashSeed<'_, '_> {
+    /// Feeds a scalar's canonical hash to the sketch, if one is being built; returns the hash.
+    fn token(self, hash: u64, weight: u32) -> u64 {
+        if let (Some(b), false) = (self.ctx.sketch, self.skip) {
+            b.borrow_mut().add_hashed(self.field, hash, weight);
+        }
+        hash
+    }
+
+    fn string(self, s: &str, borrowed: bool) -> u64 {
+        if let Some(tape) = self.ctx.tape {
+            tape.string(s, borrowed, false);
+        }
+        if self.skip {
+            return 0;
+        }
         if let Some(b) = self.ctx.sketch {
             b.borrow_mut().add_text(self.field, s.as_bytes());
         }
@@ -294,39 +373,24 @@ impl<'de> Visitor<'de> for HashSeed<'_, '_> {
                 *slot = Some((rank, String::from(s)));
             }
         }
-        Ok(hash_str(s))
+        hash_str(s)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
-        let mut h = ArrayHasher::new();
-        let inner = HashSeed { ctx: self.ctx, depth: self.depth + 1, capture: None, field: self.field };
-        while let Some(x) = seq.next_element_seed(inner)? {
-            h.push(x);
-        }
-        Ok(h.finish())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
-        let (mut sum, mut len) = (0u64, 0u64);
-        while let Some(key) = map.next_key_seed(KeySeed { ctx: self.ctx, top: self.depth == 0 })? {
-            if key.ignored {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            let inner = HashSeed { ctx: self.ctx, depth: self.depth + 1, capture: key.command, field: key.hash };
-            let value = map.next_value_seed(inner)?;
-            sum = sum.wrapping_add(member(key.hash, value));
-            len += 1;
-        }
-        Ok(finish_object(sum, len))
-    }
-}
 
-impl HashSeed<'_, '_> {
-    /// Feeds a scalar's canonical hash to the sketch, if one is being built; returns the hash.
-    fn token(self, hash: u64, weight: u32) -> u64 {
-        if let Some(b) = self.ctx.sketch {
-            b.borrow_mut().add_hashed(self.field, hash, weight);
+    /// Adds a value to the document, if one is being filled; returns its index.
+    fn item(self, item: Item) -> u32 {
+        self.ctx.tape.map_or(0, |t| t.push(item))
+    }
+
+    fn end_member(self, key: Option<u32>) {
+        if let (Some(t), Some(key)) = (self.ctx.tape, key) {
+            t.doc.borrow_mut().end_member(key);
         }
-        hash
+    }
+
+    fn close(self, at: u32, len: u64) {
+        if let Some(t) = self.ctx.tape {
+            t.doc.borrow_mut().close(at, len as u32);
+        }
     }
 }
 
@@ -353,11 +417,23 @@ impl<'de> Visitor<'de> for KeySeed<'_, '_> {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object key")
     }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key, E> {
+        Ok(self.key(s, true))
+    }
     fn visit_str<E>(self, s: &str) -> Result<Key, E> {
-        Ok(Key {
+        Ok(self.key(s, false))
+    }
+}
+
+impl KeySeed<'_, '_> {
+    fn key(self, s: &str, borrowed: bool) -> Key {
+        if let Some(tape) = self.ctx.tape {
+            tape.string(s, borrowed, true);
+        }
+        Key {
             hash: hash_str(s),
             ignored: self.ctx.ignore.iter().any(|f| f == s),
             command: if self.top { COMMAND_KEYS.iter().position(|k| *k == s) } else { None },
-        })
+        }
     }
 }

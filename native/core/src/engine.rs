@@ -7,8 +7,7 @@ use alloc::borrow::Cow;
 use alloc::boxed::Box;
 use alloc::string::String;
 
-use serde_json::Value;
-
+use crate::doc::Node;
 use crate::policy::{Policy, PolicyError};
 
 /// The first argument rule a call broke.
@@ -25,13 +24,13 @@ pub struct RuleHit {
 pub trait ArgRules: Send + Sync {
     /// Checks `args` against the rules of the policy's tool entry `entry` (an index into
     /// `Policy::tools`). Returns the first rule broken.
-    fn check(&self, entry: usize, args: &Value) -> Option<RuleHit>;
+    fn check(&self, entry: usize, args: Node<'_>) -> Option<RuleHit>;
 
     /// Checks `args` against every entry that applies to the tool (`entries`, as
     /// [`Policy::resolve`](crate::policy::Policy::resolve) lists them) and returns the first rule
     /// broken. The default checks entry after entry; the rule engine overrides it to check every
     /// schema before any field rule.
-    fn check_call(&self, entries: &[usize], args: &Value) -> Option<RuleHit> {
+    fn check_call(&self, entries: &[usize], args: Node<'_>) -> Option<RuleHit> {
         entries.iter().find_map(|&e| self.check(e, args))
     }
 

@@ -4,6 +4,7 @@
 //! proxy) bring those.
 //!
 //! * [`canon`]: canonical fingerprints of arguments and results;
+//! * [`doc`]: parsed arguments for rules to read, borrowing from the arguments' text;
 //! * [`mask`]: volatile output (ids, timestamps, durations) masked before results are compared;
 //! * [`effect`]: whether a call reads or writes, and whether an error is transient;
 //! * [`policy`]: the typed, validated policy and its presets;
@@ -35,6 +36,7 @@
 extern crate alloc;
 
 pub mod canon;
+pub mod doc;
 pub mod effect;
 pub mod engine;
 pub mod mask;

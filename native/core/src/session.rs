@@ -23,6 +23,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::canon::{self, Fingerprint};
+use crate::doc::Doc;
 use crate::effect::{self, Effect};
 use crate::engine::Engine;
 use crate::mask::mask_volatile;
@@ -149,6 +150,8 @@ pub struct Session {
     resolved: BTreeMap<Fingerprint, Arc<ToolInfo>>,
     /// A halt is final until `reset`.
     halted: Option<(Cow<'static, str>, String)>,
+    /// The arguments parsed for argument rules; kept between checks so its memory is reused.
+    doc: Doc,
 }
 
 /// What the policy says about one tool name, and the effect its name alone implies (inferred
@@ -164,6 +167,8 @@ const RESOLVE_CACHE_MAX: usize = 1024;
 /// `loop.near_duplicate` looks back at most this many times `max_near_duplicate` executions of
 /// the tool: variations of a call come close together.
 const NEAR_LOOKBACK: u32 = 8;
+/// Bytes of memory a session's [`Doc`] keeps between checks; a larger one is freed after use.
+const DOC_KEEP_MAX: usize = 8 * 1024;
 /// Bytes of an error kept to quote in messages.
 const EXCERPT_MAX: usize = 160;
 
@@ -186,6 +191,7 @@ impl Session {
             tools: None,
             resolved: BTreeMap::new(),
             halted: None,
+            doc: Doc::default(),
         }
     }
 
@@ -297,16 +303,19 @@ impl Session {
         let want_sketch = limits.max_near_duplicate > 0;
         let hashed = match (&engine.rules, resolved.has_rules) {
             (Some(rules), true) => {
-                let value: serde_json::Value =
-                    serde_json::from_str(text).map_err(|e| CheckError::InvalidJson(e.to_string()))?;
-                if let Some(hit) = rules.check_call(&resolved.entries, &value) {
+                // One pass parses, hashes and sketches the arguments; the rules read the result.
+                let mut doc = core::mem::take(&mut self.doc);
+                let hashed = canon::hash_json_doc(text, &policy.ignore_fields, want_sketch, &mut doc);
+                let hit = hashed.is_ok().then(|| rules.check_call(&resolved.entries, doc.with(text).root())).flatten();
+                // Keep the memory for the next call, unless these arguments made it large.
+                if doc.footprint() <= DOC_KEEP_MAX {
+                    self.doc = doc;
+                }
+                let hashed = hashed.map_err(|e| CheckError::InvalidJson(e.to_string()))?;
+                if let Some(hit) = hit {
                     return Ok(self.block_owned(hit.id, hit.message, 1));
                 }
-                if want_sketch {
-                    canon::hash_value_sketched(&value, &policy.ignore_fields)
-                } else {
-                    canon::hash_value(&value, &policy.ignore_fields)
-                }
+                hashed
             }
             _ => canon::hash_json_str(text, &policy.ignore_fields, want_sketch)
                 .map_err(|e| CheckError::InvalidJson(e.to_string()))?,

@@ -36,6 +36,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use jsonschema::{PatternOptions, Validator};
+use microloop_core::doc::{Kind, Node, Num};
 use microloop_core::policy::{FieldRule, ToolPolicy};
 use microloop_core::{ArgRules, Engine, Policy, PolicyError, Preset, RuleHit};
 use regex::{Regex, RegexBuilder};
@@ -81,10 +82,66 @@ pub struct Rules {
     masks: Vec<regex::bytes::Regex>,
 }
 
+mod tape;
+pub use tape::Tape;
+
 #[derive(Default)]
 struct ToolRules {
-    schema: Option<(String, Validator)>,
+    schema: Option<(String, Validator<Tape>)>,
+    /// In the policy's order.
     fields: Vec<CompiledRule>,
+    /// The fields `fields` are on, as a tree of pointer tokens: each is looked up once per call,
+    /// however many rules are on it or under it.
+    tree: Field,
+}
+
+/// A field of the arguments that rules are on (the arguments themselves at the root), and the
+/// fields under it that rules are on.
+#[derive(Default)]
+struct Field {
+    /// The step from the parent; `None` at the root.
+    token: Option<Token>,
+    /// The indexes in `ToolRules::fields` of the rules on this field, ascending.
+    rules: Vec<usize>,
+    children: Vec<Field>,
+}
+
+impl Field {
+    fn insert(&mut self, path: Vec<Token>, rule: usize) {
+        let mut at = self;
+        for t in path {
+            let i = match at.children.iter().position(|c| c.token.as_ref().is_some_and(|c| c.key == t.key)) {
+                Some(i) => i,
+                None => {
+                    at.children.push(Field { token: Some(t), ..Field::default() });
+                    at.children.len() - 1
+                }
+            };
+            at = &mut at.children[i];
+        }
+        at.rules.push(rule);
+    }
+
+    /// Checks the rules on this field (`here`, `None` when the arguments do not have it) and under
+    /// it; keeps in `first` the broken rule that comes first in the policy.
+    fn walk(&self, here: Option<Node>, rules: &[CompiledRule], first: &mut Option<(usize, RuleHit)>) {
+        for &r in &self.rules {
+            if first.as_ref().is_some_and(|(f, _)| *f < r) {
+                break;
+            }
+            if let Some(hit) = rules[r].check(here) {
+                *first = Some((r, hit));
+                break;
+            }
+        }
+        for c in &self.children {
+            let there = match (here, &c.token) {
+                (Some(h), Some(t)) => step(h, t),
+                _ => None,
+            };
+            c.walk(there, rules, first);
+        }
+    }
 }
 
 struct CompiledRule {
@@ -92,13 +149,12 @@ struct CompiledRule {
     pointer: String,
     /// `pointer`'s tokens, unescaped once at load (serde_json's `Value::pointer` allocates per
     /// token on every call).
-    path: Vec<Token>,
     message: Option<String>,
     optional: bool,
-    deny_values: Option<Vec<Value>>,
+    deny_values: Option<Values>,
     deny_regex: Option<Regex>,
-    allow_values: Option<Vec<Value>>,
-    equals: Option<Value>,
+    allow_values: Option<Values>,
+    equals: Option<Values>,
     require_regex: Option<Regex>,
 }
 
@@ -131,7 +187,7 @@ fn compile_tool(t: &ToolPolicy, i: usize) -> Result<ToolRules, PolicyError> {
     let schema = match &t.schema {
         None => None,
         Some(s) => {
-            let v = jsonschema::options()
+            let v = jsonschema::options_for::<Tape>()
                 .with_pattern_options(PatternOptions::regex())
                 .should_validate_formats(true)
                 .build(s)
@@ -157,7 +213,11 @@ fn compile_tool(t: &ToolPolicy, i: usize) -> Result<ToolRules, PolicyError> {
         .enumerate()
         .map(|(j, r)| compile_rule(r, i, j))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(ToolRules { schema, fields })
+    let mut tree = Field::default();
+    for (j, r) in fields.iter().enumerate() {
+        tree.insert(tokens(&r.pointer), j);
+    }
+    Ok(ToolRules { schema, fields, tree })
 }
 
 fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, PolicyError> {
@@ -170,15 +230,70 @@ fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, Polic
     Ok(CompiledRule {
         id: r.id_or_default(i, j),
         pointer: r.field.clone(),
-        path: tokens(&r.field),
         message: r.message.clone(),
         optional: r.optional,
-        deny_values: r.deny_values.clone(),
+        deny_values: r.deny_values.as_deref().map(Values::new),
         deny_regex: regex("deny_regex", &r.deny_regex)?,
-        allow_values: r.allow_values.clone(),
-        equals: r.equals.clone(),
+        allow_values: r.allow_values.as_deref().map(Values::new),
+        equals: r.equals.as_ref().map(|v| Values::new(std::slice::from_ref(v))),
         require_regex: regex("require_regex", &r.require_regex)?,
     })
+}
+
+/// The values of an `allow_values`, `deny_values` or `equals`, as written (for messages) and
+/// ready to compare.
+struct Values {
+    json: Vec<Value>,
+    literals: Vec<Literal>,
+}
+
+/// A value to compare arguments with; scalars are unpacked once, at load.
+enum Literal {
+    Null,
+    Bool(bool),
+    Num(Num),
+    Str(String),
+    Other(Value),
+}
+
+impl Values {
+    fn new(values: &[Value]) -> Values {
+        let literals = values
+            .iter()
+            .map(|v| match v {
+                Value::Null => Literal::Null,
+                Value::Bool(b) => Literal::Bool(*b),
+                Value::String(s) => Literal::Str(s.clone()),
+                Value::Number(n) => Literal::Num(if let Some(u) = n.as_u64() {
+                    Num::U64(u)
+                } else if let Some(i) = n.as_i64() {
+                    Num::I64(i)
+                } else {
+                    Num::F64(n.as_f64().unwrap_or(f64::NAN))
+                }),
+                other => Literal::Other(other.clone()),
+            })
+            .collect();
+        Values { json: values.to_vec(), literals }
+    }
+
+    /// Whether `v` equals one of the values (JSON equality, numbers by value).
+    fn contain(&self, v: Node) -> bool {
+        let lits = self.literals.iter();
+        if let Some(s) = v.as_str() {
+            return lits.into_iter().any(|l| matches!(l, Literal::Str(x) if x == s));
+        }
+        if let Some(n) = v.as_number() {
+            return lits.into_iter().any(|l| matches!(l, Literal::Num(m) if m.same(n)));
+        }
+        if let Some(b) = v.as_bool() {
+            return lits.into_iter().any(|l| matches!(l, Literal::Bool(x) if *x == b));
+        }
+        if v.is_null() {
+            return lits.into_iter().any(|l| matches!(l, Literal::Null));
+        }
+        lits.into_iter().any(|l| matches!(l, Literal::Other(o) if v.same(o)))
+    }
 }
 
 /// One reference token of a JSON Pointer: an object key, and the list index it also names.
@@ -204,15 +319,18 @@ fn tokens(pointer: &str) -> Vec<Token> {
         .collect()
 }
 
-fn lookup<'v>(mut v: &'v Value, path: &[Token]) -> Option<&'v Value> {
-    for t in path {
-        v = match v {
-            Value::Object(map) => map.get(&t.key)?,
-            Value::Array(items) => items.get(t.index?)?,
-            _ => return None,
-        };
+/// The value one pointer token leads to from `v`.
+fn step<'v>(v: Node<'v>, t: &Token) -> Option<Node<'v>> {
+    match v.kind() {
+        Kind::Object => v.get(&t.key),
+        Kind::Array => v.index(t.index?),
+        _ => None,
     }
-    Some(v)
+}
+
+#[cfg(test)]
+fn lookup<'v>(v: Node<'v>, path: &[Token]) -> Option<Node<'v>> {
+    path.iter().try_fold(v, |v, t| step(v, t))
 }
 
 /// `regex`'s errors are several lines (the pattern, a caret, the error); the policy error keeps
@@ -231,16 +349,16 @@ fn regex_error(pattern: &str, e: regex::Error) -> String {
 }
 
 impl ArgRules for Rules {
-    fn check(&self, entry: usize, args: &Value) -> Option<RuleHit> {
+    fn check(&self, entry: usize, args: Node<'_>) -> Option<RuleHit> {
         let t = self.tools.get(entry)?;
-        check_schema(t, args).or_else(|| t.fields.iter().find_map(|r| r.check(args)))
+        check_schema(t, args).or_else(|| check_fields(t, args))
     }
 
-    fn check_call(&self, entries: &[usize], args: &Value) -> Option<RuleHit> {
+    fn check_call(&self, entries: &[usize], args: Node<'_>) -> Option<RuleHit> {
         let tools = || entries.iter().filter_map(|&e| self.tools.get(e));
         tools()
             .find_map(|t| check_schema(t, args))
-            .or_else(|| tools().find_map(|t| t.fields.iter().find_map(|r| r.check(args))))
+            .or_else(|| tools().find_map(|t| check_fields(t, args)))
     }
 
     fn mask<'a>(&self, output: Cow<'a, [u8]>) -> Cow<'a, [u8]> {
@@ -254,7 +372,7 @@ impl ArgRules for Rules {
     }
 }
 
-fn check_schema(t: &ToolRules, args: &Value) -> Option<RuleHit> {
+fn check_schema(t: &ToolRules, args: Node<'_>) -> Option<RuleHit> {
     let (id, validator) = t.schema.as_ref()?;
     if validator.is_valid(args) {
         return None;
@@ -274,32 +392,11 @@ fn check_schema(t: &ToolRules, args: &Value) -> Option<RuleHit> {
     })
 }
 
-/// JSON equality where numbers compare by value (`1` equals `1.0`).
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
-            (Some(x), Some(y), _, _) => x == y,
-            (_, _, Some(x), Some(y)) => x == y,
-            _ => x.as_f64() == y.as_f64(),
-        },
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
-fn among(v: &Value, list: &[Value]) -> bool {
-    list.iter().any(|x| same(v, x))
-}
-
-/// The text a regex sees: a string's content, or the JSON text of anything else.
-fn text(v: &Value) -> Cow<'_, str> {
-    match v {
-        Value::String(s) => Cow::Borrowed(s),
-        other => Cow::Owned(other.to_string()),
-    }
+/// The first of `t`'s field rules, in the policy's order, that `args` break.
+fn check_fields(t: &ToolRules, args: Node<'_>) -> Option<RuleHit> {
+    let mut first = None;
+    t.tree.walk(Some(args), &t.fields, &mut first);
+    first.map(|(_, hit)| hit)
 }
 
 /// A value quoted in a message, cut to a readable length.
@@ -330,61 +427,62 @@ fn list(values: &[Value]) -> String {
 /// Why a field broke a rule.
 enum Broken<'a> {
     Missing,
-    Denied(&'a Value),
-    Matches(&'a Value, &'a Regex),
-    NotAllowed(&'a Value, &'a [Value]),
-    NotEqual(&'a Value, &'a Value),
-    NoMatch(&'a Value, &'a Regex),
+    Denied(Node<'a>),
+    Matches(Node<'a>, &'a Regex),
+    NotAllowed(Node<'a>, &'a [Value]),
+    NotEqual(Node<'a>, &'a Value),
+    NoMatch(Node<'a>, &'a Regex),
 }
 
 impl CompiledRule {
     /// The first element of `v` (or `v` itself, when it is not a list) that fails `ok`, with its
     /// pointer suffix.
-    fn each<'v>(v: &'v Value, ok: impl Fn(&Value) -> bool) -> Option<(Option<usize>, &'v Value)> {
-        match v {
-            Value::Array(items) => items.iter().enumerate().find(|(_, x)| !ok(x)).map(|(i, x)| (Some(i), x)),
-            other => (!ok(other)).then_some((None, other)),
+    fn each<'v>(v: Node<'v>, ok: impl Fn(Node) -> bool) -> Option<(Option<usize>, Node<'v>)> {
+        match v.kind() {
+            Kind::Array => v.elements().enumerate().find(|(_, x)| !ok(*x)).map(|(i, x)| (Some(i), x)),
+            _ => (!ok(v)).then_some((None, v)),
         }
     }
 
-    fn find<'a>(&'a self, v: &'a Value) -> Option<(Option<usize>, Broken<'a>)> {
+    fn find<'a>(&'a self, v: Node<'a>) -> Option<(Option<usize>, Broken<'a>)> {
         if let Some(deny) = &self.deny_values {
-            if among(v, deny) {
+            if deny.contain(v) {
                 return Some((None, Broken::Denied(v)));
             }
-            if let Some((i, x)) = Self::each(v, |x| !among(x, deny)) {
+            if let Some((i, x)) = Self::each(v, |x| !deny.contain(x)) {
                 return Some((i, Broken::Denied(x)));
             }
         }
         if let Some(re) = &self.deny_regex {
-            if let Some((i, x)) = Self::each(v, |x| !re.is_match(&text(x))) {
+            if let Some((i, x)) = Self::each(v, |x| !re.is_match(&x.text())) {
                 return Some((i, Broken::Matches(x, re)));
             }
         }
         if let Some(allow) = &self.allow_values {
-            if !among(v, allow) {
-                if let Some((i, x)) = Self::each(v, |x| among(x, allow)) {
-                    return Some((i, Broken::NotAllowed(x, allow)));
+            if !allow.contain(v) {
+                if let Some((i, x)) = Self::each(v, |x| allow.contain(x)) {
+                    return Some((i, Broken::NotAllowed(x, &allow.json)));
                 }
             }
         }
         if let Some(want) = &self.equals {
-            if !same(v, want) {
-                if let Some((i, x)) = Self::each(v, |x| same(x, want)) {
-                    return Some((i, Broken::NotEqual(x, want)));
+            if !want.contain(v) {
+                if let Some((i, x)) = Self::each(v, |x| want.contain(x)) {
+                    return Some((i, Broken::NotEqual(x, &want.json[0])));
                 }
             }
         }
         if let Some(re) = &self.require_regex {
-            if let Some((i, x)) = Self::each(v, |x| re.is_match(&text(x))) {
+            if let Some((i, x)) = Self::each(v, |x| re.is_match(&x.text())) {
                 return Some((i, Broken::NoMatch(x, re)));
             }
         }
         None
     }
 
-    fn check(&self, args: &Value) -> Option<RuleHit> {
-        let (index, broken) = match lookup(args, &self.path) {
+    /// Checks the field the rule is on (`None`: the arguments do not have it).
+    fn check(&self, field: Option<Node>) -> Option<RuleHit> {
+        let (index, broken) = match field {
             Some(v) => self.find(v)?,
             None if self.optional => return None,
             None => {
@@ -413,9 +511,9 @@ impl CompiledRule {
         match broken {
             Broken::Missing => {
                 let want = if let Some(v) = &self.equals {
-                    format!("it must be {}", quote(v))
+                    format!("it must be {}", quote(&v.json[0]))
                 } else if let Some(a) = &self.allow_values {
-                    format!("it must be one of {}", list(a))
+                    format!("it must be one of {}", list(&a.json))
                 } else {
                     format!("it must match `{}`", self.require_regex.as_ref().map_or("", |r| r.as_str()))
                 };
@@ -423,27 +521,27 @@ impl CompiledRule {
             }
             Broken::Denied(v) => format!(
                 "Blocked by rule `{id}`: {at} may not be {}. Do not retry with this value; choose another, or tell the user it is not allowed.",
-                quote(v)
+                quote(&v.to_value())
             ),
             Broken::Matches(v, re) => format!(
                 "Blocked by rule `{id}`: {at} ({}) matches the forbidden pattern `{}`. Do not retry it; find another way, or tell the user it is not allowed.",
-                quote(v),
+                quote(&v.to_value()),
                 re.as_str()
             ),
             Broken::NotAllowed(v, allow) => format!(
                 "Blocked by rule `{id}`: {at} is {}, which is not allowed; the allowed values are {}. Call again with one of them.",
-                quote(v),
+                quote(&v.to_value()),
                 list(allow)
             ),
             Broken::NotEqual(v, want) => format!(
                 "Blocked by rule `{id}`: {at} must be {}, not {}. Call again with {}.",
                 quote(want),
-                quote(v),
+                quote(&v.to_value()),
                 quote(want)
             ),
             Broken::NoMatch(v, re) => format!(
                 "Blocked by rule `{id}`: {at} ({}) does not match the required pattern `{}`. Fix it and call again.",
-                quote(v),
+                quote(&v.to_value()),
                 re.as_str()
             ),
         }

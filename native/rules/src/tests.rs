@@ -19,8 +19,15 @@ fn one_rule(rule: Value) -> Rules {
     rules(json!({"tools": [{"name": "t", "rules": [rule]}]}))
 }
 
+/// Checks `args` as the engine does: from their JSON text, parsed into a document.
+fn check_with<T>(args: &Value, f: impl FnOnce(microloop_core::doc::Node) -> T) -> T {
+    let text = args.to_string();
+    let doc = microloop_core::doc::Doc::parse(&text).unwrap();
+    f(doc.with(&text).root())
+}
+
 fn hit(r: &Rules, args: Value) -> Option<(String, String)> {
-    r.check_call(&[0], &args).map(|h| (h.id, h.message))
+    check_with(&args, |a| r.check_call(&[0], a)).map(|h| (h.id, h.message))
 }
 
 #[test]
@@ -134,11 +141,11 @@ fn every_schema_before_any_field_rule() {
         {"name": "*", "rules": [{"id": "global", "field": "/x", "deny_values": [1]}]},
         {"name": "t", "schema": {"properties": {"x": {"type": "string"}}}}]}));
     assert_eq!(hit_entries(&r, &[0, 1], json!({"x": 1})).unwrap(), "schema");
-    assert_eq!(r.check(0, &json!({"x": 1})).unwrap().id, "global");
+    assert_eq!(check_with(&json!({"x": 1}), |a| r.check(0, a)).unwrap().id, "global");
 }
 
 fn hit_entries(r: &Rules, entries: &[usize], args: Value) -> Option<String> {
-    r.check_call(entries, &args).map(|h| h.id)
+    check_with(&args, |a| r.check_call(entries, a)).map(|h| h.id)
 }
 
 #[test]
@@ -205,7 +212,7 @@ fn toml_and_json_mean_the_same() {
 #[test]
 fn pointers_are_resolved_like_rfc_6901() {
     let doc = json!({"a/b": {"~k": [10, 11]}, "list": ["x", "y"], "m": {"01": "zero-one", "1": "one"}});
-    let at = |p: &str| lookup(&doc, &tokens(p)).cloned();
+    let at = |p: &str| check_with(&doc, |a| lookup(a, &tokens(p)).map(|n| n.to_value()));
     assert_eq!(at("/a~1b/~0k/1"), Some(json!(11)));
     assert_eq!(at("/list/0"), Some(json!("x")));
     assert_eq!(at("/list/01"), None, "a leading zero is not an index");
@@ -216,4 +223,17 @@ fn pointers_are_resolved_like_rfc_6901() {
     for p in ["/a~1b/~0k/1", "/list/0", "/list/01", "/m/01", ""] {
         assert_eq!(at(p).as_ref(), doc.pointer(p), "{p}");
     }
+}
+
+#[test]
+fn the_first_broken_rule_in_the_policy_is_named_whatever_the_fields() {
+    // Field rules are checked field by field (each field looked up once); the verdict must still
+    // name the rule that comes first in the policy.
+    let r = rules(json!({"tools": [{"name": "t", "rules": [
+        {"id": "first", "field": "/a/x", "deny_values": [1]},
+        {"id": "second", "field": "/b", "deny_values": [1]},
+        {"id": "third", "field": "/a", "require_regex": "^never$"}]}]}));
+    assert_eq!(hit(&r, json!({"a": {"x": 1}, "b": 1})).unwrap().0, "first");
+    assert_eq!(hit(&r, json!({"a": {"x": 2}, "b": 1})).unwrap().0, "second");
+    assert_eq!(hit(&r, json!({"a": {"x": 2}, "b": 2})).unwrap().0, "third");
 }
