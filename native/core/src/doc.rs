@@ -313,11 +313,15 @@ impl<'a> Node<'a> {
     pub fn get(self, key: &str) -> Option<Node<'a>> {
         let Item::Object { end, .. } = self.item() else { return None };
         let (mut i, mut found) = (self.at + 1, None);
-        // Member names are compared as bytes, length first: most differ in length.
+        // Member names are compared as bytes, length and first byte first: most differ there.
+        let (len, head) = (key.len(), key.as_bytes().first());
         while i < end {
             let Some(&Item::Key { name, next }) = self.args.doc.items.get(i as usize) else { break };
-            if name.len as usize == key.len() && self.args.bytes(name) == key.as_bytes() {
-                found = Some(i + 1);
+            if name.len as usize == len {
+                let bytes = self.args.bytes(name);
+                if bytes.first() == head && bytes == key.as_bytes() {
+                    found = Some(i + 1);
+                }
             }
             i = next;
         }

@@ -5,8 +5,8 @@
 //! dropped. A [`Sketch`] is a fixed-size summary of a text's *tokens* such that two sketches compare,
 //! in constant time and without the texts, to an estimate of the texts' weighted Jaccard similarity.
 //!
-//! **How.** One-permutation MinHash: every token is hashed once (a rolling hash while the text is
-//! scanned, so building a sketch never allocates), the hash picks one of [`SLOTS`] buckets and each
+//! **How.** One-permutation MinHash: every token is hashed once (xxh3 of its bytes, once the scan
+//! has found its end; building a sketch never allocates), the hash picks one of [`SLOTS`] buckets and each
 //! bucket keeps the smallest hash it saw. Two texts' similarity is the share of buckets, among
 //! those filled in either, whose minimums agree. Small texts are compared almost exactly (each
 //! token has its own bucket); large ones by sampling.
@@ -115,8 +115,6 @@ impl Default for Builder {
 
 const K1: u64 = 0x9E37_79B9_7F4A_7C15;
 const K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// A strong 64-bit finalizer (murmur3's fmix64).
 fn fmix(mut h: u64) -> u64 {
@@ -166,6 +164,43 @@ const CLASS: [u8; 256] = {
     t
 };
 
+/// Letters and digits (the bulk of most tokens), eight bytes at a time: how many of the eight
+/// bytes of `w` (in text order) are ASCII letters or digits before the first that is not, and the
+/// classes ([`DIGIT`], [`ALPHA`]) among those. Each test is a per-byte range check done on the
+/// eight bytes together (SWAR).
+fn alnum_prefix(w: u64) -> (usize, u8) {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const fn each(b: u8) -> u64 {
+        0x0101_0101_0101_0101 * b as u64
+    }
+    // The high bit of each byte of the result is set when that byte of `x` (below 0x80) is in
+    // `lo..=hi`: adding `0x80 - lo` sets it when the byte is at least `lo`, adding `0x7f - hi`
+    // when it is above `hi`; neither sum carries into the next byte.
+    fn within(x: u64, lo: u8, hi: u8) -> u64 {
+        (x + each(0x80 - lo)) & !(x + each(0x7f - hi)) & HIGH
+    }
+    let ascii = !w & HIGH;
+    let x = w & LOW7;
+    let digits = within(x, b'0', b'9') & ascii;
+    let letters = within(x | each(0x20), b'a', b'z') & ascii;
+    let other = !(digits | letters) & HIGH;
+    let (n, prefix) = match other {
+        0 => (8, u64::MAX),
+        _ => {
+            let n = other.trailing_zeros() as usize / 8;
+            (n, (1u64 << (8 * n)) - 1)
+        }
+    };
+    let classes = if digits & prefix != 0 { DIGIT } else { 0 } | if letters & prefix != 0 { ALPHA } else { 0 };
+    (n, classes)
+}
+
+/// A token's hash.
+fn token_hash(token: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(token)
+}
+
 impl Builder {
     pub fn new() -> Builder {
         Builder { mins: [u64::MAX; SLOTS], filled: 0, ids: [0; 2] }
@@ -206,15 +241,22 @@ impl Builder {
                 };
                 continue;
             }
-            let mut h = FNV_OFFSET;
             let start = i;
             // The classes seen in the token.
             let mut seen = 0u8;
             // Where the last dot that follows a letter is (`App.tsx`), for file names.
             let mut dot = None::<usize>;
             while i < n {
-                let c = text[i];
-                let class = CLASS[c as usize];
+                // Letters and digits eight bytes at a time, up to the first other byte.
+                if let Some(word) = text.get(i..i + 8) {
+                    let (k, classes) = alnum_prefix(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+                    seen |= classes;
+                    i += k;
+                    if k == 8 {
+                        continue;
+                    }
+                }
+                let class = CLASS[text[i] as usize];
                 // One test per byte for both rare cases: the end of the token, and a dot.
                 if class & (STOP | DOT) != 0 {
                     if class & STOP != 0 {
@@ -225,9 +267,9 @@ impl Builder {
                     }
                 }
                 seen |= class;
-                h = (h ^ c as u64).wrapping_mul(FNV_PRIME);
                 i += 1;
             }
+            let h = token_hash(&text[start..i]);
             // A path or URL has a slash; a file name ends in a short extension (`App.tsx`, not
             // `document.body`): 1 to 4 bytes after its dot.
             let file = dot.is_some_and(|d| (1..=4).contains(&(i - d - 1)));
@@ -300,7 +342,8 @@ mod tests {
     }
 
     /// The tokenizer and the comparison as first written (a chain of comparisons per byte, four
-    /// `count_ones`): the table-driven versions must give the very same sketches and scores.
+    /// `count_ones`): the table-driven, eight-at-a-time versions must give the very same
+    /// sketches and scores.
     fn reference_sketch(text: &[u8]) -> Sketch {
         let mut b = Builder::new();
         let (mut i, n) = (0, text.len());
@@ -314,7 +357,7 @@ mod tests {
                 i += 1;
                 continue;
             }
-            let mut h = FNV_OFFSET;
+            let start = i;
             let (mut digit, mut slash) = (false, false);
             let (mut ext, mut prev_alpha) = (None::<usize>, false);
             while i < n {
@@ -326,11 +369,10 @@ mod tests {
                 slash |= c == b'/';
                 ext = if c == b'.' && prev_alpha { Some(0) } else { ext.map(|k| k + 1) };
                 prev_alpha = c.is_ascii_alphabetic();
-                h = (h ^ c as u64).wrapping_mul(FNV_PRIME);
                 i += 1;
             }
             let file = ext.is_some_and(|k| (1..=4).contains(&k));
-            b.add_hashed(0, h, if digit || slash || file { HEAVY } else { 1 });
+            b.add_hashed(0, token_hash(&text[start..i]), if digit || slash || file { HEAVY } else { 1 });
         }
         b.finish()
     }
@@ -354,18 +396,25 @@ mod tests {
         .iter()
         .map(|t| t.as_bytes().to_vec())
         .collect();
-        // Pseudo-random texts over an alphabet rich in the bytes the tokenizer cares about.
-        let alphabet = b"ab Z09./\\u\"',;=|&<>()[]{}\t\n-_:?\xc3\xa9";
+        // Pseudo-random texts over an alphabet rich in the bytes the tokenizer cares about, and
+        // over one of long runs of letters and digits broken by the bytes just outside their
+        // ranges (`/` `:` `@` `[` `` ` `` `{`) and by non-ASCII bytes.
+        let alphabets: [&[u8]; 2] = [
+            b"ab Z09./\\u\"',;=|&<>()[]{}\t\n-_:?\xc3\xa9",
+            b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefxyzXYZ09/:@[`{ .\xc3\xa9",
+        ];
         let mut state = 0x2545_f491_4f6c_dd1du64;
-        for len in 0..400 {
-            let mut t = Vec::new();
-            for _ in 0..len % 97 {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                t.push(alphabet[(state % alphabet.len() as u64) as usize]);
+        for alphabet in alphabets {
+            for len in 0..400 {
+                let mut t = Vec::new();
+                for _ in 0..len % 97 {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    t.push(alphabet[(state % alphabet.len() as u64) as usize]);
+                }
+                texts.push(t);
             }
-            texts.push(t);
         }
         let sketches: Vec<Sketch> = texts.iter().map(|t| Sketch::of_text(t)).collect();
         for (t, s) in texts.iter().zip(&sketches) {
@@ -376,6 +425,24 @@ mod tests {
                 assert_eq!(a.similarity(b), reference_similarity(a, b));
             }
         }
+    }
+
+    #[test]
+    fn eight_bytes_at_once_are_classed_like_one_at_a_time() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                for base in [b"aZ0zA9mq", b"01234567", b"abcdefgh"] {
+                    let mut word = *base;
+                    word[at] = b;
+                    let n = word.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+                    let classes = word[..n].iter().map(|&c| CLASS[c as usize]).fold(0, |a, c| a | c);
+                    assert_eq!(alnum_prefix(u64::from_le_bytes(word)), (n, classes), "{word:?}");
+                }
+            }
+        }
+        assert_eq!(alnum_prefix(u64::from_le_bytes(*b"abcdefgh")), (8, ALPHA));
+        assert_eq!(alnum_prefix(u64::from_le_bytes(*b"2024-05-")), (4, DIGIT));
+        assert_eq!(alnum_prefix(u64::from_le_bytes(*b" flights")), (0, 0));
     }
 
     #[test]

@@ -435,45 +435,49 @@ enum Broken<'a> {
 }
 
 impl CompiledRule {
-    /// The first element of `v` (or `v` itself, when it is not a list) that fails `ok`, with its
+    /// The first element of `v` (or `v` itself, when it is not a list) that is `bad`, with its
     /// pointer suffix.
-    fn each<'v>(v: Node<'v>, ok: impl Fn(Node) -> bool) -> Option<(Option<usize>, Node<'v>)> {
-        match v.kind() {
-            Kind::Array => v.elements().enumerate().find(|(_, x)| !ok(*x)).map(|(i, x)| (Some(i), x)),
-            _ => (!ok(v)).then_some((None, v)),
+    fn first<'v>(v: Node<'v>, list: bool, bad: impl Fn(Node) -> bool) -> Option<(Option<usize>, Node<'v>)> {
+        if list {
+            v.elements().enumerate().find(|(_, x)| bad(*x)).map(|(i, x)| (Some(i), x))
+        } else {
+            bad(v).then_some((None, v))
         }
     }
 
+    /// What is wrong with the field's value `v`, if anything. A rule on a list applies to each
+    /// element; a list that equals one of the rule's values as a whole is judged as that value.
     fn find<'a>(&'a self, v: Node<'a>) -> Option<(Option<usize>, Broken<'a>)> {
+        let list = v.kind() == Kind::Array;
         if let Some(deny) = &self.deny_values {
-            if deny.contain(v) {
+            if list && deny.contain(v) {
                 return Some((None, Broken::Denied(v)));
             }
-            if let Some((i, x)) = Self::each(v, |x| !deny.contain(x)) {
+            if let Some((i, x)) = Self::first(v, list, |x| deny.contain(x)) {
                 return Some((i, Broken::Denied(x)));
             }
         }
         if let Some(re) = &self.deny_regex {
-            if let Some((i, x)) = Self::each(v, |x| !re.is_match(&x.text())) {
+            if let Some((i, x)) = Self::first(v, list, |x| re.is_match(&x.text())) {
                 return Some((i, Broken::Matches(x, re)));
             }
         }
         if let Some(allow) = &self.allow_values {
-            if !allow.contain(v) {
-                if let Some((i, x)) = Self::each(v, |x| allow.contain(x)) {
+            if !(list && allow.contain(v)) {
+                if let Some((i, x)) = Self::first(v, list, |x| !allow.contain(x)) {
                     return Some((i, Broken::NotAllowed(x, &allow.json)));
                 }
             }
         }
         if let Some(want) = &self.equals {
-            if !want.contain(v) {
-                if let Some((i, x)) = Self::each(v, |x| want.contain(x)) {
+            if !(list && want.contain(v)) {
+                if let Some((i, x)) = Self::first(v, list, |x| !want.contain(x)) {
                     return Some((i, Broken::NotEqual(x, &want.json[0])));
                 }
             }
         }
         if let Some(re) = &self.require_regex {
-            if let Some((i, x)) = Self::each(v, |x| re.is_match(&x.text())) {
+            if let Some((i, x)) = Self::first(v, list, |x| !re.is_match(&x.text())) {
                 return Some((i, Broken::NoMatch(x, re)));
             }
         }
