@@ -95,6 +95,7 @@ impl Num {
     /// Equal as numbers: `1`, `1.0` and `1e0` are the same value.
     pub fn same(self, other: Num) -> bool {
         match (self, other) {
+            (Num::U64(a), Num::U64(b)) => a == b,
             (Num::F64(_), _) | (_, Num::F64(_)) => self.as_f64() == other.as_f64(),
             (a, b) => match (a.as_i64(), b.as_i64()) {
                 (Some(x), Some(y)) => x == y,

@@ -134,15 +134,42 @@ impl Field {
                 break;
             }
         }
-        for c in &self.children {
-            let there = match (here, &c.token) {
-                (Some(h), Some(t)) => step(h, t),
-                _ => None,
-            };
-            c.walk(there, rules, first);
+        match here {
+            // The members of an object are read in one pass for all the fields under it (the
+            // last of a repeated name wins, as in serde_json), instead of one lookup per field.
+            Some(h) if h.kind() == Kind::Object && self.children.len() <= FEW => {
+                let mut found = [None; FEW];
+                for (name, value) in h.members() {
+                    if let Some(i) = self.children.iter().position(|c| c.named(name)) {
+                        found[i] = Some(value);
+                    }
+                }
+                for (c, there) in self.children.iter().zip(found) {
+                    c.walk(there, rules, first);
+                }
+            }
+            _ => {
+                for c in &self.children {
+                    let there = match (here, &c.token) {
+                        (Some(h), Some(t)) => step(h, t),
+                        _ => None,
+                    };
+                    c.walk(there, rules, first);
+                }
+            }
         }
     }
+
+    /// Whether this field is the member `name` of its parent (length and first byte first).
+    fn named(&self, name: &str) -> bool {
+        let (key, name) = (self.token.as_ref().map_or(&[][..], |t| t.key.as_bytes()), name.as_bytes());
+        key.len() == name.len() && key.first() == name.first() && key == name
+    }
 }
+
+/// Fields under one field looked up together in one pass over an object's members; a field
+/// with more is looked up member by member.
+const FEW: usize = 12;
 
 struct CompiledRule {
     id: String,
@@ -241,58 +268,52 @@ fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, Polic
 }
 
 /// The values of an `allow_values`, `deny_values` or `equals`, as written (for messages) and
-/// ready to compare.
+/// sorted by kind, unpacked once at load, to compare with.
+#[derive(Default)]
 struct Values {
     json: Vec<Value>,
-    literals: Vec<Literal>,
-}
-
-/// A value to compare arguments with; scalars are unpacked once, at load.
-enum Literal {
-    Null,
-    Bool(bool),
-    Num(Num),
-    Str(String),
-    Other(Value),
+    strings: Vec<String>,
+    numbers: Vec<Num>,
+    /// Whether `false`, `true` are among them.
+    bools: [bool; 2],
+    null: bool,
+    /// Lists and objects.
+    others: Vec<Value>,
 }
 
 impl Values {
     fn new(values: &[Value]) -> Values {
-        let literals = values
-            .iter()
-            .map(|v| match v {
-                Value::Null => Literal::Null,
-                Value::Bool(b) => Literal::Bool(*b),
-                Value::String(s) => Literal::Str(s.clone()),
-                Value::Number(n) => Literal::Num(if let Some(u) = n.as_u64() {
+        let mut v = Values { json: values.to_vec(), ..Values::default() };
+        for x in values {
+            match x {
+                Value::Null => v.null = true,
+                Value::Bool(b) => v.bools[*b as usize] = true,
+                Value::String(s) => v.strings.push(s.clone()),
+                Value::Number(n) => v.numbers.push(if let Some(u) = n.as_u64() {
                     Num::U64(u)
                 } else if let Some(i) = n.as_i64() {
                     Num::I64(i)
                 } else {
                     Num::F64(n.as_f64().unwrap_or(f64::NAN))
                 }),
-                other => Literal::Other(other.clone()),
-            })
-            .collect();
-        Values { json: values.to_vec(), literals }
+                other => v.others.push(other.clone()),
+            }
+        }
+        v
     }
 
     /// Whether `v` equals one of the values (JSON equality, numbers by value).
     fn contain(&self, v: Node) -> bool {
-        let lits = self.literals.iter();
-        if let Some(s) = v.as_str() {
-            return lits.into_iter().any(|l| matches!(l, Literal::Str(x) if x == s));
+        match v.kind() {
+            Kind::String => {
+                let s = v.as_str().unwrap_or_default().as_bytes();
+                self.strings.iter().any(|x| x.len() == s.len() && x.as_bytes() == s)
+            }
+            Kind::Number => v.as_number().is_some_and(|n| self.numbers.iter().any(|m| m.same(n))),
+            Kind::Bool => v.as_bool().is_some_and(|b| self.bools[b as usize]),
+            Kind::Null => self.null,
+            Kind::Array | Kind::Object => self.others.iter().any(|o| v.same(o)),
         }
-        if let Some(n) = v.as_number() {
-            return lits.into_iter().any(|l| matches!(l, Literal::Num(m) if m.same(n)));
-        }
-        if let Some(b) = v.as_bool() {
-            return lits.into_iter().any(|l| matches!(l, Literal::Bool(x) if *x == b));
-        }
-        if v.is_null() {
-            return lits.into_iter().any(|l| matches!(l, Literal::Null));
-        }
-        lits.into_iter().any(|l| matches!(l, Literal::Other(o) if v.same(o)))
     }
 }
 

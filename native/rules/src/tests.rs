@@ -237,3 +237,30 @@ fn the_first_broken_rule_in_the_policy_is_named_whatever_the_fields() {
     assert_eq!(hit(&r, json!({"a": {"x": 2}, "b": 1})).unwrap().0, "second");
     assert_eq!(hit(&r, json!({"a": {"x": 2}, "b": 2})).unwrap().0, "third");
 }
+
+fn hit_text(r: &Rules, text: &str) -> Option<String> {
+    let doc = microloop_core::doc::Doc::parse(text).unwrap();
+    r.check_call(&[0], doc.with(text).root()).map(|h| h.id)
+}
+
+#[test]
+fn a_repeated_member_is_judged_by_its_last_value_as_serde_json_keeps_it() {
+    let r = one_rule(json!({"id": "no-prod", "field": "/db/name", "deny_values": ["prod"]}));
+    assert_eq!(hit_text(&r, r#"{"db": {"name": "prod", "name": "dev"}}"#), None);
+    assert_eq!(hit_text(&r, r#"{"db": {"name": "dev", "name": "prod"}}"#).as_deref(), Some("no-prod"));
+    assert_eq!(hit_text(&r, r#"{"db": {"name": "prod"}, "db": {}}"#), None);
+}
+
+#[test]
+fn many_fields_under_one_object() {
+    // More fields under one object than are looked up in a single pass: each is looked up alone.
+    let rules: Vec<Value> = (0..20).map(|i| json!({"id": format!("r{i}"), "field": format!("/o/f{i}"), "deny_values": [i]})).collect();
+    let r = Rules::new(&Policy::from_value(json!({"tools": [{"name": "t", "rules": rules}]})).unwrap()).unwrap();
+    let mut args = serde_json::Map::new();
+    for i in 0..20 {
+        args.insert(format!("f{i}"), json!(i + 100));
+    }
+    assert_eq!(hit(&r, json!({"o": args.clone()})), None);
+    args.insert("f17".into(), json!(17));
+    assert_eq!(hit(&r, json!({"o": args})).unwrap().0, "r17");
+}
