@@ -179,6 +179,12 @@ unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u
 
 unsafe fn str_arg<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a str, Failure> {
     let bytes = unsafe { bytes_arg(ptr, len, what)? };
+    // Names are short and nearly always ASCII, which is tested a word at a time; the general
+    // validation goes byte by byte on short inputs.
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
     std::str::from_utf8(bytes).map_err(|e| {
         Failure::new(ML_ERR_INVALID_UTF8, format!("{what} is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()))
     })
