@@ -144,7 +144,7 @@ impl Field {
                         found[i] = Some(value);
                     }
                 }
-                for (c, there) in self.children.iter().zip(found) {
+                for (c, &there) in self.children.iter().zip(&found) {
                     c.walk(there, rules, first);
                 }
             }
@@ -163,13 +163,19 @@ impl Field {
     /// Whether this field is the member `name` of its parent (length and first byte first).
     fn named(&self, name: &str) -> bool {
         let (key, name) = (self.token.as_ref().map_or(&[][..], |t| t.key.as_bytes()), name.as_bytes());
-        key.len() == name.len() && key.first() == name.first() && key == name
+        same_bytes(key, name)
     }
 }
 
 /// Fields under one field looked up together in one pass over an object's members; a field
 /// with more is looked up member by member.
 const FEW: usize = 12;
+
+/// Byte equality for the short strings of names and values: a plain loop, with the length
+/// and the first byte (where most differ) tested before anything else.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.first() == b.first() && a.iter().zip(b).all(|(x, y)| x == y)
+}
 
 struct CompiledRule {
     id: String,
@@ -307,7 +313,7 @@ impl Values {
         match v.kind() {
             Kind::String => {
                 let s = v.as_str().unwrap_or_default().as_bytes();
-                self.strings.iter().any(|x| x.len() == s.len() && x.as_bytes() == s)
+                self.strings.iter().any(|x| same_bytes(x.as_bytes(), s))
             }
             Kind::Number => v.as_number().is_some_and(|n| self.numbers.iter().any(|m| m.same(n))),
             Kind::Bool => v.as_bool().is_some_and(|b| self.bools[b as usize]),
