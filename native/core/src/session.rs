@@ -27,7 +27,7 @@ use crate::effect::{self, Effect};
 use crate::engine::Engine;
 use crate::mask::mask_volatile;
 use crate::policy::{Limits, Resolved};
-use crate::sketch::{self, Sketch};
+use crate::sketch::{self, Ids, Sketch};
 use crate::verdict::{Action, Verdict};
 
 /// Why a call could not be checked (as opposed to a verdict on it).
@@ -82,7 +82,8 @@ struct Outcome {
     epoch_after: u64,
     /// The start of an error's text, quoted in messages.
     excerpt: String,
-    /// The masked result's similarity sketch, when the call's arguments have one.
+    /// The masked result's similarity sketch, when the call's arguments have one; its ids are
+    /// those of the arguments that the result names ([`Sketch::of_answer`]).
     sketch: Option<Sketch>,
 }
 
@@ -388,7 +389,7 @@ impl Session {
             self.errors += 1;
         }
         let excerpt = if is_error { excerpt(&masked) } else { String::new() };
-        let sketch = self.history[idx].sketch.is_some().then(|| Sketch::of_text(&masked));
+        let sketch = self.history[idx].sketch.as_ref().map(|args| Sketch::of_answer(&masked, args));
         self.history[idx].outcome = Some(Outcome {
             result,
             error: is_error,
@@ -657,13 +658,20 @@ impl Session {
     /// Executions of the same tool with nearly the same arguments, each a small variation of the
     /// next (newest first, starting from the proposed call), that got the same or nearly the same
     /// answer, with no progress between them nor since. A variation that brings a number, id,
-    /// date or path the earlier call did not have is a new target (a sweep), not a repeat.
+    /// date or path the earlier call did not have is a new target (a sweep), not a repeat, unless
+    /// the answers show that the change did not matter: the later call has run too, both failed
+    /// (not transiently) with the same answer, and their answers name ids of their arguments, all
+    /// of which every variation of the run kept, the proposed call included (`Error: item KT-4410
+    /// is out of stock`, again after another item was swapped but KT-4410 kept, is the same
+    /// mistake). The proposed call has no answer yet: a new id in it is always a new target.
     /// Executions of the tool with other arguments are looked past (they are other work, and a
     /// read is no progress); a changed answer or a successful write ends the run. A run made only
     /// of exact repeats of the proposed call is left to the exact rules. Only the tool's last
     /// [`NEAR_LOOKBACK`] × `max_near_duplicate` executions are looked at, which bounds the cost.
     fn near_duplicate(&self, tool_fp: Fingerprint, fp: Fingerprint, args: Option<&Sketch>, l: &Limits) -> Option<Finding> {
         let mut anchor = args.filter(|_| l.max_near_duplicate > 0)?;
+        // The ids every variation of the run so far holds, the proposed call's included.
+        let mut kept = anchor.ids();
         let (mut run, mut varied) = (0u32, false);
         let mut newest: Option<&Outcome> = None;
         let mut later: Option<&Outcome> = None;
@@ -688,7 +696,12 @@ impl Session {
             }
             // A new id is tested first: it is a few bit operations, and in a sweep it is what
             // tells the calls apart, so the similarity is mostly not needed.
-            if anchor.introduces(s) || !s.similar(anchor, sketch::NEAR_ARGS) {
+            let new_target = anchor.introduces(s);
+            let kept_here = kept.and(&s.ids());
+            if new_target && !later.is_some_and(|l| o.error && !o.transient && Self::names_only_kept(o, l, &kept_here)) {
+                continue;
+            }
+            if !s.similar(anchor, sketch::NEAR_ARGS) {
                 continue;
             }
             // Unlike the exact rules, a transient error does not end the run: re-sending a variation
@@ -699,16 +712,31 @@ impl Session {
                         || matches!((&n.sketch, &o.sketch), (Some(a), Some(b)) if a.similar(b, sketch::NEAR_RESULT)))
             });
             if !same_answer {
+                // A new target with another answer is other work, like any other call looked past.
+                if new_target {
+                    continue;
+                }
                 break;
             }
             newest.get_or_insert(o);
             later = Some(o);
             anchor = s;
+            kept = kept_here;
             varied |= e.fp != fp;
             run += 1;
         }
         let count = if varied { run } else { 0 };
         Some(Finding { rule: "loop.near_duplicate", count, max: l.max_near_duplicate, period: 0, warnable: true })
+    }
+
+    /// True when the answers of `o` and of `later` (the next variation, which got the same
+    /// answer) name at least one id of their arguments, and only ids in `kept`: what the answer
+    /// is about was the same in every variation, so what changed did not matter.
+    fn names_only_kept(o: &Outcome, later: &Outcome, kept: &Ids) -> bool {
+        match (&o.sketch, &later.sketch) {
+            (Some(a), Some(b)) => !a.ids().is_empty() && a.ids().or(&b.ids()).within(kept),
+            _ => false,
+        }
     }
 
     // ---- messages --------------------------------------------------------------------------
