@@ -695,33 +695,24 @@ impl Session {
                 break;
             }
             // A new id is tested first: it is a few bit operations, and in a sweep it is what
-            // tells the calls apart, so the similarity is mostly not needed.
-            let new_target = anchor.introduces(s);
-            let kept_here = kept.and(&s.ids());
-            if new_target && !later.is_some_and(|l| o.error && !o.transient && Self::names_only_kept(o, l, &kept_here)) {
+            // tells the calls apart, so the similarity is mostly not needed. A new target that
+            // still counts must have got the same answer: one that did not is other work, looked
+            // past like any other call.
+            if anchor.introduces(s)
+                && !later.is_some_and(|l| Self::change_did_not_matter(o, l, s, &kept) && Self::same_answer(newest, o))
+            {
                 continue;
             }
             if !s.similar(anchor, sketch::NEAR_ARGS) {
                 continue;
             }
-            // Unlike the exact rules, a transient error does not end the run: re-sending a variation
-            // is not waiting for the service to recover.
-            let same_answer = newest.map_or(true, |n| {
-                n.error == o.error
-                    && (n.result == o.result
-                        || matches!((&n.sketch, &o.sketch), (Some(a), Some(b)) if a.similar(b, sketch::NEAR_RESULT)))
-            });
-            if !same_answer {
-                // A new target with another answer is other work, like any other call looked past.
-                if new_target {
-                    continue;
-                }
+            if !Self::same_answer(newest, o) {
                 break;
             }
             newest.get_or_insert(o);
             later = Some(o);
             anchor = s;
-            kept = kept_here;
+            kept = kept.and(&s.ids());
             varied |= e.fp != fp;
             run += 1;
         }
@@ -729,12 +720,27 @@ impl Session {
         Some(Finding { rule: "loop.near_duplicate", count, max: l.max_near_duplicate, period: 0, warnable: true })
     }
 
-    /// True when the answers of `o` and of `later` (the next variation, which got the same
-    /// answer) name at least one id of their arguments, and only ids in `kept`: what the answer
-    /// is about was the same in every variation, so what changed did not matter.
-    fn names_only_kept(o: &Outcome, later: &Outcome, kept: &Ids) -> bool {
+    /// True when `o` got the same or nearly the same answer as `newest`, the run's newest
+    /// execution (any answer, when there is none yet). Unlike the exact rules, a transient error
+    /// does not end the run: re-sending a variation is not waiting for the service to recover.
+    fn same_answer(newest: Option<&Outcome>, o: &Outcome) -> bool {
+        newest.map_or(true, |n| {
+            n.error == o.error
+                && (n.result == o.result
+                    || matches!((&n.sketch, &o.sketch), (Some(a), Some(b)) if a.similar(b, sketch::NEAR_RESULT)))
+        })
+    }
+
+    /// True when `o` and `later` (the next variation, which brought a new id and got the same
+    /// answer) failed, not transiently, and their answers name at least one id of their
+    /// arguments, and only ids that `s` (the arguments of `o`) and every later variation
+    /// (`kept`) hold: what the answer is about was the same in every variation, so what changed
+    /// did not matter.
+    fn change_did_not_matter(o: &Outcome, later: &Outcome, s: &Sketch, kept: &Ids) -> bool {
         match (&o.sketch, &later.sketch) {
-            (Some(a), Some(b)) => !a.ids().is_empty() && a.ids().or(&b.ids()).within(kept),
+            (Some(a), Some(b)) if o.error && !o.transient => {
+                !a.ids().is_empty() && a.ids().or(&b.ids()).within(&kept.and(&s.ids()))
+            }
             _ => false,
         }
     }

@@ -117,7 +117,7 @@ impl Sketch {
     pub fn of_answer(text: &[u8], args: &Sketch) -> Sketch {
         let mut b = Builder::new();
         b.call_ids = args.ids;
-        b.add_text(0, text);
+        b.scan::<true>(0, text);
         let mut sketch = b.finish();
         sketch.ids = b.named;
         sketch
@@ -237,11 +237,13 @@ impl Builder {
     /// Adds one token, already hashed, `weight` times; a token of weight [`HEAVY`] also enters
     /// the Bloom filter of ids.
     pub fn add_hashed(&mut self, field: u64, token: u64, weight: u32) {
-        self.add_token(field, token, weight, 0);
+        self.add_token::<false>(field, token, weight, 0);
     }
 
-    /// [`Builder::add_hashed`] of a token `len` bytes long (0: not text).
-    fn add_token(&mut self, field: u64, token: u64, weight: u32, len: usize) {
+    /// [`Builder::add_hashed`] of a token `len` bytes long; with `NAMING`, a heavy token found
+    /// among `call_ids` is also added to `named` (an answer's tokens: [`Sketch::of_answer`]).
+    /// Arguments are sketched without `NAMING`, at no cost on the check path.
+    fn add_token<const NAMING: bool>(&mut self, field: u64, token: u64, weight: u32, len: usize) {
         if weight >= HEAVY {
             let h = fmix(token ^ K2);
             let mut bits = [0u64; 2];
@@ -251,7 +253,7 @@ impl Builder {
             self.ids[0] |= bits[0];
             self.ids[1] |= bits[1];
             // An id of the arguments that the answer names.
-            if len >= NAME_MIN_LEN && (bits[0] & !self.call_ids[0]) | (bits[1] & !self.call_ids[1]) == 0 {
+            if NAMING && len >= NAME_MIN_LEN && (bits[0] & !self.call_ids[0]) | (bits[1] & !self.call_ids[1]) == 0 {
                 self.named[0] |= bits[0];
                 self.named[1] |= bits[1];
             }
@@ -269,6 +271,11 @@ impl Builder {
 
     /// Adds the tokens of a text found under the field whose name hashes to `field` (0: none).
     pub fn add_text(&mut self, field: u64, text: &[u8]) {
+        self.scan::<false>(field, text);
+    }
+
+    /// [`Builder::add_text`], naming ids or not (see [`Builder::add_token`]).
+    fn scan<const NAMING: bool>(&mut self, field: u64, text: &[u8]) {
         let mut i = 0;
         let n = text.len();
         while i < n {
@@ -308,7 +315,7 @@ impl Builder {
             // `document.body`): 1 to 4 bytes after its dot.
             let file = dot.is_some_and(|d| (1..=4).contains(&(i - d - 1)));
             let heavy = seen & (DIGIT | SLASH) != 0 || file;
-            self.add_token(field, h, if heavy { HEAVY } else { 1 }, i - start);
+            self.add_token::<NAMING>(field, h, if heavy { HEAVY } else { 1 }, i - start);
         }
     }
 
