@@ -28,7 +28,7 @@ use crate::effect::{self, Effect};
 use crate::engine::Engine;
 use crate::mask::mask_volatile;
 use crate::policy::{Limits, Resolved};
-use crate::sketch::{self, Sketch};
+use crate::sketch::{self, Ids, Sketch};
 use crate::verdict::{Action, Verdict};
 
 /// Why a call could not be checked (as opposed to a verdict on it).
@@ -83,7 +83,8 @@ struct Outcome {
     epoch_after: u64,
     /// The start of an error's text, quoted in messages.
     excerpt: String,
-    /// The masked result's similarity sketch, when the call's arguments have one.
+    /// The masked result's similarity sketch, when the call's arguments have one; its ids are
+    /// those of the arguments that the result names ([`Sketch::of_answer`]).
     sketch: Option<Sketch>,
 }
 
@@ -397,7 +398,7 @@ impl Session {
             self.errors += 1;
         }
         let excerpt = if is_error { excerpt(&masked) } else { String::new() };
-        let sketch = self.history[idx].sketch.is_some().then(|| Sketch::of_text(&masked));
+        let sketch = self.history[idx].sketch.as_ref().map(|args| Sketch::of_answer(&masked, args));
         self.history[idx].outcome = Some(Outcome {
             result,
             error: is_error,
@@ -666,13 +667,20 @@ impl Session {
     /// Executions of the same tool with nearly the same arguments, each a small variation of the
     /// next (newest first, starting from the proposed call), that got the same or nearly the same
     /// answer, with no progress between them nor since. A variation that brings a number, id,
-    /// date or path the earlier call did not have is a new target (a sweep), not a repeat.
+    /// date or path the earlier call did not have is a new target (a sweep), not a repeat, unless
+    /// the answers show that the change did not matter: the later call has run too, both failed
+    /// (not transiently) with the same answer, and their answers name ids of their arguments, all
+    /// of which every variation of the run kept, the proposed call included (`Error: item KT-4410
+    /// is out of stock`, again after another item was swapped but KT-4410 kept, is the same
+    /// mistake). The proposed call has no answer yet: a new id in it is always a new target.
     /// Executions of the tool with other arguments are looked past (they are other work, and a
     /// read is no progress); a changed answer or a successful write ends the run. A run made only
     /// of exact repeats of the proposed call is left to the exact rules. Only the tool's last
     /// [`NEAR_LOOKBACK`] × `max_near_duplicate` executions are looked at, which bounds the cost.
     fn near_duplicate(&self, tool_fp: Fingerprint, fp: Fingerprint, args: Option<&Sketch>, l: &Limits) -> Option<Finding> {
         let mut anchor = args.filter(|_| l.max_near_duplicate > 0)?;
+        // The ids every variation of the run so far holds, the proposed call's included.
+        let mut kept = anchor.ids();
         let (mut run, mut varied) = (0u32, false);
         let mut newest: Option<&Outcome> = None;
         let mut later: Option<&Outcome> = None;
@@ -696,28 +704,54 @@ impl Session {
                 break;
             }
             // A new id is tested first: it is a few bit operations, and in a sweep it is what
-            // tells the calls apart, so the similarity is mostly not needed.
-            if anchor.introduces(s) || !s.similar(anchor, sketch::NEAR_ARGS) {
+            // tells the calls apart, so the similarity is mostly not needed. A new target that
+            // still counts must have got the same answer: one that did not is other work, looked
+            // past like any other call.
+            if anchor.introduces(s)
+                && !later.is_some_and(|l| Self::change_did_not_matter(o, l, s, &kept) && Self::same_answer(newest, o))
+            {
                 continue;
             }
-            // Unlike the exact rules, a transient error does not end the run: re-sending a variation
-            // is not waiting for the service to recover.
-            let same_answer = newest.map_or(true, |n| {
-                n.error == o.error
-                    && (n.result == o.result
-                        || matches!((&n.sketch, &o.sketch), (Some(a), Some(b)) if a.similar(b, sketch::NEAR_RESULT)))
-            });
-            if !same_answer {
+            if !s.similar(anchor, sketch::NEAR_ARGS) {
+                continue;
+            }
+            if !Self::same_answer(newest, o) {
                 break;
             }
             newest.get_or_insert(o);
             later = Some(o);
             anchor = s;
+            kept = kept.and(&s.ids());
             varied |= e.fp != fp;
             run += 1;
         }
         let count = if varied { run } else { 0 };
         Some(Finding { rule: "loop.near_duplicate", count, max: l.max_near_duplicate, period: 0, warnable: true })
+    }
+
+    /// True when `o` got the same or nearly the same answer as `newest`, the run's newest
+    /// execution (any answer, when there is none yet). Unlike the exact rules, a transient error
+    /// does not end the run: re-sending a variation is not waiting for the service to recover.
+    fn same_answer(newest: Option<&Outcome>, o: &Outcome) -> bool {
+        newest.map_or(true, |n| {
+            n.error == o.error
+                && (n.result == o.result
+                    || matches!((&n.sketch, &o.sketch), (Some(a), Some(b)) if a.similar(b, sketch::NEAR_RESULT)))
+        })
+    }
+
+    /// True when `o` and `later` (the next variation, which brought a new id and got the same
+    /// answer) failed, not transiently, and their answers name at least one id of their
+    /// arguments, and only ids that `s` (the arguments of `o`) and every later variation
+    /// (`kept`) hold: what the answer is about was the same in every variation, so what changed
+    /// did not matter.
+    fn change_did_not_matter(o: &Outcome, later: &Outcome, s: &Sketch, kept: &Ids) -> bool {
+        match (&o.sketch, &later.sketch) {
+            (Some(a), Some(b)) if o.error && !o.transient => {
+                !a.ids().is_empty() && a.ids().or(&b.ids()).within(&kept.and(&s.ids()))
+            }
+            _ => false,
+        }
     }
 
     // ---- messages --------------------------------------------------------------------------

@@ -19,6 +19,11 @@
 //! arguments, each token is salted with the name of the field it sits in (`date:2024-05-01`), so
 //! the same word under two keys is two tokens and a key alone is no token at all.
 //!
+//! **What an answer names.** The sketch of a call's answer ([`Sketch::of_answer`]) keeps as its ids
+//! only those of the call's own arguments that the answer repeats: `Error: item KT-4410 is out of
+//! stock` names `KT-4410`. That tells a change that did not matter (the same error, about an id
+//! every variation kept) from a new target.
+//!
 //! Tokens are maximal runs of bytes that are not white space, quotes, brackets or one of
 //! `,;=|&<>` (a URL, a path, `file.pl?flag` stay whole). A backslash escape (`\n`, `\"`, `\u00e9`
 //! in raw JSON text) separates tokens too.
@@ -32,7 +37,7 @@ pub const NEAR_ARGS: u32 = 70;
 /// Answers at least this similar (percent) are "nearly the same" for `loop.near_duplicate`.
 pub const NEAR_RESULT: u32 = 80;
 
-/// A fixed-size similarity summary of a text (36 bytes). `Sketch::default()` is the sketch of no
+/// A fixed-size similarity summary of a text (52 bytes). `Sketch::default()` is the sketch of no
 /// tokens at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Sketch {
@@ -91,13 +96,67 @@ impl Sketch {
         self.filled == 0
     }
 
+    /// The numbers, ids, dates and paths of the text, as a set (of an answer's sketch, only
+    /// those its call sent: [`Sketch::of_answer`]).
+    pub fn ids(&self) -> Ids {
+        Ids(self.ids)
+    }
+
     /// The sketch of a plain text (a tool's result): every token, no field names.
     pub fn of_text(text: &[u8]) -> Sketch {
         let mut b = Builder::new();
         b.add_text(0, text);
         b.finish()
     }
+
+    /// The sketch of a call's answer, given the sketch of the call's arguments: similar to
+    /// others exactly as [`Sketch::of_text`]'s, but its [`Sketch::ids`] are only the ids of the
+    /// arguments that the answer names (what the answer is about, see [`Ids`]; the answer's other
+    /// ids are of no use, and a session keeps one such sketch per call). Only tokens of at least
+    /// [`NAME_MIN_LEN`] bytes can name an id.
+    pub fn of_answer(text: &[u8], args: &Sketch) -> Sketch {
+        let mut b = Builder::new();
+        b.call_ids = args.ids;
+        b.scan::<true>(0, text);
+        let mut sketch = b.finish();
+        sketch.ids = b.named;
+        sketch
+    }
 }
+
+/// A set of numbers, ids, dates and paths (the heavy tokens of a text): a 128-bit Bloom filter,
+/// two bits a token, the same for every field and for arguments and answers alike, so the ids of
+/// an answer can be looked up among those of the call's arguments. A token whose bits are all set
+/// by others is taken to be in the set (rarely: a few percent when the set holds ten ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ids([u64; 2]);
+
+impl Ids {
+    /// True when the set holds no id.
+    pub fn is_empty(&self) -> bool {
+        self.0 == [0, 0]
+    }
+
+    /// The ids in both sets (a Bloom filter of at least them).
+    pub fn and(&self, other: &Ids) -> Ids {
+        Ids([self.0[0] & other.0[0], self.0[1] & other.0[1]])
+    }
+
+    /// The ids in either set.
+    pub fn or(&self, other: &Ids) -> Ids {
+        Ids([self.0[0] | other.0[0], self.0[1] | other.0[1]])
+    }
+
+    /// True when every id of this set is in `other`.
+    pub fn within(&self, other: &Ids) -> bool {
+        (self.0[0] & !other.0[0]) | (self.0[1] & !other.0[1]) == 0
+    }
+}
+
+/// The shortest token of an answer that can name an id of the call's arguments: `1`, `16` or
+/// `404` in an answer are a line, a count, an exit status or a code far more often than the
+/// number the call sent, while an id (`KT-4410`, `#W2207133`, a date, a path) is distinctive.
+pub const NAME_MIN_LEN: usize = 4;
 
 /// Builds a [`Sketch`] token by token; lives on the stack.
 #[derive(Debug, Clone)]
@@ -105,6 +164,10 @@ pub struct Builder {
     mins: [u64; SLOTS],
     filled: u32,
     ids: [u64; 2],
+    /// The ids an answer's tokens are looked up in ([`Sketch::of_answer`]); empty otherwise.
+    call_ids: [u64; 2],
+    /// The answer's ids found in `call_ids`.
+    named: [u64; 2],
 }
 
 impl Default for Builder {
@@ -203,16 +266,31 @@ fn token_hash(token: &[u8]) -> u64 {
 
 impl Builder {
     pub fn new() -> Builder {
-        Builder { mins: [u64::MAX; SLOTS], filled: 0, ids: [0; 2] }
+        Builder { mins: [u64::MAX; SLOTS], filled: 0, ids: [0; 2], call_ids: [0; 2], named: [0; 2] }
     }
 
     /// Adds one token, already hashed, `weight` times; a token of weight [`HEAVY`] also enters
     /// the Bloom filter of ids.
     pub fn add_hashed(&mut self, field: u64, token: u64, weight: u32) {
+        self.add_token::<false>(field, token, weight, 0);
+    }
+
+    /// [`Builder::add_hashed`] of a token `len` bytes long; with `NAMING`, a heavy token found
+    /// among `call_ids` is also added to `named` (an answer's tokens: [`Sketch::of_answer`]).
+    /// Arguments are sketched without `NAMING`, at no cost on the check path.
+    fn add_token<const NAMING: bool>(&mut self, field: u64, token: u64, weight: u32, len: usize) {
         if weight >= HEAVY {
             let h = fmix(token ^ K2);
+            let mut bits = [0u64; 2];
             for bit in [h & 127, (h >> 7) & 127] {
-                self.ids[(bit >> 6) as usize] |= 1 << (bit & 63);
+                bits[(bit >> 6) as usize] |= 1 << (bit & 63);
+            }
+            self.ids[0] |= bits[0];
+            self.ids[1] |= bits[1];
+            // An id of the arguments that the answer names.
+            if NAMING && len >= NAME_MIN_LEN && (bits[0] & !self.call_ids[0]) | (bits[1] & !self.call_ids[1]) == 0 {
+                self.named[0] |= bits[0];
+                self.named[1] |= bits[1];
             }
         }
         let base = token ^ field.wrapping_mul(K2);
@@ -228,6 +306,11 @@ impl Builder {
 
     /// Adds the tokens of a text found under the field whose name hashes to `field` (0: none).
     pub fn add_text(&mut self, field: u64, text: &[u8]) {
+        self.scan::<false>(field, text);
+    }
+
+    /// [`Builder::add_text`], naming ids or not (see [`Builder::add_token`]).
+    fn scan<const NAMING: bool>(&mut self, field: u64, text: &[u8]) {
         let mut i = 0;
         let n = text.len();
         while i < n {
@@ -274,7 +357,7 @@ impl Builder {
             // `document.body`): 1 to 4 bytes after its dot.
             let file = dot.is_some_and(|d| (1..=4).contains(&(i - d - 1)));
             let heavy = seen & (DIGIT | SLASH) != 0 || file;
-            self.add_hashed(field, h, if heavy { HEAVY } else { 1 });
+            self.add_token::<NAMING>(field, h, if heavy { HEAVY } else { 1 }, i - start);
         }
     }
 
@@ -339,6 +422,38 @@ mod tests {
         assert!(!fewer.introduces(&a));
         assert!(other.introduces(&a));
         assert!(!Sketch::of_text(b"book HAT030 2024-05-13 HAT102 business").introduces(&a));
+    }
+
+    #[test]
+    fn an_answer_names_the_ids_of_its_call_that_it_repeats() {
+        let args = Sketch::of_text(b"order QX7F2A items KT-4410 KT-5521 pay card_5512");
+        let answer = b"Error: item KT-4410 is out of stock (order 7 of 12)";
+        let sketch = Sketch::of_answer(answer, &args);
+        // As similar to others as the plain sketch; its ids are those it names.
+        let plain = Sketch::of_text(answer);
+        assert_eq!((sketch.filled, sketch.mins), (plain.filled, plain.mins));
+        let named = sketch.ids();
+        assert_eq!(named, Sketch::of_text(b"KT-4410").ids());
+        assert!(named.within(&args.ids()));
+        assert!(!named.within(&Sketch::of_text(b"order QX7F2A items KT-5590 KT-5521 pay card_5512").ids()));
+        // An id the call did not send is not named; neither is a short number it did send.
+        assert!(Sketch::of_answer(b"Error: item KT-9999 is out of stock", &args).ids().is_empty());
+        let head = Sketch::of_text(b"head -n 1 notes.txt");
+        assert!(Sketch::of_answer(b"exit status 1", &head).ids().is_empty());
+        assert!(!Sketch::of_answer(b"cannot open notes.txt (no such file)", &head).ids().is_empty());
+        // Nothing is named after arguments without ids.
+        assert!(Sketch::of_answer(answer, &Sketch::of_text(b"list the open orders")).ids().is_empty());
+    }
+
+    #[test]
+    fn ids_combine_as_sets() {
+        let a = Sketch::of_text(b"QX7F2A KT-4410 KT-5521").ids();
+        let b = Sketch::of_text(b"QX7F2A KT-4410 KT-5590").ids();
+        let both = a.and(&b);
+        let shared = Sketch::of_text(b"QX7F2A KT-4410").ids();
+        assert!(shared.within(&both));
+        assert!(!a.within(&both) && a.within(&a.or(&b)));
+        assert!(Ids::default().is_empty() && Ids::default().within(&both));
     }
 
     /// The tokenizer and the comparison as first written (a chain of comparisons per byte, four
