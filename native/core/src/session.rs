@@ -15,6 +15,7 @@
 //! (`loop.identical`, budgets) count calls.
 
 use alloc::borrow::Cow;
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -79,10 +80,8 @@ struct Outcome {
     transient: bool,
     /// The answer differs from the same call's previous answer.
     changed: bool,
-    epoch_before: u64,
-    epoch_after: u64,
-    /// The start of an error's text, quoted in messages.
-    excerpt: String,
+    epoch_before: Epoch,
+    epoch_after: Epoch,
     /// The masked result's similarity sketch, when the call's arguments have one; its ids are
     /// those of the arguments that the result names ([`Sketch::of_answer`]).
     sketch: Option<Sketch>,
@@ -90,10 +89,10 @@ struct Outcome {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    call_id: u64,
     fp: Fingerprint,
     tool_fp: Fingerprint,
-    tool: String,
+    /// Shared with the session's other calls of the tool.
+    tool: Arc<str>,
     effect: Effect,
     /// The arguments' similarity sketch; `None` when `loop.near_duplicate` is off for the tool.
     sketch: Option<Sketch>,
@@ -138,17 +137,23 @@ pub struct Session {
     /// (kept between checks so the buffer is allocated once).
     executions: Vec<u32>,
     next_call_id: u64,
-    epoch: u64,
+    epoch: Epoch,
     calls: u64,
     blocked: u64,
     errors: u64,
     blocks_since_progress: u32,
     per_tool: BTreeMap<Fingerprint, u64>,
+    /// Per tool, its newest error in the window (call id, the start of its text), quoted in
+    /// block messages. One per tool rather than one per call: it is the only one quoted.
+    last_errors: BTreeMap<Fingerprint, (u64, Box<str>)>,
     /// Start times of recent calls, for `budget.rate`.
     recent: VecDeque<u64>,
     /// The agent's tool names, sorted, when registered.
     tools: Option<Vec<String>>,
     resolved: BTreeMap<Fingerprint, Arc<ToolInfo>>,
+    /// The distinct resolutions in `resolved` (a resolution depends only on the entries that
+    /// apply).
+    resolutions: Vec<Arc<Resolved>>,
     /// A halt is final until `reset`.
     halted: Option<(Cow<'static, str>, String)>,
     /// The arguments parsed for argument rules; kept between checks so its memory is reused.
@@ -158,7 +163,10 @@ pub struct Session {
 /// What the policy says about one tool name, and the effect its name alone implies (inferred
 /// once per tool instead of once per call).
 struct ToolInfo {
-    resolved: Resolved,
+    /// The name, shared by the history's calls of the tool.
+    name: Arc<str>,
+    /// Shared by every tool the same policy entries apply to (most often all of them).
+    resolved: Arc<Resolved>,
     /// `effect::infer(tool, None)`.
     by_name: Effect,
 }
@@ -170,6 +178,10 @@ const RESOLVE_CACHE_MAX: usize = 1024;
 const NEAR_LOOKBACK: u32 = 8;
 /// Bytes of memory a session's [`Doc`] keeps between checks; a larger one is freed after use.
 const DOC_KEEP_MAX: usize = 8 * 1024;
+/// The progress counter. It is only ever compared for equality between calls of one window,
+/// so 32 bits (wrapping) are plenty and keep the history small.
+type Epoch = u32;
+
 /// Bytes of an error kept to quote in messages.
 const EXCERPT_MAX: usize = 160;
 
@@ -188,9 +200,11 @@ impl Session {
             errors: 0,
             blocks_since_progress: 0,
             per_tool: BTreeMap::new(),
+            last_errors: BTreeMap::new(),
             recent: VecDeque::new(),
             tools: None,
             resolved: BTreeMap::new(),
+            resolutions: Vec::new(),
             halted: None,
             doc: Doc::default(),
         }
@@ -222,9 +236,11 @@ impl Session {
 
     pub fn stats(&self) -> Stats {
         let mut h = 0u64;
-        for e in &self.history {
+        let first = self.first_call_id();
+        for (i, e) in self.history.iter().enumerate() {
             let (r, err) = e.outcome.as_ref().map_or((0, 2), |o| (o.result, o.error as u64));
-            h = canon::call_fingerprint("", h ^ e.fp ^ r.rotate_left(17) ^ err ^ e.call_id.rotate_left(40));
+            let call_id = first + i as u64;
+            h = canon::call_fingerprint("", h ^ e.fp ^ r.rotate_left(17) ^ err ^ call_id.rotate_left(40));
         }
         Stats {
             calls: self.calls,
@@ -235,12 +251,29 @@ impl Session {
         }
     }
 
+    /// The call id of the oldest call in the window (call ids are consecutive within it).
+    fn first_call_id(&self) -> u64 {
+        self.next_call_id - self.history.len() as u64
+    }
+
     fn resolve(&mut self, tool: &str, tool_fp: Fingerprint) -> Arc<ToolInfo> {
         if let Some(r) = self.resolved.get(&tool_fp) {
             return r.clone();
         }
-        let r = Arc::new(ToolInfo { resolved: self.engine.policy.resolve(tool), by_name: effect::infer(tool, None) });
-        if self.resolved.len() < RESOLVE_CACHE_MAX {
+        let resolved = self.engine.policy.resolve(tool);
+        let cache = self.resolved.len() < RESOLVE_CACHE_MAX;
+        let resolved = match self.resolutions.iter().find(|r| r.entries == resolved.entries) {
+            Some(r) => r.clone(),
+            None => {
+                let r = Arc::new(resolved);
+                if cache {
+                    self.resolutions.push(r.clone());
+                }
+                r
+            }
+        };
+        let r = Arc::new(ToolInfo { name: Arc::from(tool), resolved, by_name: effect::infer(tool, None) });
+        if cache {
             self.resolved.insert(tool_fp, r.clone());
         }
         r
@@ -347,7 +380,7 @@ impl Session {
         }
         let warning = findings.iter().flatten().find(|f| f.warnable && f.count + 1 == f.max && f.count > 0);
         let previous = self.executions.len() as u32;
-        let call_id = self.push(fp, tool_fp, tool, effect, hashed.sketch, now_ms);
+        let call_id = self.push(fp, tool_fp, info.name.clone(), effect, hashed.sketch, now_ms);
         Ok(match warning {
             None => Verdict::allow(call_id, previous),
             Some(f) => Verdict {
@@ -362,10 +395,7 @@ impl Session {
 
     /// Attaches what a call returned. `is_error` marks a failed call.
     pub fn record(&mut self, call_id: u64, output: &[u8], is_error: bool) -> Result<(), RecordError> {
-        let first = match self.history.front() {
-            Some(e) => e.call_id,
-            None => return Err(RecordError::UnknownCall(call_id)),
-        };
+        let first = self.first_call_id();
         if call_id < first || call_id >= self.next_call_id {
             return Err(RecordError::UnknownCall(call_id));
         }
@@ -391,13 +421,19 @@ impl Session {
 
         let epoch_before = self.epoch;
         if write_ok || changed {
-            self.epoch += 1;
+            self.epoch = self.epoch.wrapping_add(1);
             self.blocks_since_progress = 0;
         }
         if is_error {
             self.errors += 1;
         }
-        let excerpt = if is_error { excerpt(&masked) } else { String::new() };
+        if is_error {
+            let tool_fp = self.history[idx].tool_fp;
+            let newer = self.last_errors.get(&tool_fp).map_or(true, |(id, _)| *id < call_id);
+            if newer {
+                self.last_errors.insert(tool_fp, (call_id, excerpt(&masked).into_boxed_str()));
+            }
+        }
         let sketch = self.history[idx].sketch.as_ref().map(|args| Sketch::of_answer(&masked, args));
         self.history[idx].outcome = Some(Outcome {
             result,
@@ -406,32 +442,26 @@ impl Session {
             changed,
             epoch_before,
             epoch_after: self.epoch,
-            excerpt,
             sketch,
         });
         Ok(())
     }
 
-    fn push(&mut self, fp: Fingerprint, tool_fp: Fingerprint, tool: &str, effect: Effect, sketch: Option<Sketch>, now_ms: u64) -> u64 {
+    fn push(&mut self, fp: Fingerprint, tool_fp: Fingerprint, tool: Arc<str>, effect: Effect, sketch: Option<Sketch>, now_ms: u64) -> u64 {
         let call_id = self.next_call_id;
         self.next_call_id += 1;
         let window = self.engine.policy.window as usize;
-        // Reuse the evicted entry's string buffer: no allocation once the window is full.
-        let mut entry = if self.history.len() >= window {
+        if self.history.len() >= window {
+            let oldest = call_id - self.history.len() as u64;
             self.fps.pop_front();
-            self.history.pop_front().expect("a full window has a front")
-        } else {
-            Entry { call_id, fp, tool_fp, tool: String::new(), effect, sketch, outcome: None }
-        };
-        entry.call_id = call_id;
-        entry.fp = fp;
-        entry.tool_fp = tool_fp;
-        entry.tool.clear();
-        entry.tool.push_str(tool);
-        entry.effect = effect;
-        entry.sketch = sketch;
-        entry.outcome = None;
-        self.history.push_back(entry);
+            if let Some(e) = self.history.pop_front() {
+                // Its tool's newest error leaves the window with it (any older one already has).
+                if self.last_errors.get(&e.tool_fp).is_some_and(|(id, _)| *id == oldest) {
+                    self.last_errors.remove(&e.tool_fp);
+                }
+            }
+        }
+        self.history.push_back(Entry { fp, tool_fp, tool, effect, sketch, outcome: None });
         self.fps.push_back(fp);
         self.calls += 1;
         *self.per_tool.entry(tool_fp).or_insert(0) += 1;
@@ -757,17 +787,12 @@ impl Session {
     // ---- messages --------------------------------------------------------------------------
 
     fn last_error(&self, tool: &str) -> Option<&str> {
-        self.history
-            .iter()
-            .rev()
-            .filter(|e| e.tool == tool)
-            .find_map(|e| e.outcome.as_ref().filter(|o| o.error))
-            .map(|o| o.excerpt.as_str())
+        self.last_errors.get(&canon::tool_fingerprint(tool)).map(|(_, text)| &**text)
     }
 
     fn cycle_names(&self, period: usize) -> String {
         let n = self.history.len();
-        let names: Vec<&str> = self.history.range(n - period.min(n)..).map(|e| e.tool.as_str()).collect();
+        let names: Vec<&str> = self.history.range(n - period.min(n)..).map(|e| &*e.tool).collect();
         names.join(" → ")
     }
 

@@ -45,8 +45,19 @@ pub struct Sketch {
     filled: u32,
     /// A byte of each bucket's minimum hash.
     mins: [u8; SLOTS],
-    /// A 128-bit Bloom filter of the heavy tokens (numbers, ids, dates, paths), unsalted.
-    ids: [u64; 2],
+    /// A 128-bit Bloom filter of the heavy tokens (numbers, ids, dates, paths), unsalted; as
+    /// four 32-bit words so the sketch is 52 bytes with 4-byte alignment (a session keeps two
+    /// per call).
+    ids: [u32; 4],
+}
+
+/// The 128 bits of a Bloom filter as two words, and back.
+fn wide(ids: [u32; 4]) -> [u64; 2] {
+    [ids[0] as u64 | (ids[1] as u64) << 32, ids[2] as u64 | (ids[3] as u64) << 32]
+}
+
+fn narrow(ids: [u64; 2]) -> [u32; 4] {
+    [ids[0] as u32, (ids[0] >> 32) as u32, ids[1] as u32, (ids[1] >> 32) as u32]
 }
 
 impl Sketch {
@@ -88,7 +99,7 @@ impl Sketch {
     /// target (the next date, page, file or id of a sweep), not a re-worded repeat. Certain when
     /// true; a new token whose two Bloom bits are both already set is missed.
     pub fn introduces(&self, earlier: &Sketch) -> bool {
-        (self.ids[0] & !earlier.ids[0]) | (self.ids[1] & !earlier.ids[1]) != 0
+        self.ids.iter().zip(&earlier.ids).any(|(a, b)| a & !b != 0)
     }
 
     /// True when no token was seen.
@@ -99,7 +110,7 @@ impl Sketch {
     /// The numbers, ids, dates and paths of the text, as a set (of an answer's sketch, only
     /// those its call sent: [`Sketch::of_answer`]).
     pub fn ids(&self) -> Ids {
-        Ids(self.ids)
+        Ids(wide(self.ids))
     }
 
     /// The sketch of a plain text (a tool's result): every token, no field names.
@@ -116,10 +127,10 @@ impl Sketch {
     /// [`NAME_MIN_LEN`] bytes can name an id.
     pub fn of_answer(text: &[u8], args: &Sketch) -> Sketch {
         let mut b = Builder::new();
-        b.call_ids = args.ids;
+        b.call_ids = wide(args.ids);
         b.scan::<true>(0, text);
         let mut sketch = b.finish();
-        sketch.ids = b.named;
+        sketch.ids = narrow(b.named);
         sketch
     }
 }
@@ -372,7 +383,7 @@ impl Builder {
             // Empty buckets hold 0 (see `similarity`).
             *m = if self.filled >> i & 1 == 1 { full as u8 } else { 0 };
         }
-        Sketch { filled: self.filled, mins, ids: self.ids }
+        Sketch { filled: self.filled, mins, ids: narrow(self.ids) }
     }
 }
 
