@@ -22,8 +22,8 @@ pub struct RuleHit {
 /// Argument rules compiled from a policy's `[[tools]]` entries (schema, field rules) and its
 /// extra result masks.
 pub trait ArgRules: Send + Sync {
-    /// Checks `args` against the rules of the policy's tool entry `entry` (an index into
-    /// `Policy::tools`). Returns the first rule broken.
+    /// Checks `args` (the parsed arguments, see [`crate::doc`]) against the rules of the policy's
+    /// tool entry `entry` (an index into `Policy::tools`). Returns the first rule broken.
     fn check(&self, entry: usize, args: Node<'_>) -> Option<RuleHit>;
 
     /// Checks `args` against every entry that applies to the tool (`entries`, as

@@ -17,6 +17,12 @@
 //! For one call, every schema of the entries that apply to the tool is checked before any field
 //! rule; the first rule broken is the verdict's rule.
 //!
+//! Rules read the arguments as the core parsed them while hashing them (a
+//! [`microloop_core::doc::Node`] of a document borrowing from the arguments' text): schemas through
+//! `jsonschema`'s custom-representation interface ([`Tape`]), field rules as a tree of pointer
+//! tokens, so an object's members are read once for all the fields under it. No
+//! `serde_json::Value` is built per call.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use microloop_core::{Action, Session};
