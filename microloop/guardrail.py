@@ -204,7 +204,7 @@ class Guardrail:
 
     def set_tools(self, names: Iterable[str]) -> None:
         """Registers the agent's tool names: a call to any other tool is then blocked (``tool.unknown``).
-        An empty list forgets them."""
+        An empty list forgets them. The sessions made by :meth:`session` get the same names."""
         if isinstance(names, (str, bytes)):
             raise TypeError("set_tools takes an iterable of tool names, not a single string")
         tools = list(names)
@@ -217,6 +217,10 @@ class Guardrail:
         if status:
             raise_status(status, errp)
         self._tools = tools or None
+        with self._lock:
+            children = list(self._sessions.values())
+        for child in children:
+            child.set_tools(tools)
 
     def reset(self) -> None:
         """Forgets the history, the counters and any halt; keeps the policy and the tool names."""

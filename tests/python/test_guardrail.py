@@ -124,6 +124,18 @@ def test_sessions_are_independent_and_cached_by_name() -> None:
     assert b.check("nope", {}).rule == "tool.unknown", "a session inherits the tool names"
 
 
+def test_tool_names_registered_later_reach_the_sessions_already_made() -> None:
+    guard = Guardrail()
+    a = guard.session("thread-a")
+    assert a.check("nope", {}).allowed
+    guard.set_tools(["open_page"])
+    assert a.tools == ["open_page"]
+    assert a.check("nope", {}).rule == "tool.unknown"
+    assert guard.session("thread-b").check("nope", {}).rule == "tool.unknown"
+    guard.set_tools([])
+    assert a.check("nope", {}).allowed
+
+
 def test_reset_forgets_the_history(guard: Guardrail) -> None:
     assert loop_until_blocked(guard)[2].blocked
     guard.reset()
