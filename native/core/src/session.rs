@@ -182,7 +182,7 @@ const RESOLVE_CACHE_MAX: usize = 1024;
 /// the tool: variations of a call come close together.
 const NEAR_LOOKBACK: u32 = 8;
 /// Bytes of memory a session's [`Doc`] keeps between checks; a larger one is freed after use.
-const DOC_KEEP_MAX: usize = 8 * 1024;
+const DOC_KEEP_MAX: usize = 2 * 1024;
 /// Slots of `Session::fp_slots` (2 KiB).
 const FP_SLOTS: usize = 1024;
 
