@@ -82,6 +82,17 @@ impl Num {
         }
     }
 
+    /// A serde_json number, as the document would hold it.
+    pub fn of(n: &Number) -> Num {
+        if let Some(u) = n.as_u64() {
+            Num::U64(u)
+        } else if let Some(i) = n.as_i64() {
+            Num::I64(i)
+        } else {
+            Num::F64(n.as_f64().unwrap_or(f64::NAN))
+        }
+    }
+
     /// The number as serde_json holds it.
     pub fn to_number(self) -> Number {
         match self {
@@ -366,16 +377,7 @@ impl<'a> Node<'a> {
         match (self.item(), v) {
             (Item::Null, Value::Null) => true,
             (Item::Bool(a), Value::Bool(b)) => a == *b,
-            (Item::Num(a), Value::Number(b)) => {
-                let b = if let Some(u) = b.as_u64() {
-                    Num::U64(u)
-                } else if let Some(i) = b.as_i64() {
-                    Num::I64(i)
-                } else {
-                    Num::F64(b.as_f64().unwrap_or(f64::NAN))
-                };
-                a.same(b)
-            }
+            (Item::Num(a), Value::Number(b)) => a.same(Num::of(b)),
             (Item::Str(s), Value::String(b)) => self.args.str(s) == b,
             (Item::Array { len, .. }, Value::Array(b)) => {
                 len as usize == b.len() && self.elements().zip(b).all(|(x, y)| x.same(y))

@@ -301,13 +301,7 @@ impl Values {
                 Value::Null => v.null = true,
                 Value::Bool(b) => v.bools[*b as usize] = true,
                 Value::String(s) => v.strings.push(s.clone()),
-                Value::Number(n) => v.numbers.push(if let Some(u) = n.as_u64() {
-                    Num::U64(u)
-                } else if let Some(i) = n.as_i64() {
-                    Num::I64(i)
-                } else {
-                    Num::F64(n.as_f64().unwrap_or(f64::NAN))
-                }),
+                Value::Number(n) => v.numbers.push(Num::of(n)),
                 other => v.others.push(other.clone()),
             }
         }
