@@ -7,6 +7,9 @@
 //!
 //! Arguments are hashed while they are parsed ([`hash_json`]): no `serde_json::Value` is built.
 //! When argument rules need to read them, the same pass fills a [`Doc`] ([`hash_json_doc`]).
+//! Plain arguments (no escapes, no floats) are read by a direct byte scanner (`fast`) that gives
+//! exactly what the serde_json pass gives; serde_json reads everything else, and judges every
+//! error.
 //! Object members are combined with a commutative sum of per-member hashes, which is what makes key
 //! order irrelevant without sorting or allocating.
 
@@ -20,6 +23,8 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::doc::{Doc, Item, Num};
 use crate::sketch::{Builder, Sketch};
+
+mod fast;
 
 /// A 64-bit fingerprint of a canonical value.
 pub type Fingerprint = u64;
@@ -61,7 +66,11 @@ fn hash_f64(f: f64) -> u64 {
 }
 
 fn hash_str(s: &str) -> u64 {
-    xxh3_64_with_seed(s.as_bytes(), SEED_STR)
+    hash_bytes(s.as_bytes())
+}
+
+fn hash_bytes(s: &[u8]) -> u64 {
+    xxh3_64_with_seed(s, SEED_STR)
 }
 
 fn member(key: u64, value: u64) -> u64 {
@@ -145,6 +154,10 @@ pub fn hash_json_sketched(text: &[u8], ignore: &[String], sketch: bool) -> Resul
 /// [`hash_json_sketched`] of text already known to be UTF-8: serde_json then skips checking every
 /// string and key again (the larger cost on short strings).
 pub fn hash_json_str(text: &str, ignore: &[String], sketch: bool) -> Result<Hashed, serde_json::Error> {
+    let mut builder = Builder::new();
+    if let Some(read) = fast::read(text, ignore, sketch.then_some(&mut builder), None) {
+        return Ok(read.hashed(sketch.then(|| builder.finish())));
+    }
     hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_str(text), ctx), ignore, sketch, None)
 }
 
@@ -154,6 +167,16 @@ pub fn hash_json_doc(text: &str, ignore: &[String], sketch: bool, doc: &mut Doc)
     if text.len() > crate::doc::MAX_TEXT {
         return Err(de::Error::custom("arguments of 2 GiB or more cannot be read"));
     }
+    doc.clear();
+    let mut builder = Builder::new();
+    if let Some(read) = fast::read(text, ignore, sketch.then_some(&mut builder), Some(&mut *doc)) {
+        return Ok(read.hashed(sketch.then(|| builder.finish())));
+    }
+    serde_doc(text, ignore, sketch, doc)
+}
+
+/// [`hash_json_doc`] by serde_json alone: for everything the fast path declines.
+fn serde_doc(text: &str, ignore: &[String], sketch: bool, doc: &mut Doc) -> Result<Hashed, serde_json::Error> {
     doc.clear();
     let cell = RefCell::new(core::mem::take(doc));
     let tape = Tape { text, doc: &cell };

@@ -26,6 +26,13 @@ pub(crate) struct Span {
     len: u32,
 }
 
+impl Span {
+    /// The span of `text[start..end]` (a text of less than [`MAX_TEXT`] bytes).
+    pub(crate) fn of(start: usize, end: usize) -> Span {
+        Span { start: start as u32, len: (end - start) as u32 }
+    }
+}
+
 /// In a [`Span`]'s `start`: the string is in the document's own buffer.
 const OWNED: u32 = 1 << 31;
 /// The longest text a document can be parsed from (its offsets are 31 bits).
