@@ -131,14 +131,22 @@ impl Field {
     /// Checks the rules on this field (`here`, `None` when the arguments do not have it) and under
     /// it; keeps in `first` the broken rule that comes first in the policy.
     fn walk(&self, here: Option<Node>, rules: &[CompiledRule], first: &mut Option<(usize, RuleHit)>) {
-        for &r in &self.rules {
-            if first.as_ref().is_some_and(|(f, _)| *f < r) {
-                break;
+        if !self.rules.is_empty() {
+            // Decoded once for all the rules on the field.
+            let arg = here.map(Arg::of);
+            for &r in &self.rules {
+                if first.as_ref().is_some_and(|(f, _)| *f < r) {
+                    break;
+                }
+                let rule = &rules[r];
+                if let Some(broken) = rule.find(arg) {
+                    *first = Some((r, rule.hit(broken)));
+                    break;
+                }
             }
-            if let Some(hit) = rules[r].check(here) {
-                *first = Some((r, hit));
-                break;
-            }
+        }
+        if self.children.is_empty() {
+            return;
         }
         match here {
             // The members of an object are read in one pass for all the fields under it (the
@@ -285,7 +293,7 @@ fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, Polic
 struct Values {
     json: Vec<Value>,
     strings: Vec<String>,
-    numbers: Vec<Num>,
+    numbers: Numbers,
     /// Whether `false`, `true` are among them.
     bools: [bool; 2],
     null: bool,
@@ -309,16 +317,112 @@ impl Values {
     }
 
     /// Whether `v` equals one of the values (JSON equality, numbers by value).
-    fn contain(&self, v: Node) -> bool {
-        match v.kind() {
-            Kind::String => {
-                let s = v.as_str().unwrap_or_default().as_bytes();
-                self.strings.iter().any(|x| same_bytes(x.as_bytes(), s))
+    fn contain(&self, v: Arg) -> bool {
+        match v {
+            Arg::Str(s) => self.strings.iter().any(|x| same_bytes(x.as_bytes(), s.as_bytes())),
+            Arg::Num(n) => self.numbers.contain(n),
+            Arg::Bool(b) => self.bools[b as usize],
+            Arg::Null => self.null,
+            Arg::List(v) | Arg::Object(v) => self.others.iter().any(|o| v.same(o)),
+        }
+    }
+}
+
+/// The numbers of a [`Values`], split so that comparing an integer with them is integer
+/// comparison, as [`Num::same`] defines it: two integers are equal when they are the same
+/// integer; as soon as one of two numbers is a float, both compare as `f64`.
+#[derive(Default)]
+struct Numbers {
+    /// The integers from 0 to 63 among them, one bit each: most lists are of small integers.
+    small: u64,
+    /// The other integers.
+    ints: Vec<i128>,
+    /// The floats among them (what an integer argument compares with as `f64`).
+    floats: Vec<f64>,
+    /// All of them as `f64` (what a float argument compares with).
+    all: Vec<f64>,
+}
+
+impl Numbers {
+    fn push(&mut self, n: Num) {
+        self.all.push(n.as_f64());
+        match Self::integer(n) {
+            Some(i @ 0..=63) => self.small |= 1 << i,
+            Some(i) => self.ints.push(i),
+            None => self.floats.push(n.as_f64()),
+        }
+    }
+
+    /// `n` as an exact integer, when it is one (`None` for floats, even integral ones).
+    fn integer(n: Num) -> Option<i128> {
+        match n {
+            Num::U64(u) => Some(u.into()),
+            Num::I64(i) => Some(i.into()),
+            Num::F64(_) => None,
+        }
+    }
+
+    /// Whether one of the numbers is the same value as `n` ([`Num::same`]).
+    fn contain(&self, n: Num) -> bool {
+        match Self::integer(n) {
+            Some(i @ 0..=63) => self.small & (1 << i) != 0 || self.has_float(n),
+            Some(i) => self.ints.contains(&i) || self.has_float(n),
+            None => {
+                let x = n.as_f64();
+                self.all.iter().any(|&m| m == x)
             }
-            Kind::Number => v.as_number().is_some_and(|n| self.numbers.iter().any(|m| m.same(n))),
-            Kind::Bool => v.as_bool().is_some_and(|b| self.bools[b as usize]),
-            Kind::Null => self.null,
-            Kind::Array | Kind::Object => self.others.iter().any(|o| v.same(o)),
+        }
+    }
+
+    fn has_float(&self, n: Num) -> bool {
+        !self.floats.is_empty() && {
+            let x = n.as_f64();
+            self.floats.iter().any(|&m| m == x)
+        }
+    }
+}
+
+/// A field's value, decoded once for all the rules on it (a document's node is decoded on each
+/// access).
+#[derive(Clone, Copy)]
+enum Arg<'a> {
+    Null,
+    Bool(bool),
+    Num(Num),
+    Str(&'a str),
+    List(Node<'a>),
+    Object(Node<'a>),
+}
+
+impl<'a> Arg<'a> {
+    fn of(v: Node<'a>) -> Arg<'a> {
+        match v.kind() {
+            Kind::Null => Arg::Null,
+            Kind::Bool => Arg::Bool(v.as_bool().unwrap_or_default()),
+            Kind::Number => Arg::Num(v.as_number().unwrap_or(Num::U64(0))),
+            Kind::String => Arg::Str(v.as_str().unwrap_or_default()),
+            Kind::Array => Arg::List(v),
+            Kind::Object => Arg::Object(v),
+        }
+    }
+
+    /// Whether `re` matches the value: a string's content, or the compact JSON text of anything
+    /// else (as [`Node::text`]).
+    fn matches(self, re: &Regex) -> bool {
+        match self {
+            Arg::Str(s) => re.is_match(s),
+            other => re.is_match(&other.to_value().to_string()),
+        }
+    }
+
+    /// The value as a `serde_json::Value`, for messages (as [`Node::to_value`]).
+    fn to_value(self) -> Value {
+        match self {
+            Arg::Null => Value::Null,
+            Arg::Bool(b) => Value::Bool(b),
+            Arg::Num(n) => Value::Number(n.to_number()),
+            Arg::Str(s) => Value::String(s.to_string()),
+            Arg::List(v) | Arg::Object(v) => v.to_value(),
         }
     }
 }
@@ -451,87 +555,122 @@ fn list(values: &[Value]) -> String {
     s
 }
 
-/// Why a field broke a rule.
-enum Broken<'a> {
+/// Why a field broke a rule: a rule on a list may name one of its elements (`index`).
+struct Broken<'a> {
+    index: Option<usize>,
+    why: Why<'a>,
+}
+
+enum Why<'a> {
     Missing,
-    Denied(Node<'a>),
-    Matches(Node<'a>, &'a Regex),
-    NotAllowed(Node<'a>, &'a [Value]),
-    NotEqual(Node<'a>, &'a Value),
-    NoMatch(Node<'a>, &'a Regex),
+    Denied(Arg<'a>),
+    Matches(Arg<'a>, &'a Regex),
+    NotAllowed(Arg<'a>, &'a [Value]),
+    NotEqual(Arg<'a>, &'a Value),
+    NoMatch(Arg<'a>, &'a Regex),
 }
 
 impl CompiledRule {
-    /// The first element of `v` (or `v` itself, when it is not a list) that is `bad`, with its
-    /// pointer suffix.
-    fn first<'v>(v: Node<'v>, list: bool, bad: impl Fn(Node) -> bool) -> Option<(Option<usize>, Node<'v>)> {
-        if list {
-            v.elements().enumerate().find(|(_, x)| bad(*x)).map(|(i, x)| (Some(i), x))
-        } else {
-            bad(v).then_some((None, v))
+    /// What is wrong with the field's value (`None`: the arguments do not have it), if
+    /// anything. A rule on a list applies to each element; a list that equals one of the rule's
+    /// values as a whole is judged as that value.
+    #[inline]
+    fn find<'a>(&'a self, field: Option<Arg<'a>>) -> Option<Broken<'a>> {
+        match field {
+            Some(Arg::List(list)) => self.find_in_list(list),
+            Some(v) => self.judge(v).map(|why| Broken { index: None, why }),
+            None if self.optional => None,
+            // Nothing to deny.
+            None if self.allow_values.is_none() && self.equals.is_none() && self.require_regex.is_none() => None,
+            None => Some(Broken { index: None, why: Why::Missing }),
         }
     }
 
-    /// What is wrong with the field's value `v`, if anything. A rule on a list applies to each
-    /// element; a list that equals one of the rule's values as a whole is judged as that value.
-    fn find<'a>(&'a self, v: Node<'a>) -> Option<(Option<usize>, Broken<'a>)> {
-        let list = v.kind() == Kind::Array;
+    /// The rule's tests, in order, on one value that is not a list.
+    #[inline]
+    fn judge<'a>(&'a self, v: Arg<'a>) -> Option<Why<'a>> {
         if let Some(deny) = &self.deny_values {
-            if list && deny.contain(v) {
-                return Some((None, Broken::Denied(v)));
-            }
-            if let Some((i, x)) = Self::first(v, list, |x| deny.contain(x)) {
-                return Some((i, Broken::Denied(x)));
+            if deny.contain(v) {
+                return Some(Why::Denied(v));
             }
         }
         if let Some(re) = &self.deny_regex {
-            if let Some((i, x)) = Self::first(v, list, |x| re.is_match(&x.text())) {
-                return Some((i, Broken::Matches(x, re)));
+            if v.matches(re) {
+                return Some(Why::Matches(v, re));
             }
         }
         if let Some(allow) = &self.allow_values {
-            if !(list && allow.contain(v)) {
-                if let Some((i, x)) = Self::first(v, list, |x| !allow.contain(x)) {
-                    return Some((i, Broken::NotAllowed(x, &allow.json)));
-                }
+            if !allow.contain(v) {
+                return Some(Why::NotAllowed(v, &allow.json));
             }
         }
         if let Some(want) = &self.equals {
-            if !(list && want.contain(v)) {
-                if let Some((i, x)) = Self::first(v, list, |x| !want.contain(x)) {
-                    return Some((i, Broken::NotEqual(x, &want.json[0])));
-                }
+            if !want.contain(v) {
+                return Some(Why::NotEqual(v, &want.json[0]));
             }
         }
         if let Some(re) = &self.require_regex {
-            if let Some((i, x)) = Self::first(v, list, |x| !re.is_match(&x.text())) {
-                return Some((i, Broken::NoMatch(x, re)));
+            if !v.matches(re) {
+                return Some(Why::NoMatch(v, re));
             }
         }
         None
     }
 
-    /// Checks the field the rule is on (`None`: the arguments do not have it).
-    fn check(&self, field: Option<Node>) -> Option<RuleHit> {
-        let (index, broken) = match field {
-            Some(v) => self.find(v)?,
-            None if self.optional => return None,
-            None => {
-                if self.allow_values.is_none() && self.equals.is_none() && self.require_regex.is_none() {
-                    return None; // nothing to deny
-                }
-                (None, Broken::Missing)
+    /// [`CompiledRule::find`] on a list: each test on the list as a whole where it may apply,
+    /// then on its elements.
+    fn find_in_list<'a>(&'a self, list: Node<'a>) -> Option<Broken<'a>> {
+        let whole = Arg::List(list);
+        let first = |bad: &dyn Fn(Arg) -> bool| list.elements().map(Arg::of).enumerate().find(|&(_, x)| bad(x));
+        let broken = |(i, why)| Some(Broken { index: Some(i), why });
+        if let Some(deny) = &self.deny_values {
+            if deny.contain(whole) {
+                return Some(Broken { index: None, why: Why::Denied(whole) });
             }
-        };
-        let id = &self.id;
-        let message = match &self.message {
-            Some(m) => m.clone(),
-            None => self.explain(index, broken),
-        };
-        Some(RuleHit { id: id.clone(), message })
+            if let Some((i, x)) = first(&|x| deny.contain(x)) {
+                return broken((i, Why::Denied(x)));
+            }
+        }
+        if let Some(re) = &self.deny_regex {
+            if let Some((i, x)) = first(&|x| x.matches(re)) {
+                return broken((i, Why::Matches(x, re)));
+            }
+        }
+        if let Some(allow) = &self.allow_values {
+            if !allow.contain(whole) {
+                if let Some((i, x)) = first(&|x| !allow.contain(x)) {
+                    return broken((i, Why::NotAllowed(x, &allow.json)));
+                }
+            }
+        }
+        if let Some(want) = &self.equals {
+            if !want.contain(whole) {
+                if let Some((i, x)) = first(&|x| !want.contain(x)) {
+                    return broken((i, Why::NotEqual(x, &want.json[0])));
+                }
+            }
+        }
+        if let Some(re) = &self.require_regex {
+            if let Some((i, x)) = first(&|x| !x.matches(re)) {
+                return broken((i, Why::NoMatch(x, re)));
+            }
+        }
+        None
     }
 
-    fn explain(&self, index: Option<usize>, broken: Broken) -> String {
+    /// The verdict's rule and message for a field that broke the rule: built only then, out of
+    /// the way of the checks that pass.
+    #[cold]
+    #[inline(never)]
+    fn hit(&self, broken: Broken) -> RuleHit {
+        let message = match &self.message {
+            Some(m) => m.clone(),
+            None => self.explain(broken.index, broken.why),
+        };
+        RuleHit { id: self.id.clone(), message }
+    }
+
+    fn explain(&self, index: Option<usize>, broken: Why) -> String {
         let id = &self.id;
         let at = match (self.pointer.is_empty(), index) {
             (true, None) => "the arguments".to_string(),
@@ -540,7 +679,7 @@ impl CompiledRule {
             (false, Some(i)) => format!("the argument `{}/{i}`", self.pointer),
         };
         match broken {
-            Broken::Missing => {
+            Why::Missing => {
                 let want = if let Some(v) = &self.equals {
                     format!("it must be {}", quote(&v.json[0]))
                 } else if let Some(a) = &self.allow_values {
@@ -550,27 +689,27 @@ impl CompiledRule {
                 };
                 format!("Blocked by rule `{id}`: {at} is missing, and {want}. Call again with it.")
             }
-            Broken::Denied(v) => format!(
+            Why::Denied(v) => format!(
                 "Blocked by rule `{id}`: {at} may not be {}. Do not retry with this value; choose another, or tell the user it is not allowed.",
                 quote(&v.to_value())
             ),
-            Broken::Matches(v, re) => format!(
+            Why::Matches(v, re) => format!(
                 "Blocked by rule `{id}`: {at} ({}) matches the forbidden pattern `{}`. Do not retry it; find another way, or tell the user it is not allowed.",
                 quote(&v.to_value()),
                 re.as_str()
             ),
-            Broken::NotAllowed(v, allow) => format!(
+            Why::NotAllowed(v, allow) => format!(
                 "Blocked by rule `{id}`: {at} is {}, which is not allowed; the allowed values are {}. Call again with one of them.",
                 quote(&v.to_value()),
                 list(allow)
             ),
-            Broken::NotEqual(v, want) => format!(
+            Why::NotEqual(v, want) => format!(
                 "Blocked by rule `{id}`: {at} must be {}, not {}. Call again with {}.",
                 quote(want),
                 quote(&v.to_value()),
                 quote(want)
             ),
-            Broken::NoMatch(v, re) => format!(
+            Why::NoMatch(v, re) => format!(
                 "Blocked by rule `{id}`: {at} ({}) does not match the required pattern `{}`. Fix it and call again.",
                 quote(&v.to_value()),
                 re.as_str()
