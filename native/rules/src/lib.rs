@@ -107,6 +107,8 @@ struct ToolRules {
 struct Field {
     /// The step from the parent; `None` at the root.
     token: Option<Token>,
+    /// The probe of `token`'s key, to find this field among an object's members.
+    name: Probe,
     /// The indexes in `ToolRules::fields` of the rules on this field, ascending.
     rules: Vec<usize>,
     children: Vec<Field>,
@@ -119,7 +121,7 @@ impl Field {
             let i = match at.children.iter().position(|c| c.token.as_ref().is_some_and(|c| c.key == t.key)) {
                 Some(i) => i,
                 None => {
-                    at.children.push(Field { token: Some(t), ..Field::default() });
+                    at.children.push(Field { name: Probe::of(t.key.as_bytes()), token: Some(t), ..Field::default() });
                     at.children.len() - 1
                 }
             };
@@ -154,7 +156,8 @@ impl Field {
             Some(h) if h.kind() == Kind::Object && self.children.len() <= FEW => {
                 let mut found = [None; FEW];
                 for (name, value) in h.members() {
-                    if let Some(i) = self.children.iter().position(|c| c.named(name)) {
+                    let probe = Probe::of(name.as_bytes());
+                    if let Some(i) = self.children.iter().position(|c| c.named(name, probe)) {
                         found[i] = Some(value);
                     }
                 }
@@ -174,10 +177,9 @@ impl Field {
         }
     }
 
-    /// Whether this field is the member `name` of its parent (length and first byte first).
-    fn named(&self, name: &str) -> bool {
-        let (key, name) = (self.token.as_ref().map_or(&[][..], |t| t.key.as_bytes()), name.as_bytes());
-        same_bytes(key, name)
+    /// Whether this field is the member `name` (whose probe is `probe`) of its parent.
+    fn named(&self, name: &str, probe: Probe) -> bool {
+        self.token.as_ref().is_some_and(|t| self.name.same(t.key.as_bytes(), probe, name.as_bytes()))
     }
 }
 
@@ -185,24 +187,65 @@ impl Field {
 /// with more is looked up member by member.
 const FEW: usize = 12;
 
-/// Byte equality for the short strings of names and values: a plain loop, with the length
-/// and the first byte (where most differ) tested before anything else.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.first() == b.first() && a.iter().zip(b).all(|(x, y)| x == y)
+/// A string's length and its first and last (up to) eight bytes, read as integers: together
+/// they are the whole of a string of up to 16 bytes, and tell most longer ones apart. Member
+/// names and listed values are short, so comparing them is mostly comparing probes.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+struct Probe {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl Probe {
+    fn of(b: &[u8]) -> Probe {
+        let n = b.len();
+        // The first and last bytes, overlapping when the string is shorter than two words.
+        let (head, tail) = if n >= 8 {
+            (u64::from_le_bytes(word(&b[..8])), u64::from_le_bytes(word(&b[n - 8..])))
+        } else if n >= 4 {
+            (u32::from_le_bytes(word(&b[..4])).into(), u32::from_le_bytes(word(&b[n - 4..])).into())
+        } else if n >= 2 {
+            (u16::from_le_bytes(word(&b[..2])).into(), u16::from_le_bytes(word(&b[n - 2..])).into())
+        } else {
+            (b.first().copied().unwrap_or(0).into(), 0)
+        };
+        Probe { len: n, head, tail }
+    }
+
+    /// Whether `a`, whose probe this is, and `b`, whose probe is `other`, are the same bytes.
+    /// The probe of a string of up to 16 bytes covers all of it; longer strings with the same
+    /// probe also need the rest compared.
+    #[inline]
+    fn same(self, a: &[u8], other: Probe, b: &[u8]) -> bool {
+        self == other && (self.len <= 16 || a.get(8..) == b.get(8..))
+    }
+}
+
+/// `N` bytes as an array (`b` is exactly that long).
+fn word<const N: usize>(b: &[u8]) -> [u8; N] {
+    b.try_into().unwrap_or([0; N])
 }
 
 struct CompiledRule {
     id: String,
     pointer: String,
-    /// `pointer`'s tokens, unescaped once at load (serde_json's `Value::pointer` allocates per
-    /// token on every call).
     message: Option<String>,
-    optional: bool,
-    deny_values: Option<Values>,
-    deny_regex: Option<Regex>,
-    allow_values: Option<Values>,
-    equals: Option<Values>,
-    require_regex: Option<Regex>,
+    /// What the rule asks of the field, in the order it is checked: `deny_values`,
+    /// `deny_regex`, `allow_values`, `equals`, `require_regex` (most rules ask one thing).
+    tests: Vec<Test>,
+    /// Whether a missing field breaks the rule: it is not `optional` and something is required
+    /// of it (`allow_values`, `equals` or `require_regex`; with only denials, nothing is denied).
+    required: bool,
+}
+
+/// One of the things a rule asks of a field.
+enum Test {
+    Deny(Values),
+    DenyRegex(Regex),
+    Allow(Values),
+    Equals(Values),
+    Require(Regex),
 }
 
 impl Rules {
@@ -274,17 +317,20 @@ fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, Polic
             .map(|p| RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| PolicyError::new(at(key), regex_error(p, e))))
             .transpose()
     };
-    Ok(CompiledRule {
-        id: r.id_or_default(i, j),
-        pointer: r.field.clone(),
-        message: r.message.clone(),
-        optional: r.optional,
-        deny_values: r.deny_values.as_deref().map(Values::new),
-        deny_regex: regex("deny_regex", &r.deny_regex)?,
-        allow_values: r.allow_values.as_deref().map(Values::new),
-        equals: r.equals.as_ref().map(|v| Values::new(std::slice::from_ref(v))),
-        require_regex: regex("require_regex", &r.require_regex)?,
-    })
+    let deny_regex = regex("deny_regex", &r.deny_regex)?;
+    let require_regex = regex("require_regex", &r.require_regex)?;
+    let tests: Vec<Test> = [
+        r.deny_values.as_deref().map(|v| Test::Deny(Values::new(v))),
+        deny_regex.map(Test::DenyRegex),
+        r.allow_values.as_deref().map(|v| Test::Allow(Values::new(v))),
+        r.equals.as_ref().map(|v| Test::Equals(Values::new(std::slice::from_ref(v)))),
+        require_regex.map(Test::Require),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let required = !r.optional && tests.iter().any(|t| matches!(t, Test::Allow(_) | Test::Equals(_) | Test::Require(_)));
+    Ok(CompiledRule { id: r.id_or_default(i, j), pointer: r.field.clone(), message: r.message.clone(), tests, required })
 }
 
 /// The values of an `allow_values`, `deny_values` or `equals`, as written (for messages) and
@@ -292,7 +338,7 @@ fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, Polic
 #[derive(Default)]
 struct Values {
     json: Vec<Value>,
-    strings: Vec<String>,
+    strings: Vec<(Probe, String)>,
     numbers: Numbers,
     /// Whether `false`, `true` are among them.
     bools: [bool; 2],
@@ -308,7 +354,7 @@ impl Values {
             match x {
                 Value::Null => v.null = true,
                 Value::Bool(b) => v.bools[*b as usize] = true,
-                Value::String(s) => v.strings.push(s.clone()),
+                Value::String(s) => v.strings.push((Probe::of(s.as_bytes()), s.clone())),
                 Value::Number(n) => v.numbers.push(Num::of(n)),
                 other => v.others.push(other.clone()),
             }
@@ -319,12 +365,18 @@ impl Values {
     /// Whether `v` equals one of the values (JSON equality, numbers by value).
     fn contain(&self, v: Arg) -> bool {
         match v {
-            Arg::Str(s) => self.strings.iter().any(|x| same_bytes(x.as_bytes(), s.as_bytes())),
+            Arg::Str(s) => self.contain_string(s.as_bytes(), Probe::of(s.as_bytes())),
             Arg::Num(n) => self.numbers.contain(n),
             Arg::Bool(b) => self.bools[b as usize],
             Arg::Null => self.null,
             Arg::List(v) | Arg::Object(v) => self.others.iter().any(|o| v.same(o)),
         }
+    }
+
+    /// [`Values::contain`] for a string (`s`, whose probe is `probe`).
+    #[inline(always)]
+    fn contain_string(&self, s: &[u8], probe: Probe) -> bool {
+        self.strings.iter().any(|(p, x)| p.same(x.as_bytes(), probe, s))
     }
 }
 
@@ -363,6 +415,7 @@ impl Numbers {
     }
 
     /// Whether one of the numbers is the same value as `n` ([`Num::same`]).
+    #[inline(always)]
     fn contain(&self, n: Num) -> bool {
         match Self::integer(n) {
             Some(i @ 0..=63) => self.small & (1 << i) != 0 || self.has_float(n),
@@ -579,40 +632,38 @@ impl CompiledRule {
         match field {
             Some(Arg::List(list)) => self.find_in_list(list),
             Some(v) => self.judge(v).map(|why| Broken { index: None, why }),
-            None if self.optional => None,
-            // Nothing to deny.
-            None if self.allow_values.is_none() && self.equals.is_none() && self.require_regex.is_none() => None,
-            None => Some(Broken { index: None, why: Why::Missing }),
+            None if self.required => Some(Broken { index: None, why: Why::Missing }),
+            None => None,
         }
     }
 
-    /// The rule's tests, in order, on one value that is not a list.
+    /// The rule's tests, in order, on one value that is not a list. Strings and numbers, the
+    /// usual values, are compared with value lists without dispatching on their kind each time.
     #[inline]
     fn judge<'a>(&'a self, v: Arg<'a>) -> Option<Why<'a>> {
-        if let Some(deny) = &self.deny_values {
-            if deny.contain(v) {
-                return Some(Why::Denied(v));
+        match v {
+            Arg::Str(s) => {
+                let probe = Probe::of(s.as_bytes());
+                self.judge_with(v, |values| values.contain_string(s.as_bytes(), probe))
             }
+            Arg::Num(n) => self.judge_with(v, |values| values.numbers.contain(n)),
+            _ => self.judge_with(v, |values| values.contain(v)),
         }
-        if let Some(re) = &self.deny_regex {
-            if v.matches(re) {
-                return Some(Why::Matches(v, re));
-            }
-        }
-        if let Some(allow) = &self.allow_values {
-            if !allow.contain(v) {
-                return Some(Why::NotAllowed(v, &allow.json));
-            }
-        }
-        if let Some(want) = &self.equals {
-            if !want.contain(v) {
-                return Some(Why::NotEqual(v, &want.json[0]));
-            }
-        }
-        if let Some(re) = &self.require_regex {
-            if !v.matches(re) {
-                return Some(Why::NoMatch(v, re));
-            }
+    }
+
+    /// [`CompiledRule::judge`] with `contain`, which is [`Values::contain`] for `v`.
+    #[inline(always)]
+    fn judge_with<'a>(&'a self, v: Arg<'a>, contain: impl Fn(&Values) -> bool) -> Option<Why<'a>> {
+        for test in &self.tests {
+            let why = match test {
+                Test::Deny(deny) if contain(deny) => Why::Denied(v),
+                Test::DenyRegex(re) if v.matches(re) => Why::Matches(v, re),
+                Test::Allow(allow) if !contain(allow) => Why::NotAllowed(v, &allow.json),
+                Test::Equals(want) if !contain(want) => Why::NotEqual(v, &want.json[0]),
+                Test::Require(re) if !v.matches(re) => Why::NoMatch(v, re),
+                _ => continue,
+            };
+            return Some(why);
         }
         None
     }
@@ -622,37 +673,22 @@ impl CompiledRule {
     fn find_in_list<'a>(&'a self, list: Node<'a>) -> Option<Broken<'a>> {
         let whole = Arg::List(list);
         let first = |bad: &dyn Fn(Arg) -> bool| list.elements().map(Arg::of).enumerate().find(|&(_, x)| bad(x));
-        let broken = |(i, why)| Some(Broken { index: Some(i), why });
-        if let Some(deny) = &self.deny_values {
-            if deny.contain(whole) {
-                return Some(Broken { index: None, why: Why::Denied(whole) });
-            }
-            if let Some((i, x)) = first(&|x| deny.contain(x)) {
-                return broken((i, Why::Denied(x)));
-            }
-        }
-        if let Some(re) = &self.deny_regex {
-            if let Some((i, x)) = first(&|x| x.matches(re)) {
-                return broken((i, Why::Matches(x, re)));
-            }
-        }
-        if let Some(allow) = &self.allow_values {
-            if !allow.contain(whole) {
-                if let Some((i, x)) = first(&|x| !allow.contain(x)) {
-                    return broken((i, Why::NotAllowed(x, &allow.json)));
+        for test in &self.tests {
+            let found = match test {
+                Test::Deny(deny) if deny.contain(whole) => return Some(Broken { index: None, why: Why::Denied(whole) }),
+                Test::Deny(deny) => first(&|x| deny.contain(x)).map(|(i, x)| (i, Why::Denied(x))),
+                Test::DenyRegex(re) => first(&|x| x.matches(re)).map(|(i, x)| (i, Why::Matches(x, re))),
+                Test::Allow(allow) if !allow.contain(whole) => {
+                    first(&|x| !allow.contain(x)).map(|(i, x)| (i, Why::NotAllowed(x, &allow.json)))
                 }
-            }
-        }
-        if let Some(want) = &self.equals {
-            if !want.contain(whole) {
-                if let Some((i, x)) = first(&|x| !want.contain(x)) {
-                    return broken((i, Why::NotEqual(x, &want.json[0])));
+                Test::Equals(want) if !want.contain(whole) => {
+                    first(&|x| !want.contain(x)).map(|(i, x)| (i, Why::NotEqual(x, &want.json[0])))
                 }
-            }
-        }
-        if let Some(re) = &self.require_regex {
-            if let Some((i, x)) = first(&|x| !x.matches(re)) {
-                return broken((i, Why::NoMatch(x, re)));
+                Test::Require(re) => first(&|x| !x.matches(re)).map(|(i, x)| (i, Why::NoMatch(x, re))),
+                Test::Allow(_) | Test::Equals(_) => None,
+            };
+            if let Some((i, why)) = found {
+                return Some(Broken { index: Some(i), why });
             }
         }
         None
@@ -680,12 +716,15 @@ impl CompiledRule {
         };
         match broken {
             Why::Missing => {
-                let want = if let Some(v) = &self.equals {
+                let equals = self.tests.iter().find_map(|t| if let Test::Equals(v) = t { Some(v) } else { None });
+                let allow = self.tests.iter().find_map(|t| if let Test::Allow(v) = t { Some(v) } else { None });
+                let require = self.tests.iter().find_map(|t| if let Test::Require(r) = t { Some(r.as_str()) } else { None });
+                let want = if let Some(v) = equals {
                     format!("it must be {}", quote(&v.json[0]))
-                } else if let Some(a) = &self.allow_values {
+                } else if let Some(a) = allow {
                     format!("it must be one of {}", list(&a.json))
                 } else {
-                    format!("it must match `{}`", self.require_regex.as_ref().map_or("", |r| r.as_str()))
+                    format!("it must match `{}`", require.unwrap_or(""))
                 };
                 format!("Blocked by rule `{id}`: {at} is missing, and {want}. Call again with it.")
             }

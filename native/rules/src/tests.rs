@@ -293,3 +293,24 @@ fn value_lists_compare_as_json_equality() {
         }
     }
 }
+
+#[test]
+fn probes_tell_strings_apart_as_their_bytes_do() {
+    let mut texts: Vec<String> = vec!["".into(), "é".into(), "e\u{301}".into(), "\u{1F600}".into(), "ab\u{0}".into(), "ab".into()];
+    for n in 1..=40 {
+        let base: String = (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        texts.push(base.clone());
+        // The same length, one byte different: first, in the middle, last.
+        for at in [0, n / 2, n - 1] {
+            let mut b = base.clone().into_bytes();
+            b[at] = b'Z';
+            texts.push(String::from_utf8(b).unwrap());
+        }
+    }
+    for a in &texts {
+        for b in &texts {
+            let (pa, pb) = (Probe::of(a.as_bytes()), Probe::of(b.as_bytes()));
+            assert_eq!(pa.same(a.as_bytes(), pb, b.as_bytes()), a == b, "{a:?} {b:?}");
+        }
+    }
+}
