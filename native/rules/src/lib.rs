@@ -107,6 +107,8 @@ struct ToolRules {
 struct Field {
     /// The step from the parent; `None` at the root.
     token: Option<Token>,
+    /// The probe of `token`'s key, to find this field among an object's members.
+    name: Probe,
     /// The indexes in `ToolRules::fields` of the rules on this field, ascending.
     rules: Vec<usize>,
     children: Vec<Field>,
@@ -119,7 +121,7 @@ impl Field {
             let i = match at.children.iter().position(|c| c.token.as_ref().is_some_and(|c| c.key == t.key)) {
                 Some(i) => i,
                 None => {
-                    at.children.push(Field { token: Some(t), ..Field::default() });
+                    at.children.push(Field { name: Probe::of(t.key.as_bytes()), token: Some(t), ..Field::default() });
                     at.children.len() - 1
                 }
             };
@@ -131,14 +133,22 @@ impl Field {
     /// Checks the rules on this field (`here`, `None` when the arguments do not have it) and under
     /// it; keeps in `first` the broken rule that comes first in the policy.
     fn walk(&self, here: Option<Node>, rules: &[CompiledRule], first: &mut Option<(usize, RuleHit)>) {
-        for &r in &self.rules {
-            if first.as_ref().is_some_and(|(f, _)| *f < r) {
-                break;
+        if !self.rules.is_empty() {
+            // Decoded once for all the rules on the field.
+            let arg = here.map(Arg::of);
+            for &r in &self.rules {
+                if first.as_ref().is_some_and(|(f, _)| *f < r) {
+                    break;
+                }
+                let rule = &rules[r];
+                if let Some(broken) = rule.find(arg) {
+                    *first = Some((r, rule.hit(broken)));
+                    break;
+                }
             }
-            if let Some(hit) = rules[r].check(here) {
-                *first = Some((r, hit));
-                break;
-            }
+        }
+        if self.children.is_empty() {
+            return;
         }
         match here {
             // The members of an object are read in one pass for all the fields under it (the
@@ -146,7 +156,8 @@ impl Field {
             Some(h) if h.kind() == Kind::Object && self.children.len() <= FEW => {
                 let mut found = [None; FEW];
                 for (name, value) in h.members() {
-                    if let Some(i) = self.children.iter().position(|c| c.named(name)) {
+                    let probe = Probe::of(name.as_bytes());
+                    if let Some(i) = self.children.iter().position(|c| c.named(name, probe)) {
                         found[i] = Some(value);
                     }
                 }
@@ -166,10 +177,9 @@ impl Field {
         }
     }
 
-    /// Whether this field is the member `name` of its parent (length and first byte first).
-    fn named(&self, name: &str) -> bool {
-        let (key, name) = (self.token.as_ref().map_or(&[][..], |t| t.key.as_bytes()), name.as_bytes());
-        same_bytes(key, name)
+    /// Whether this field is the member `name` (whose probe is `probe`) of its parent.
+    fn named(&self, name: &str, probe: Probe) -> bool {
+        self.token.as_ref().is_some_and(|t| self.name.same(t.key.as_bytes(), probe, name.as_bytes()))
     }
 }
 
@@ -177,24 +187,65 @@ impl Field {
 /// with more is looked up member by member.
 const FEW: usize = 12;
 
-/// Byte equality for the short strings of names and values: a plain loop, with the length
-/// and the first byte (where most differ) tested before anything else.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.first() == b.first() && a.iter().zip(b).all(|(x, y)| x == y)
+/// A string's length and its first and last (up to) eight bytes, read as integers: together
+/// they are the whole of a string of up to 16 bytes, and tell most longer ones apart. Member
+/// names and listed values are short, so comparing them is mostly comparing probes.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+struct Probe {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl Probe {
+    fn of(b: &[u8]) -> Probe {
+        let n = b.len();
+        // The first and last bytes, overlapping when the string is shorter than two words.
+        let (head, tail) = if n >= 8 {
+            (u64::from_le_bytes(word(&b[..8])), u64::from_le_bytes(word(&b[n - 8..])))
+        } else if n >= 4 {
+            (u32::from_le_bytes(word(&b[..4])).into(), u32::from_le_bytes(word(&b[n - 4..])).into())
+        } else if n >= 2 {
+            (u16::from_le_bytes(word(&b[..2])).into(), u16::from_le_bytes(word(&b[n - 2..])).into())
+        } else {
+            (b.first().copied().unwrap_or(0).into(), 0)
+        };
+        Probe { len: n, head, tail }
+    }
+
+    /// Whether `a`, whose probe this is, and `b`, whose probe is `other`, are the same bytes.
+    /// The probe of a string of up to 16 bytes covers all of it; longer strings with the same
+    /// probe also need the rest compared.
+    #[inline]
+    fn same(self, a: &[u8], other: Probe, b: &[u8]) -> bool {
+        self == other && (self.len <= 16 || a.get(8..) == b.get(8..))
+    }
+}
+
+/// `N` bytes as an array (`b` is exactly that long).
+fn word<const N: usize>(b: &[u8]) -> [u8; N] {
+    b.try_into().unwrap_or([0; N])
 }
 
 struct CompiledRule {
     id: String,
     pointer: String,
-    /// `pointer`'s tokens, unescaped once at load (serde_json's `Value::pointer` allocates per
-    /// token on every call).
     message: Option<String>,
-    optional: bool,
-    deny_values: Option<Values>,
-    deny_regex: Option<Regex>,
-    allow_values: Option<Values>,
-    equals: Option<Values>,
-    require_regex: Option<Regex>,
+    /// What the rule asks of the field, in the order it is checked: `deny_values`,
+    /// `deny_regex`, `allow_values`, `equals`, `require_regex` (most rules ask one thing).
+    tests: Vec<Test>,
+    /// Whether a missing field breaks the rule: it is not `optional` and something is required
+    /// of it (`allow_values`, `equals` or `require_regex`; with only denials, nothing is denied).
+    required: bool,
+}
+
+/// One of the things a rule asks of a field.
+enum Test {
+    Deny(Values),
+    DenyRegex(Regex),
+    Allow(Values),
+    Equals(Values),
+    Require(Regex),
 }
 
 impl Rules {
@@ -266,17 +317,20 @@ fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, Polic
             .map(|p| RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| PolicyError::new(at(key), regex_error(p, e))))
             .transpose()
     };
-    Ok(CompiledRule {
-        id: r.id_or_default(i, j),
-        pointer: r.field.clone(),
-        message: r.message.clone(),
-        optional: r.optional,
-        deny_values: r.deny_values.as_deref().map(Values::new),
-        deny_regex: regex("deny_regex", &r.deny_regex)?,
-        allow_values: r.allow_values.as_deref().map(Values::new),
-        equals: r.equals.as_ref().map(|v| Values::new(std::slice::from_ref(v))),
-        require_regex: regex("require_regex", &r.require_regex)?,
-    })
+    let deny_regex = regex("deny_regex", &r.deny_regex)?;
+    let require_regex = regex("require_regex", &r.require_regex)?;
+    let tests: Vec<Test> = [
+        r.deny_values.as_deref().map(|v| Test::Deny(Values::new(v))),
+        deny_regex.map(Test::DenyRegex),
+        r.allow_values.as_deref().map(|v| Test::Allow(Values::new(v))),
+        r.equals.as_ref().map(|v| Test::Equals(Values::new(std::slice::from_ref(v)))),
+        require_regex.map(Test::Require),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let required = !r.optional && tests.iter().any(|t| matches!(t, Test::Allow(_) | Test::Equals(_) | Test::Require(_)));
+    Ok(CompiledRule { id: r.id_or_default(i, j), pointer: r.field.clone(), message: r.message.clone(), tests, required })
 }
 
 /// The values of an `allow_values`, `deny_values` or `equals`, as written (for messages) and
@@ -284,8 +338,8 @@ fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, Polic
 #[derive(Default)]
 struct Values {
     json: Vec<Value>,
-    strings: Vec<String>,
-    numbers: Vec<Num>,
+    strings: Vec<(Probe, String)>,
+    numbers: Numbers,
     /// Whether `false`, `true` are among them.
     bools: [bool; 2],
     null: bool,
@@ -300,7 +354,7 @@ impl Values {
             match x {
                 Value::Null => v.null = true,
                 Value::Bool(b) => v.bools[*b as usize] = true,
-                Value::String(s) => v.strings.push(s.clone()),
+                Value::String(s) => v.strings.push((Probe::of(s.as_bytes()), s.clone())),
                 Value::Number(n) => v.numbers.push(Num::of(n)),
                 other => v.others.push(other.clone()),
             }
@@ -309,16 +363,119 @@ impl Values {
     }
 
     /// Whether `v` equals one of the values (JSON equality, numbers by value).
-    fn contain(&self, v: Node) -> bool {
-        match v.kind() {
-            Kind::String => {
-                let s = v.as_str().unwrap_or_default().as_bytes();
-                self.strings.iter().any(|x| same_bytes(x.as_bytes(), s))
+    fn contain(&self, v: Arg) -> bool {
+        match v {
+            Arg::Str(s) => self.contain_string(s.as_bytes(), Probe::of(s.as_bytes())),
+            Arg::Num(n) => self.numbers.contain(n),
+            Arg::Bool(b) => self.bools[b as usize],
+            Arg::Null => self.null,
+            Arg::List(v) | Arg::Object(v) => self.others.iter().any(|o| v.same(o)),
+        }
+    }
+
+    /// [`Values::contain`] for a string (`s`, whose probe is `probe`).
+    #[inline(always)]
+    fn contain_string(&self, s: &[u8], probe: Probe) -> bool {
+        self.strings.iter().any(|(p, x)| p.same(x.as_bytes(), probe, s))
+    }
+}
+
+/// The numbers of a [`Values`], split so that comparing an integer with them is integer
+/// comparison, as [`Num::same`] defines it: two integers are equal when they are the same
+/// integer; as soon as one of two numbers is a float, both compare as `f64`.
+#[derive(Default)]
+struct Numbers {
+    /// The integers from 0 to 63 among them, one bit each: most lists are of small integers.
+    small: u64,
+    /// The other integers.
+    ints: Vec<i128>,
+    /// The floats among them (what an integer argument compares with as `f64`).
+    floats: Vec<f64>,
+    /// All of them as `f64` (what a float argument compares with).
+    all: Vec<f64>,
+}
+
+impl Numbers {
+    fn push(&mut self, n: Num) {
+        self.all.push(n.as_f64());
+        match Self::integer(n) {
+            Some(i @ 0..=63) => self.small |= 1 << i,
+            Some(i) => self.ints.push(i),
+            None => self.floats.push(n.as_f64()),
+        }
+    }
+
+    /// `n` as an exact integer, when it is one (`None` for floats, even integral ones).
+    fn integer(n: Num) -> Option<i128> {
+        match n {
+            Num::U64(u) => Some(u.into()),
+            Num::I64(i) => Some(i.into()),
+            Num::F64(_) => None,
+        }
+    }
+
+    /// Whether one of the numbers is the same value as `n` ([`Num::same`]).
+    #[inline(always)]
+    fn contain(&self, n: Num) -> bool {
+        match Self::integer(n) {
+            Some(i @ 0..=63) => self.small & (1 << i) != 0 || self.has_float(n),
+            Some(i) => self.ints.contains(&i) || self.has_float(n),
+            None => {
+                let x = n.as_f64();
+                self.all.iter().any(|&m| m == x)
             }
-            Kind::Number => v.as_number().is_some_and(|n| self.numbers.iter().any(|m| m.same(n))),
-            Kind::Bool => v.as_bool().is_some_and(|b| self.bools[b as usize]),
-            Kind::Null => self.null,
-            Kind::Array | Kind::Object => self.others.iter().any(|o| v.same(o)),
+        }
+    }
+
+    fn has_float(&self, n: Num) -> bool {
+        !self.floats.is_empty() && {
+            let x = n.as_f64();
+            self.floats.iter().any(|&m| m == x)
+        }
+    }
+}
+
+/// A field's value, decoded once for all the rules on it (a document's node is decoded on each
+/// access).
+#[derive(Clone, Copy)]
+enum Arg<'a> {
+    Null,
+    Bool(bool),
+    Num(Num),
+    Str(&'a str),
+    List(Node<'a>),
+    Object(Node<'a>),
+}
+
+impl<'a> Arg<'a> {
+    fn of(v: Node<'a>) -> Arg<'a> {
+        match v.kind() {
+            Kind::Null => Arg::Null,
+            Kind::Bool => Arg::Bool(v.as_bool().unwrap_or_default()),
+            Kind::Number => Arg::Num(v.as_number().unwrap_or(Num::U64(0))),
+            Kind::String => Arg::Str(v.as_str().unwrap_or_default()),
+            Kind::Array => Arg::List(v),
+            Kind::Object => Arg::Object(v),
+        }
+    }
+
+    /// Whether `re` matches the value: a string's content, or the compact JSON text of anything
+    /// else (as [`Node::text`]).
+    fn matches(self, re: &Regex) -> bool {
+        match self {
+            Arg::Str(s) => re.is_match(s),
+            other => re.is_match(&other.to_value().to_string()),
+        }
+    }
+
+    /// The value as a `serde_json::Value`, for messages (as [`Node::to_value`]).
+    fn to_value(self) -> Value {
+        match self {
+            Arg::Null => Value::Null,
+            Arg::Bool(b) => Value::Bool(b),
+            Arg::Num(n) => Value::Number(n.to_number()),
+            Arg::Str(s) => Value::String(s.to_string()),
+            Arg::List(v) | Arg::Object(v) => v.to_value(),
         }
     }
 }
@@ -451,87 +608,105 @@ fn list(values: &[Value]) -> String {
     s
 }
 
-/// Why a field broke a rule.
-enum Broken<'a> {
+/// Why a field broke a rule: a rule on a list may name one of its elements (`index`).
+struct Broken<'a> {
+    index: Option<usize>,
+    why: Why<'a>,
+}
+
+enum Why<'a> {
     Missing,
-    Denied(Node<'a>),
-    Matches(Node<'a>, &'a Regex),
-    NotAllowed(Node<'a>, &'a [Value]),
-    NotEqual(Node<'a>, &'a Value),
-    NoMatch(Node<'a>, &'a Regex),
+    Denied(Arg<'a>),
+    Matches(Arg<'a>, &'a Regex),
+    NotAllowed(Arg<'a>, &'a [Value]),
+    NotEqual(Arg<'a>, &'a Value),
+    NoMatch(Arg<'a>, &'a Regex),
 }
 
 impl CompiledRule {
-    /// The first element of `v` (or `v` itself, when it is not a list) that is `bad`, with its
-    /// pointer suffix.
-    fn first<'v>(v: Node<'v>, list: bool, bad: impl Fn(Node) -> bool) -> Option<(Option<usize>, Node<'v>)> {
-        if list {
-            v.elements().enumerate().find(|(_, x)| bad(*x)).map(|(i, x)| (Some(i), x))
-        } else {
-            bad(v).then_some((None, v))
+    /// What is wrong with the field's value (`None`: the arguments do not have it), if
+    /// anything. A rule on a list applies to each element; a list that equals one of the rule's
+    /// values as a whole is judged as that value.
+    #[inline]
+    fn find<'a>(&'a self, field: Option<Arg<'a>>) -> Option<Broken<'a>> {
+        match field {
+            Some(Arg::List(list)) => self.find_in_list(list),
+            Some(v) => self.judge(v).map(|why| Broken { index: None, why }),
+            None if self.required => Some(Broken { index: None, why: Why::Missing }),
+            None => None,
         }
     }
 
-    /// What is wrong with the field's value `v`, if anything. A rule on a list applies to each
-    /// element; a list that equals one of the rule's values as a whole is judged as that value.
-    fn find<'a>(&'a self, v: Node<'a>) -> Option<(Option<usize>, Broken<'a>)> {
-        let list = v.kind() == Kind::Array;
-        if let Some(deny) = &self.deny_values {
-            if list && deny.contain(v) {
-                return Some((None, Broken::Denied(v)));
+    /// The rule's tests, in order, on one value that is not a list. Strings and numbers, the
+    /// usual values, are compared with value lists without dispatching on their kind each time.
+    #[inline]
+    fn judge<'a>(&'a self, v: Arg<'a>) -> Option<Why<'a>> {
+        match v {
+            Arg::Str(s) => {
+                let probe = Probe::of(s.as_bytes());
+                self.judge_with(v, |values| values.contain_string(s.as_bytes(), probe))
             }
-            if let Some((i, x)) = Self::first(v, list, |x| deny.contain(x)) {
-                return Some((i, Broken::Denied(x)));
-            }
+            Arg::Num(n) => self.judge_with(v, |values| values.numbers.contain(n)),
+            _ => self.judge_with(v, |values| values.contain(v)),
         }
-        if let Some(re) = &self.deny_regex {
-            if let Some((i, x)) = Self::first(v, list, |x| re.is_match(&x.text())) {
-                return Some((i, Broken::Matches(x, re)));
-            }
+    }
+
+    /// [`CompiledRule::judge`] with `contain`, which is [`Values::contain`] for `v`.
+    #[inline(always)]
+    fn judge_with<'a>(&'a self, v: Arg<'a>, contain: impl Fn(&Values) -> bool) -> Option<Why<'a>> {
+        for test in &self.tests {
+            let why = match test {
+                Test::Deny(deny) if contain(deny) => Why::Denied(v),
+                Test::DenyRegex(re) if v.matches(re) => Why::Matches(v, re),
+                Test::Allow(allow) if !contain(allow) => Why::NotAllowed(v, &allow.json),
+                Test::Equals(want) if !contain(want) => Why::NotEqual(v, &want.json[0]),
+                Test::Require(re) if !v.matches(re) => Why::NoMatch(v, re),
+                _ => continue,
+            };
+            return Some(why);
         }
-        if let Some(allow) = &self.allow_values {
-            if !(list && allow.contain(v)) {
-                if let Some((i, x)) = Self::first(v, list, |x| !allow.contain(x)) {
-                    return Some((i, Broken::NotAllowed(x, &allow.json)));
+        None
+    }
+
+    /// [`CompiledRule::find`] on a list: each test on the list as a whole where it may apply,
+    /// then on its elements.
+    fn find_in_list<'a>(&'a self, list: Node<'a>) -> Option<Broken<'a>> {
+        let whole = Arg::List(list);
+        let first = |bad: &dyn Fn(Arg) -> bool| list.elements().map(Arg::of).enumerate().find(|&(_, x)| bad(x));
+        for test in &self.tests {
+            let found = match test {
+                Test::Deny(deny) if deny.contain(whole) => return Some(Broken { index: None, why: Why::Denied(whole) }),
+                Test::Deny(deny) => first(&|x| deny.contain(x)).map(|(i, x)| (i, Why::Denied(x))),
+                Test::DenyRegex(re) => first(&|x| x.matches(re)).map(|(i, x)| (i, Why::Matches(x, re))),
+                Test::Allow(allow) if !allow.contain(whole) => {
+                    first(&|x| !allow.contain(x)).map(|(i, x)| (i, Why::NotAllowed(x, &allow.json)))
                 }
-            }
-        }
-        if let Some(want) = &self.equals {
-            if !(list && want.contain(v)) {
-                if let Some((i, x)) = Self::first(v, list, |x| !want.contain(x)) {
-                    return Some((i, Broken::NotEqual(x, &want.json[0])));
+                Test::Equals(want) if !want.contain(whole) => {
+                    first(&|x| !want.contain(x)).map(|(i, x)| (i, Why::NotEqual(x, &want.json[0])))
                 }
-            }
-        }
-        if let Some(re) = &self.require_regex {
-            if let Some((i, x)) = Self::first(v, list, |x| !re.is_match(&x.text())) {
-                return Some((i, Broken::NoMatch(x, re)));
+                Test::Require(re) => first(&|x| !x.matches(re)).map(|(i, x)| (i, Why::NoMatch(x, re))),
+                Test::Allow(_) | Test::Equals(_) => None,
+            };
+            if let Some((i, why)) = found {
+                return Some(Broken { index: Some(i), why });
             }
         }
         None
     }
 
-    /// Checks the field the rule is on (`None`: the arguments do not have it).
-    fn check(&self, field: Option<Node>) -> Option<RuleHit> {
-        let (index, broken) = match field {
-            Some(v) => self.find(v)?,
-            None if self.optional => return None,
-            None => {
-                if self.allow_values.is_none() && self.equals.is_none() && self.require_regex.is_none() {
-                    return None; // nothing to deny
-                }
-                (None, Broken::Missing)
-            }
-        };
-        let id = &self.id;
+    /// The verdict's rule and message for a field that broke the rule: built only then, out of
+    /// the way of the checks that pass.
+    #[cold]
+    #[inline(never)]
+    fn hit(&self, broken: Broken) -> RuleHit {
         let message = match &self.message {
             Some(m) => m.clone(),
-            None => self.explain(index, broken),
+            None => self.explain(broken.index, broken.why),
         };
-        Some(RuleHit { id: id.clone(), message })
+        RuleHit { id: self.id.clone(), message }
     }
 
-    fn explain(&self, index: Option<usize>, broken: Broken) -> String {
+    fn explain(&self, index: Option<usize>, broken: Why) -> String {
         let id = &self.id;
         let at = match (self.pointer.is_empty(), index) {
             (true, None) => "the arguments".to_string(),
@@ -540,37 +715,40 @@ impl CompiledRule {
             (false, Some(i)) => format!("the argument `{}/{i}`", self.pointer),
         };
         match broken {
-            Broken::Missing => {
-                let want = if let Some(v) = &self.equals {
+            Why::Missing => {
+                let equals = self.tests.iter().find_map(|t| if let Test::Equals(v) = t { Some(v) } else { None });
+                let allow = self.tests.iter().find_map(|t| if let Test::Allow(v) = t { Some(v) } else { None });
+                let require = self.tests.iter().find_map(|t| if let Test::Require(r) = t { Some(r.as_str()) } else { None });
+                let want = if let Some(v) = equals {
                     format!("it must be {}", quote(&v.json[0]))
-                } else if let Some(a) = &self.allow_values {
+                } else if let Some(a) = allow {
                     format!("it must be one of {}", list(&a.json))
                 } else {
-                    format!("it must match `{}`", self.require_regex.as_ref().map_or("", |r| r.as_str()))
+                    format!("it must match `{}`", require.unwrap_or(""))
                 };
                 format!("Blocked by rule `{id}`: {at} is missing, and {want}. Call again with it.")
             }
-            Broken::Denied(v) => format!(
+            Why::Denied(v) => format!(
                 "Blocked by rule `{id}`: {at} may not be {}. Do not retry with this value; choose another, or tell the user it is not allowed.",
                 quote(&v.to_value())
             ),
-            Broken::Matches(v, re) => format!(
+            Why::Matches(v, re) => format!(
                 "Blocked by rule `{id}`: {at} ({}) matches the forbidden pattern `{}`. Do not retry it; find another way, or tell the user it is not allowed.",
                 quote(&v.to_value()),
                 re.as_str()
             ),
-            Broken::NotAllowed(v, allow) => format!(
+            Why::NotAllowed(v, allow) => format!(
                 "Blocked by rule `{id}`: {at} is {}, which is not allowed; the allowed values are {}. Call again with one of them.",
                 quote(&v.to_value()),
                 list(allow)
             ),
-            Broken::NotEqual(v, want) => format!(
+            Why::NotEqual(v, want) => format!(
                 "Blocked by rule `{id}`: {at} must be {}, not {}. Call again with {}.",
                 quote(want),
                 quote(&v.to_value()),
                 quote(want)
             ),
-            Broken::NoMatch(v, re) => format!(
+            Why::NoMatch(v, re) => format!(
                 "Blocked by rule `{id}`: {at} ({}) does not match the required pattern `{}`. Fix it and call again.",
                 quote(&v.to_value()),
                 re.as_str()

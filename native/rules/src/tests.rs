@@ -264,3 +264,53 @@ fn many_fields_under_one_object() {
     args.insert("f17".into(), json!(17));
     assert_eq!(hit(&r, json!({"o": args})).unwrap().0, "r17");
 }
+
+/// JSON values that are easy to confuse when compared by kind and by value.
+const TRICKY: &[&str] = &[
+    "1", "1.0", "1e0", "\"1\"", "-1", "-1.0", "0", "-0", "0.0", "-0.0", "63", "63.0", "64", "64.5", "-64",
+    "9223372036854775807", "9223372036854775808", "18446744073709551615", "1.8446744073709552e19",
+    "-9223372036854775808", "-9223372036854775809", "9007199254740993", "9007199254740992", "9007199254740992.0",
+    "\"\"", "\"a\"", "\"b\"", "\"ab\"", "\"ba\"", "\"é\"", "\"e\\u0301\"", "\"\\u00e9\"", "\"abcdefg\"", "\"abcdefh\"",
+    "\"abcdefgh\"", "\"bbcdefgh\"", "\"abcdefghi\"", "\"abcdefghijklmnop\"", "\"abcdefghijklmnoq\"",
+    "\"abcdefghijklmnopq\"", "\"abcdefgh-middle-ijklmnop\"", "\"abcdefgh_middle-ijklmnop\"", "true", "false", "null",
+    "[]", "[1]", "[1.0]", "[\"1\"]", "{}", "{\"a\": 1}", "{\"a\": 1.0}",
+];
+
+#[test]
+fn value_lists_compare_as_json_equality() {
+    let values: Vec<Value> = TRICKY.iter().map(|t| serde_json::from_str(t).unwrap()).collect();
+    let mut lists: Vec<Vec<Value>> = values.iter().map(|v| vec![v.clone()]).collect();
+    lists.push(values.clone());
+    lists.push(values.iter().step_by(3).cloned().collect());
+    lists.push(values.iter().skip(1).step_by(2).cloned().collect());
+    for list in &lists {
+        let compiled = Values::new(list);
+        for text in TRICKY {
+            let doc = microloop_core::doc::Doc::parse(text).unwrap();
+            let node = doc.with(text).root();
+            let expected = list.iter().any(|x| node.same(x));
+            assert_eq!(compiled.contain(Arg::of(node)), expected, "{text} in {list:?}");
+        }
+    }
+}
+
+#[test]
+fn probes_tell_strings_apart_as_their_bytes_do() {
+    let mut texts: Vec<String> = vec!["".into(), "é".into(), "e\u{301}".into(), "\u{1F600}".into(), "ab\u{0}".into(), "ab".into()];
+    for n in 1..=40 {
+        let base: String = (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        texts.push(base.clone());
+        // The same length, one byte different: first, in the middle, last.
+        for at in [0, n / 2, n - 1] {
+            let mut b = base.clone().into_bytes();
+            b[at] = b'Z';
+            texts.push(String::from_utf8(b).unwrap());
+        }
+    }
+    for a in &texts {
+        for b in &texts {
+            let (pa, pb) = (Probe::of(a.as_bytes()), Probe::of(b.as_bytes()));
+            assert_eq!(pa.same(a.as_bytes(), pb, b.as_bytes()), a == b, "{a:?} {b:?}");
+        }
+    }
+}
