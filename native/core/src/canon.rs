@@ -7,9 +7,8 @@
 //!
 //! Arguments are hashed while they are parsed ([`hash_json`]): no `serde_json::Value` is built.
 //! When argument rules need to read them, the same pass fills a [`Doc`] ([`hash_json_doc`]).
-//! Plain arguments (no escapes, no floats) are read by a direct byte scanner (`fast`) that gives
-//! exactly what the serde_json pass gives; serde_json reads everything else, and judges every
-//! error.
+//! Arguments without floats are read by a direct byte scanner (`fast`) that gives exactly what
+//! the serde_json pass gives; serde_json reads everything else, and judges every error.
 //! Object members are combined with a commutative sum of per-member hashes, which is what makes key
 //! order irrelevant without sorting or allocating.
 

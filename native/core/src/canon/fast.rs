@@ -3,12 +3,12 @@
 //!
 //! serde_json drives a visitor through its generic `Deserializer` interface: every value and key
 //! goes through a seed, a `Result` and a `MapAccess` step, which costs more than the hashing. Most
-//! arguments are small objects of unescaped strings, integers, booleans and lists, and for those
-//! this module reads the bytes directly and produces *exactly* what the serde_json pass produces
-//! (the same fingerprint, command, sketch and document; a differential test holds the two
-//! together). Anything else it declines, and the caller runs serde_json from the start:
+//! arguments are objects of strings, integers, booleans and lists, and for those this module reads
+//! the bytes directly and produces *exactly* what the serde_json pass produces (the same
+//! fingerprint, command, sketch and document; a differential test holds the two together).
+//! Anything else it declines, and the caller runs serde_json from the start:
 //!
-//! * a string with a backslash escape or a control character;
+//! * a string with a control character, a `\u` escape of a lone surrogate, or a bad escape;
 //! * a number that is not an integer serde_json would read as one (`1.5`, `1e3`, `-0`, 20 digits);
 //! * anything that is not valid JSON (so every error message is serde_json's), nesting deeper
 //!   than [`MAX_DEPTH`], and text after the value.
@@ -25,30 +25,29 @@ use super::{finish_object, hash_int, hash_u64, member, ArrayHasher, SEED_BOOL, S
 /// Deeper nesting is left to serde_json (whose limit is 128 levels).
 pub(super) const MAX_DEPTH: u32 = 100;
 
-/// What the fast path produces (the fingerprint; the command string with its key's rank).
-pub(super) struct Read<'t> {
+/// What the fast path produces.
+pub(super) struct Read {
     pub fingerprint: u64,
-    pub command: Option<(usize, &'t str)>,
+    /// The command string, with its key's rank in [`super::COMMAND_KEYS`].
+    pub command: Option<(usize, String)>,
 }
 
-impl Read<'_> {
-    pub fn hashed(&self, sketch: Option<crate::sketch::Sketch>) -> super::Hashed {
-        super::Hashed { fingerprint: self.fingerprint, command: self.command.map(|(_, s)| String::from(s)), sketch }
+impl Read {
+    pub fn hashed(self, sketch: Option<crate::sketch::Sketch>) -> super::Hashed {
+        super::Hashed { fingerprint: self.fingerprint, command: self.command.map(|(_, s)| s), sketch }
     }
 }
 
 /// Hashes `text` (and fills `doc`, feeds `sketch`, when given) if it is in the fast path's
 /// subset; `None` when it is not, with `doc` and `sketch` partly filled.
-pub(super) fn read<'t>(text: &'t str, ignore: &[String], sketch: Option<&mut Builder>, doc: Option<&mut Doc>) -> Option<Read<'t>> {
-    let mut r = Reader { text: text.as_bytes(), pos: 0, ignore, sketch, doc, command: None };
+pub(super) fn read(text: &str, ignore: &[String], sketch: Option<&mut Builder>, doc: Option<&mut Doc>) -> Option<Read> {
+    let mut r = Reader { src: text, text: text.as_bytes(), pos: 0, ignore, sketch, doc, command: None, buf: String::new() };
     let fingerprint = r.value(Place { depth: 0, capture: None, field: 0, skip: false })?;
     r.skip_ws();
     if r.pos != r.text.len() {
         return None;
     }
-    // `text` is valid UTF-8 and the command's bounds are a string's quotes.
-    let command = r.command.map(|(rank, (start, end))| (rank, &text[start..end]));
-    Some(Read { fingerprint, command })
+    Some(Read { fingerprint, command: r.command })
 }
 
 /// Where a value sits, as `HashSeed` in the serde_json pass.
@@ -63,28 +62,39 @@ struct Place {
     skip: bool,
 }
 
+/// Where a string's bytes are.
+#[derive(Clone, Copy)]
+enum Str {
+    /// `text[start..end]`: no escapes.
+    Plain(usize, usize),
+    /// Unescaped, in `Reader::buf`.
+    Unescaped,
+}
+
 struct Reader<'a, 'b> {
+    src: &'a str,
     text: &'a [u8],
     pos: usize,
     ignore: &'a [String],
     sketch: Option<&'b mut Builder>,
     doc: Option<&'b mut Doc>,
-    /// The command string's rank and byte bounds.
-    command: Option<(usize, (usize, usize))>,
+    command: Option<(usize, String)>,
+    /// The last string that had escapes, unescaped.
+    buf: String,
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// The high bit of each byte of the result is set where `w`'s byte is `"`, `\` or a control
-/// character (below 0x20): where a plain string stops. Exact for the first such byte, which is
-/// all that is read of it.
+/// character (below 0x20): where a plain run of a string stops. Exact for the first such byte,
+/// which is all that is read of it.
 fn stops(w: u64) -> u64 {
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
     zero(w ^ (ONES * b'"' as u64)) | zero(w ^ (ONES * b'\\' as u64)) | (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
 }
 
-/// The rank of `name` in [`COMMAND_KEYS`] (one length test for most names).
+/// The rank of `name` in [`super::COMMAND_KEYS`] (one length test for most names).
 fn command_rank(name: &[u8]) -> Option<usize> {
     match name {
         b"command" => Some(0),
@@ -94,7 +104,16 @@ fn command_rank(name: &[u8]) -> Option<usize> {
     }
 }
 
-impl<'a> Reader<'a, '_> {
+/// The value of four hex digits.
+fn hex4(b: &[u8]) -> Option<u32> {
+    let mut v = 0;
+    for &c in b.get(..4)? {
+        v = v * 16 + (c as char).to_digit(16)?;
+    }
+    Some(v)
+}
+
+impl Reader<'_, '_> {
     fn peek(&self) -> Option<u8> {
         self.text.get(self.pos).copied()
     }
@@ -123,25 +142,47 @@ impl<'a> Reader<'a, '_> {
         hash
     }
 
+    /// The bytes of a string just read.
+    fn bytes(&self, s: Str) -> &str {
+        match s {
+            Str::Plain(start, end) => &self.src[start..end],
+            Str::Unescaped => &self.buf,
+        }
+    }
+
+    /// The document's span for a string just read (copied into the document when it had
+    /// escapes, as serde_json's pass does).
+    fn span(&mut self, s: Str) -> Span {
+        match (s, self.doc.as_deref_mut()) {
+            (Str::Plain(start, end), _) => Span::of(start, end),
+            (Str::Unescaped, Some(d)) => d.span(self.src, &self.buf, false),
+            (Str::Unescaped, None) => Span::of(0, 0),
+        }
+    }
+
     fn value(&mut self, at: Place) -> Option<u64> {
         self.skip_ws();
         match self.peek()? {
             b'"' => {
-                let (start, end) = self.string()?;
-                self.push(Item::Str(Span::of(start, end)));
+                let s = self.string()?;
+                let span = self.span(s);
+                self.push(Item::Str(span));
                 if at.skip {
                     return Some(0);
                 }
-                let s = &self.text[start..end];
+                let text = match s {
+                    Str::Plain(start, end) => &self.src[start..end],
+                    Str::Unescaped => &self.buf,
+                };
                 if let Some(b) = self.sketch.as_deref_mut() {
-                    b.add_text(at.field, s);
+                    b.add_text(at.field, text.as_bytes());
                 }
                 if let Some(rank) = at.capture {
-                    if self.command.map_or(true, |(r, _)| rank < r) {
-                        self.command = Some((rank, (start, end)));
+                    if self.command.as_ref().map_or(true, |(r, _)| rank < *r) {
+                        self.command = Some((rank, String::from(text)));
                     }
                 }
-                Some(super::hash_bytes(s))
+                Some(super::hash_str(text))
             }
             b'{' => self.object(at),
             b'[' => self.array(at),
@@ -198,33 +239,83 @@ impl<'a> Reader<'a, '_> {
         Some(Num::I64(-(n as i64)))
     }
 
-    /// A string without escapes or control characters, at its opening quote; its bounds.
-    fn string(&mut self) -> Option<(usize, usize)> {
-        let start = self.pos + 1;
-        let mut i = start;
+    /// The end of the plain run that starts at `i`: the first `"`, `\` or control character.
+    fn run_end(&self, mut i: usize) -> Option<usize> {
         while let Some(w) = self.text.get(i..i + 8) {
             let hit = stops(u64::from_le_bytes(w.try_into().expect("8 bytes")));
             if hit != 0 {
-                i += hit.trailing_zeros() as usize / 8;
-                return self.close_string(start, i);
+                return Some(i + hit.trailing_zeros() as usize / 8);
             }
             i += 8;
         }
-        while let Some(&b) = self.text.get(i) {
-            if b == b'"' || b == b'\\' || b < 0x20 {
-                return self.close_string(start, i);
-            }
+        while *self.text.get(i)? >= 0x20 && self.text[i] != b'"' && self.text[i] != b'\\' {
             i += 1;
         }
-        None
+        Some(i)
     }
 
-    fn close_string(&mut self, start: usize, end: usize) -> Option<(usize, usize)> {
-        if self.text[end] != b'"' {
-            return None;
+    /// A string, at its opening quote.
+    fn string(&mut self) -> Option<Str> {
+        let start = self.pos + 1;
+        let end = self.run_end(start)?;
+        if self.text[end] == b'"' {
+            self.pos = end + 1;
+            return Some(Str::Plain(start, end));
         }
-        self.pos = end + 1;
-        Some((start, end))
+        self.buf.clear();
+        self.buf.push_str(&self.src[start..end]);
+        self.unescape(end)
+    }
+
+    /// The rest of a string with escapes, from the backslash at `i`, into `buf`.
+    fn unescape(&mut self, mut i: usize) -> Option<Str> {
+        loop {
+            match self.text[i] {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Some(Str::Unescaped);
+                }
+                b'\\' => {
+                    let c = match *self.text.get(i + 1)? {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hi = hex4(self.text.get(i + 2..)?)?;
+                            i += 4;
+                            match hi {
+                                0xD800..=0xDBFF => {
+                                    // A surrogate pair: `\uD83D\uDE00`.
+                                    if self.text.get(i + 2..i + 4)? != b"\\u" {
+                                        return None;
+                                    }
+                                    let lo = hex4(self.text.get(i + 4..)?)?;
+                                    if !(0xDC00..=0xDFFF).contains(&lo) {
+                                        return None;
+                                    }
+                                    i += 6;
+                                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?
+                                }
+                                _ => char::from_u32(hi)?,
+                            }
+                        }
+                        _ => return None,
+                    };
+                    self.buf.push(c);
+                    i += 2;
+                }
+                // A control character.
+                _ => return None,
+            }
+            let end = self.run_end(i)?;
+            self.buf.push_str(&self.src[i..end]);
+            i = end;
+        }
     }
 
     fn array(&mut self, at: Place) -> Option<u64> {
@@ -274,19 +365,20 @@ impl<'a> Reader<'a, '_> {
                 if self.peek()? != b'"' {
                     return None;
                 }
-                let (start, end) = self.string()?;
-                let key_at = self.push(Item::Key { name: Span::of(start, end), next: 0 });
+                let name = self.string()?;
+                let span = self.span(name);
+                let key_at = self.push(Item::Key { name: span, next: 0 });
+                let (key, ignored, capture) = {
+                    let name = self.bytes(name);
+                    let top = at.depth == 0 && !at.skip;
+                    (super::hash_str(name), self.ignore.iter().any(|f| f == name), if top { command_rank(name.as_bytes()) } else { None })
+                };
                 self.eat(b':')?;
-                let name = &self.text[start..end];
-                let key = super::hash_bytes(name);
                 members += 1;
-                let ignored = self.ignore.iter().any(|f| f.as_bytes() == name);
                 if ignored || at.skip {
                     // Left out of the fingerprint and the sketch; still in the document.
                     self.value(Place { depth: at.depth + 1, capture: None, skip: true, ..at })?;
                 } else {
-                    let top = at.depth == 0;
-                    let capture = if top { command_rank(name) } else { None };
                     let value = self.value(Place { depth: at.depth + 1, capture, field: key, skip: false })?;
                     sum = sum.wrapping_add(member(key, value));
                     len += 1;
@@ -324,27 +416,27 @@ mod tests {
     use serde_json::Value;
 
     /// The fast path's answer, with the document it filled.
-    fn fast(text: &str, ignore: &[String]) -> Option<(Hashed, Vec<Item>)> {
+    fn fast(text: &str, ignore: &[String]) -> Option<(Hashed, Doc)> {
         let (mut builder, mut doc) = (Builder::new(), Doc::default());
         let read = read(text, ignore, Some(&mut builder), Some(&mut doc))?;
         // Without a sketch or a document, the same fingerprint and command.
         let bare = read_bare(text, ignore).expect("taken with a document, taken without");
-        assert_eq!((bare.fingerprint, bare.command), (read.fingerprint, read.command));
-        Some((read.hashed(Some(builder.finish())), doc.items))
+        assert_eq!((bare.fingerprint, &bare.command), (read.fingerprint, &read.command));
+        Some((read.hashed(Some(builder.finish())), doc))
     }
 
-    fn read_bare<'t>(text: &'t str, ignore: &[String]) -> Option<Read<'t>> {
+    fn read_bare(text: &str, ignore: &[String]) -> Option<Read> {
         read(text, ignore, None, None)
     }
 
     /// Whenever the fast path answers, serde_json accepts the text and gives the same answer.
     fn agrees(text: &str, ignore: &[String]) -> bool {
-        let Some((hashed, items)) = fast(text, ignore) else { return false };
+        let Some((hashed, fast_doc)) = fast(text, ignore) else { return false };
         let mut doc = Doc::default();
         let slow = serde_doc(text, ignore, true, &mut doc).unwrap_or_else(|e| panic!("fast path accepted invalid JSON {text:?}: {e}"));
         assert_eq!(hashed, slow, "{text}");
-        assert_eq!(items, doc.items, "{text}");
-        assert!(doc.owned.is_empty(), "{text}");
+        assert_eq!(fast_doc.items, doc.items, "{text}");
+        assert_eq!(fast_doc.owned, doc.owned, "{text}");
         true
     }
 
@@ -359,6 +451,7 @@ mod tests {
             r#" { "command" : "ls -la" , "cmd": "x", "action": "y", "a": [ ], "b": { }, "c": [true, false, null] } "#,
             r#"{"secret": {"command": "rm", "n": [1, 2]}, "command": "git status", "é": "naïve ☕"}"#,
             r#"{"a": 1, "a": 2}"#,
+            r#"{"patch": "line 1\nline \"2\"\t\\ \/ \b\f\r \u00e9 \ud83d\ude00 \u0000", "k\u0065y": "command", "cm\u0064": "ls\n"}"#,
             r#"[9999999999999999999, -9223372036854775807, 0, "", {}]"#,
             "\"plain\"",
             "7",
@@ -381,7 +474,8 @@ mod tests {
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         for text in [
             "1.5", "1e3", "1E3", "-0", "01", "-", "-a", "18446744073709551616", "12345678901234567890",
-            "-9223372036854775808", r#""a\nb""#, "\"tab\there\"", "\"a\u{1}b\"", "", "  ", "tru", "nul", "[1,]", "[1 2]",
+            "-9223372036854775808", "\"tab\there\"", r#""\x""#, r#""\u12""#, r#""\ud83d""#, r#""\ud83dx""#, r#""\ud83d\u0041""#,
+            r#""\udc00""#, r#""a\"#, "\"a\u{1}b\"", "", "  ", "tru", "nul", "[1,]", "[1 2]",
             r#"{"a":1,}"#, r#"{"a"}"#, r#"{a:1}"#, r#"{"a":1}x"#, "[1]]", "\"open", "{\"a\":", &deep(MAX_DEPTH as usize + 1),
         ] {
             assert!(fast(text, &[]).is_none(), "taken: {text}");
