@@ -142,8 +142,8 @@ impl Reader<'_, '_> {
         hash
     }
 
-    /// The bytes of a string just read.
-    fn bytes(&self, s: Str) -> &str {
+    /// A string just read, as text (for the rare uses that need a `str`).
+    fn text_of(&self, s: Str) -> &str {
         match s {
             Str::Plain(start, end) => &self.src[start..end],
             Str::Unescaped => &self.buf,
@@ -170,19 +170,20 @@ impl Reader<'_, '_> {
                 if at.skip {
                     return Some(0);
                 }
-                let text = match s {
-                    Str::Plain(start, end) => &self.src[start..end],
-                    Str::Unescaped => &self.buf,
+                let bytes = match s {
+                    Str::Plain(start, end) => &self.text[start..end],
+                    Str::Unescaped => self.buf.as_bytes(),
                 };
                 if let Some(b) = self.sketch.as_deref_mut() {
-                    b.add_text(at.field, text.as_bytes());
+                    b.add_text(at.field, bytes);
                 }
+                let hash = super::hash_bytes(bytes);
                 if let Some(rank) = at.capture {
                     if self.command.as_ref().map_or(true, |(r, _)| rank < *r) {
-                        self.command = Some((rank, String::from(text)));
+                        self.command = Some((rank, String::from(self.text_of(s))));
                     }
                 }
-                Some(super::hash_str(text))
+                Some(hash)
             }
             b'{' => self.object(at),
             b'[' => self.array(at),
@@ -240,6 +241,7 @@ impl Reader<'_, '_> {
     }
 
     /// The end of the plain run that starts at `i`: the first `"`, `\` or control character.
+    #[inline(always)]
     fn run_end(&self, mut i: usize) -> Option<usize> {
         while let Some(w) = self.text.get(i..i + 8) {
             let hit = stops(u64::from_le_bytes(w.try_into().expect("8 bytes")));
@@ -255,6 +257,7 @@ impl Reader<'_, '_> {
     }
 
     /// A string, at its opening quote.
+    #[inline(always)]
     fn string(&mut self) -> Option<Str> {
         let start = self.pos + 1;
         let end = self.run_end(start)?;
@@ -268,6 +271,7 @@ impl Reader<'_, '_> {
     }
 
     /// The rest of a string with escapes, from the backslash at `i`, into `buf`.
+    #[inline(never)]
     fn unescape(&mut self, mut i: usize) -> Option<Str> {
         loop {
             match self.text[i] {
@@ -369,9 +373,12 @@ impl Reader<'_, '_> {
                 let span = self.span(name);
                 let key_at = self.push(Item::Key { name: span, next: 0 });
                 let (key, ignored, capture) = {
-                    let name = self.bytes(name);
+                    let name = match name {
+                        Str::Plain(start, end) => &self.text[start..end],
+                        Str::Unescaped => self.buf.as_bytes(),
+                    };
                     let top = at.depth == 0 && !at.skip;
-                    (super::hash_str(name), self.ignore.iter().any(|f| f == name), if top { command_rank(name.as_bytes()) } else { None })
+                    (super::hash_bytes(name), self.ignore.iter().any(|f| f.as_bytes() == name), if top { command_rank(name) } else { None })
                 };
                 self.eat(b':')?;
                 members += 1;
