@@ -94,98 +94,257 @@ pub use tape::Tape;
 #[derive(Default)]
 struct ToolRules {
     schema: Option<(String, Validator<Tape>)>,
-    /// In the policy's order.
-    fields: Vec<CompiledRule>,
-    /// The fields `fields` are on, as a tree of pointer tokens: each is looked up once per call,
-    /// however many rules are on it or under it.
+    /// In the policy's order: what a verdict names and says of each rule.
+    rules: Vec<CompiledRule>,
+    /// The fields the rules are on, as a tree of pointer tokens, each with the tests of its rules:
+    /// each field is looked up once per call, however many rules are on it or under it.
     tree: Field,
 }
+
+/// No rule: the rule index of [`First`] while nothing is broken, of [`Field::missing`] when a
+/// missing field breaks nothing.
+const NONE: u32 = u32::MAX;
 
 /// A field of the arguments that rules are on (the arguments themselves at the root), and the
 /// fields under it that rules are on.
 #[derive(Default)]
 struct Field {
-    /// The step from the parent; `None` at the root.
-    token: Option<Token>,
-    /// The probe of `token`'s key, to find this field among an object's members.
+    /// The step from the parent (empty at the root).
+    key: String,
+    /// The list index `key` also names.
+    index: Option<usize>,
+    /// The probe of `key`, to tell this field among an object's members.
     name: Probe,
-    /// The indexes in `ToolRules::fields` of the rules on this field, ascending.
-    rules: Vec<usize>,
+    /// The tests of all the rules on this field as one list: rule by rule in the policy's order,
+    /// each rule's in its checking order. One pass over it checks the field.
+    tests: Vec<RuleTest>,
+    /// The first rule, in the policy's order, that breaks when this field is missing: on it or
+    /// on a field under it (which is then missing too); [`NONE`] when none does.
+    missing: u32,
     children: Vec<Field>,
+    /// Which of `children` an object member is.
+    names: Names,
+}
+
+/// One test of a rule, in a field's list.
+struct RuleTest {
+    /// The rule's index in the policy's order.
+    rule: u32,
+    test: Test,
+}
+
+/// The first broken rule found so far, in the policy's order: while a call's fields are checked,
+/// rules after it need not be checked.
+struct First<'a> {
+    /// The rule's index; [`NONE`] while none is broken.
+    rule: u32,
+    broken: Option<Broken<'a>>,
+}
+
+impl<'a> First<'a> {
+    #[cold]
+    fn set(&mut self, rule: u32, broken: Broken<'a>) {
+        self.rule = rule;
+        self.broken = Some(broken);
+    }
 }
 
 impl Field {
-    fn insert(&mut self, path: Vec<Token>, rule: usize) {
+    fn insert(&mut self, path: Vec<Token>, rule: u32, tests: Vec<Test>, required: bool) {
         let mut at = self;
         for t in path {
-            let i = match at.children.iter().position(|c| c.token.as_ref().is_some_and(|c| c.key == t.key)) {
+            let i = match at.children.iter().position(|c| c.key == t.key) {
                 Some(i) => i,
                 None => {
-                    at.children.push(Field { name: Probe::of(t.key.as_bytes()), token: Some(t), ..Field::default() });
+                    at.children.push(Field {
+                        name: Probe::of(t.key.as_bytes()),
+                        key: t.key,
+                        index: t.index,
+                        missing: NONE,
+                        ..Field::default()
+                    });
                     at.children.len() - 1
                 }
             };
             at = &mut at.children[i];
         }
-        at.rules.push(rule);
+        at.tests.extend(tests.into_iter().map(|test| RuleTest { rule, test }));
+        if required {
+            at.missing = at.missing.min(rule);
+        }
     }
 
-    /// Checks the rules on this field (`here`, `None` when the arguments do not have it) and under
-    /// it; keeps in `first` the broken rule that comes first in the policy.
-    fn walk(&self, here: Option<Node>, rules: &[CompiledRule], first: &mut Option<(usize, RuleHit)>) {
-        if !self.rules.is_empty() {
-            // Decoded once for all the rules on the field.
-            let arg = here.map(Arg::of);
-            for &r in &self.rules {
-                if first.as_ref().is_some_and(|(f, _)| *f < r) {
-                    break;
-                }
-                let rule = &rules[r];
-                if let Some(broken) = rule.find(arg) {
-                    *first = Some((r, rule.hit(broken)));
-                    break;
-                }
-            }
+    /// Once every rule is in: each field's `missing` covers the fields under it, and each
+    /// level's member-name table is built.
+    fn finish(&mut self) {
+        for c in &mut self.children {
+            c.finish();
+            self.missing = self.missing.min(c.missing);
+        }
+        self.names = Names::new(&self.children);
+    }
+
+    /// Checks the rules on this field, present as `here`, and under it; keeps in `first` the
+    /// broken rule that comes first in the policy.
+    fn walk<'a>(&'a self, here: Node<'a>, first: &mut First<'a>) {
+        if self.tests.first().is_some_and(|t| t.rule < first.rule) {
+            self.judge(Arg::of(here), first);
         }
         if self.children.is_empty() {
             return;
         }
-        match here {
+        match here.kind() {
             // The members of an object are read in one pass for all the fields under it (the
             // last of a repeated name wins, as in serde_json), instead of one lookup per field.
-            Some(h) if h.kind() == Kind::Object && self.children.len() <= FEW => {
-                let mut found = [None; FEW];
-                for (name, value) in h.members() {
-                    let probe = Probe::of(name.as_bytes());
-                    if let Some(i) = self.children.iter().position(|c| c.named(name, probe)) {
+            Kind::Object if self.children.len() <= FEW => {
+                let mut found: [Option<Node<'a>>; FEW] = [None; FEW];
+                for (name, value) in here.members() {
+                    if let Some(i) = self.names.find(name.as_bytes(), &self.children) {
                         found[i] = Some(value);
                     }
                 }
-                for (c, &there) in self.children.iter().zip(&found) {
-                    c.walk(there, rules, first);
+                for (c, there) in self.children.iter().zip(&found) {
+                    match *there {
+                        Some(v) => c.walk(v, first),
+                        None => c.absent(first),
+                    }
                 }
             }
-            _ => {
+            Kind::Object | Kind::Array => {
                 for c in &self.children {
-                    let there = match (here, &c.token) {
-                        (Some(h), Some(t)) => step(h, t),
-                        _ => None,
-                    };
-                    c.walk(there, rules, first);
+                    match step(here, c) {
+                        Some(v) => c.walk(v, first),
+                        None => c.absent(first),
+                    }
                 }
             }
+            _ => self.children.iter().for_each(|c| c.absent(first)),
         }
     }
 
-    /// Whether this field is the member `name` (whose probe is `probe`) of its parent.
-    fn named(&self, name: &str, probe: Probe) -> bool {
-        self.token.as_ref().is_some_and(|t| self.name.same(t.key.as_bytes(), probe, name.as_bytes()))
+    /// This field is missing (and so is everything under it).
+    #[inline]
+    fn absent(&self, first: &mut First<'_>) {
+        if self.missing < first.rule {
+            first.set(self.missing, Broken { index: None, why: Why::Missing });
+        }
+    }
+
+    /// The tests on this field, in order, until one breaks or the rest are of rules after
+    /// `first`. Strings and numbers, the usual values, are compared with value lists without
+    /// dispatching on their kind each time.
+    #[inline]
+    fn judge<'a>(&'a self, v: Arg<'a>, first: &mut First<'a>) {
+        match v {
+            Arg::Str(s) => {
+                let probe = Probe::of(s.as_bytes());
+                self.judge_with(v, first, |values| values.contain_string(s.as_bytes(), probe))
+            }
+            Arg::Num(n) => self.judge_with(v, first, |values| values.numbers.contain(n)),
+            Arg::List(list) => {
+                for t in &self.tests {
+                    if t.rule >= first.rule {
+                        return;
+                    }
+                    if let Some(broken) = t.test.find_in_list(list) {
+                        return first.set(t.rule, broken);
+                    }
+                }
+            }
+            _ => self.judge_with(v, first, |values| values.contain(v)),
+        }
+    }
+
+    /// [`Field::judge`] on a value that is not a list, with `contain`, which is
+    /// [`Values::contain`] for `v`.
+    #[inline(always)]
+    fn judge_with<'a>(&'a self, v: Arg<'a>, first: &mut First<'a>, contain: impl Fn(&Values) -> bool) {
+        for t in &self.tests {
+            if t.rule >= first.rule {
+                return;
+            }
+            let broken = match &t.test {
+                Test::Deny(deny) => contain(deny),
+                Test::DenyRegex(re) => v.matches(re),
+                Test::Allow(allow) => !contain(allow),
+                Test::Equals(want) => !contain(want),
+                Test::Require(re) => !v.matches(re),
+            };
+            if broken {
+                return first.set(t.rule, Broken { index: None, why: t.test.why(v) });
+            }
+        }
     }
 }
 
 /// Fields under one field looked up together in one pass over an object's members; a field
 /// with more is looked up member by member.
 const FEW: usize = 12;
+
+/// Which of a level's fields an object member is, found with a table: a hash of the name's
+/// length and first and last bytes picks a slot, which names the one field that may have that
+/// name (a perfect hash of the level's names, chosen at load). Most members that are not
+/// fields land on an empty slot; a hit is confirmed by comparing the names. A level whose names
+/// no table tells apart (the same length and ends) compares each member with each field.
+#[derive(Default)]
+struct Names {
+    /// A field's index plus one, or 0; empty when the level has no table.
+    slots: Box<[u8]>,
+    seed: u32,
+    /// 32 minus the slots' bits.
+    shift: u32,
+}
+
+impl Names {
+    fn new(fields: &[Field]) -> Names {
+        if fields.is_empty() || fields.len() > FEW {
+            return Names::default();
+        }
+        let least = (fields.len() * 2).next_power_of_two().trailing_zeros().max(2);
+        for bits in least..=8 {
+            for k in 0..256u32 {
+                let seed = 0x9E37_79B1u32.wrapping_add(k.wrapping_mul(0x632B_E5AA));
+                let shift = 32 - bits;
+                let mut slots = vec![0u8; 1 << bits];
+                let fits = fields.iter().enumerate().all(|(i, f)| {
+                    let s = &mut slots[Self::slot(f.key.as_bytes(), seed, shift)];
+                    let free = *s == 0;
+                    *s = i as u8 + 1;
+                    free
+                });
+                if fits {
+                    return Names { slots: slots.into_boxed_slice(), seed, shift };
+                }
+            }
+        }
+        Names::default()
+    }
+
+    #[inline(always)]
+    fn slot(name: &[u8], seed: u32, shift: u32) -> usize {
+        let ends = match name {
+            [] => 0,
+            [a, .., b] => u32::from(*a) << 8 | u32::from(*b),
+            [a] => u32::from(*a) << 8 | u32::from(*a),
+        };
+        let key = (name.len() as u32) << 16 ^ ends;
+        (key.wrapping_mul(seed) >> shift) as usize
+    }
+
+    /// The index in `fields` (the level's fields, those the table was built for) of the field
+    /// named `name`, if any.
+    #[inline]
+    fn find(&self, name: &[u8], fields: &[Field]) -> Option<usize> {
+        let probe = || Probe::of(name);
+        if self.slots.is_empty() {
+            let p = probe();
+            return fields.iter().position(|f| f.name.same(f.key.as_bytes(), p, name));
+        }
+        let i = usize::from(*self.slots.get(Self::slot(name, self.seed, self.shift))?).checked_sub(1)?;
+        let f = fields.get(i)?;
+        f.name.same(f.key.as_bytes(), probe(), name).then_some(i)
+    }
+}
 
 /// A string's length and its first and last (up to) eight bytes, read as integers: together
 /// they are the whole of a string of up to 16 bytes, and tell most longer ones apart. Member
@@ -227,16 +386,14 @@ fn word<const N: usize>(b: &[u8]) -> [u8; N] {
     b.try_into().unwrap_or([0; N])
 }
 
+/// What a verdict names and says of a rule (its tests are in the [`Field`] it is on).
 struct CompiledRule {
     id: String,
     pointer: String,
     message: Option<String>,
-    /// What the rule asks of the field, in the order it is checked: `deny_values`,
-    /// `deny_regex`, `allow_values`, `equals`, `require_regex` (most rules ask one thing).
-    tests: Vec<Test>,
-    /// Whether a missing field breaks the rule: it is not `optional` and something is required
-    /// of it (`allow_values`, `equals` or `require_regex`; with only denials, nothing is denied).
-    required: bool,
+    /// What the field must be, said when it is missing (`it must be "USD"`); empty when a
+    /// missing field does not break the rule.
+    wanted: String,
 }
 
 /// One of the things a rule asks of a field.
@@ -297,20 +454,20 @@ fn compile_tool(t: &ToolPolicy, i: usize) -> Result<ToolRules, PolicyError> {
             Some((t.schema_id.clone().unwrap_or_else(|| "schema".to_string()), v))
         }
     };
-    let fields = t
-        .rules
-        .iter()
-        .enumerate()
-        .map(|(j, r)| compile_rule(r, i, j))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut tree = Field::default();
-    for (j, r) in fields.iter().enumerate() {
-        tree.insert(tokens(&r.pointer), j);
+    let mut rules = Vec::with_capacity(t.rules.len());
+    let mut tree = Field { missing: NONE, ..Field::default() };
+    for (j, r) in t.rules.iter().enumerate() {
+        let (rule, tests, required) = compile_rule(r, i, j)?;
+        tree.insert(tokens(&r.field), j as u32, tests, required);
+        rules.push(rule);
     }
-    Ok(ToolRules { schema, fields, tree })
+    tree.finish();
+    Ok(ToolRules { schema, rules, tree })
 }
 
-fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, PolicyError> {
+/// A rule: what a verdict says of it, its tests in checking order, and whether a missing field
+/// breaks it.
+fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<(CompiledRule, Vec<Test>, bool), PolicyError> {
     let at = |key: &str| format!("tools[{i}].rules[{j}].{key}");
     let regex = |key: &str, p: &Option<String>| -> Result<Option<Regex>, PolicyError> {
         p.as_deref()
@@ -319,6 +476,8 @@ fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, Polic
     };
     let deny_regex = regex("deny_regex", &r.deny_regex)?;
     let require_regex = regex("require_regex", &r.require_regex)?;
+    // What is checked, in this order: `deny_values`, `deny_regex`, `allow_values`, `equals`,
+    // `require_regex` (most rules ask one thing).
     let tests: Vec<Test> = [
         r.deny_values.as_deref().map(|v| Test::Deny(Values::new(v))),
         deny_regex.map(Test::DenyRegex),
@@ -329,8 +488,16 @@ fn compile_rule(r: &FieldRule, i: usize, j: usize) -> Result<CompiledRule, Polic
     .into_iter()
     .flatten()
     .collect();
-    let required = !r.optional && tests.iter().any(|t| matches!(t, Test::Allow(_) | Test::Equals(_) | Test::Require(_)));
-    Ok(CompiledRule { id: r.id_or_default(i, j), pointer: r.field.clone(), message: r.message.clone(), tests, required })
+    // With only denials, a missing field has nothing denied.
+    let required = !r.optional && (r.allow_values.is_some() || r.equals.is_some() || r.require_regex.is_some());
+    let wanted = match (&r.equals, &r.allow_values, &r.require_regex) {
+        _ if !required => String::new(),
+        (Some(v), _, _) => format!("it must be {}", quote(v)),
+        (None, Some(a), _) => format!("it must be one of {}", list(a)),
+        (None, None, require) => format!("it must match `{}`", require.as_deref().unwrap_or("")),
+    };
+    let rule = CompiledRule { id: r.id_or_default(i, j), pointer: r.field.clone(), message: r.message.clone(), wanted };
+    Ok((rule, tests, required))
 }
 
 /// The values of an `allow_values`, `deny_values` or `equals`, as written (for messages) and
@@ -504,7 +671,7 @@ fn tokens(pointer: &str) -> Vec<Token> {
 }
 
 /// The value one pointer token leads to from `v`.
-fn step<'v>(v: Node<'v>, t: &Token) -> Option<Node<'v>> {
+fn step<'v>(v: Node<'v>, t: &Field) -> Option<Node<'v>> {
     match v.kind() {
         Kind::Object => v.get(&t.key),
         Kind::Array => v.index(t.index?),
@@ -513,8 +680,8 @@ fn step<'v>(v: Node<'v>, t: &Token) -> Option<Node<'v>> {
 }
 
 #[cfg(test)]
-fn lookup<'v>(v: Node<'v>, path: &[Token]) -> Option<Node<'v>> {
-    path.iter().try_fold(v, |v, t| step(v, t))
+fn lookup<'v>(v: Node<'v>, path: Vec<Token>) -> Option<Node<'v>> {
+    path.into_iter().try_fold(v, |v, t| step(v, &Field { key: t.key, index: t.index, ..Field::default() }))
 }
 
 /// `regex`'s errors are several lines (the pattern, a caret, the error); the policy error keeps
@@ -578,9 +745,10 @@ fn check_schema(t: &ToolRules, args: Node<'_>) -> Option<RuleHit> {
 
 /// The first of `t`'s field rules, in the policy's order, that `args` break.
 fn check_fields(t: &ToolRules, args: Node<'_>) -> Option<RuleHit> {
-    let mut first = None;
-    t.tree.walk(Some(args), &t.fields, &mut first);
-    first.map(|(_, hit)| hit)
+    let mut first = First { rule: NONE, broken: None };
+    t.tree.walk(args, &mut first);
+    let broken = first.broken?;
+    Some(t.rules.get(first.rule as usize)?.hit(broken))
 }
 
 /// A value quoted in a message, cut to a readable length.
@@ -623,77 +791,48 @@ enum Why<'a> {
     NoMatch(Arg<'a>, &'a Regex),
 }
 
-impl CompiledRule {
-    /// What is wrong with the field's value (`None`: the arguments do not have it), if
-    /// anything. A rule on a list applies to each element; a list that equals one of the rule's
-    /// values as a whole is judged as that value.
+impl Test {
+    /// Why `v`, which broke the test, broke it.
+    #[cold]
+    fn why<'a>(&'a self, v: Arg<'a>) -> Why<'a> {
+        match self {
+            Test::Deny(_) => Why::Denied(v),
+            Test::DenyRegex(re) => Why::Matches(v, re),
+            Test::Allow(allow) => Why::NotAllowed(v, &allow.json),
+            Test::Equals(want) => Why::NotEqual(v, &want.json[0]),
+            Test::Require(re) => Why::NoMatch(v, re),
+        }
+    }
+
+    /// What is wrong with a list, if anything: a test applies to each element, but a list that
+    /// equals one of the test's values as a whole is judged as that value.
     #[inline]
-    fn find<'a>(&'a self, field: Option<Arg<'a>>) -> Option<Broken<'a>> {
-        match field {
-            Some(Arg::List(list)) => self.find_in_list(list),
-            Some(v) => self.judge(v).map(|why| Broken { index: None, why }),
-            None if self.required => Some(Broken { index: None, why: Why::Missing }),
-            None => None,
-        }
-    }
-
-    /// The rule's tests, in order, on one value that is not a list. Strings and numbers, the
-    /// usual values, are compared with value lists without dispatching on their kind each time.
-    #[inline]
-    fn judge<'a>(&'a self, v: Arg<'a>) -> Option<Why<'a>> {
-        match v {
-            Arg::Str(s) => {
-                let probe = Probe::of(s.as_bytes());
-                self.judge_with(v, |values| values.contain_string(s.as_bytes(), probe))
-            }
-            Arg::Num(n) => self.judge_with(v, |values| values.numbers.contain(n)),
-            _ => self.judge_with(v, |values| values.contain(v)),
-        }
-    }
-
-    /// [`CompiledRule::judge`] with `contain`, which is [`Values::contain`] for `v`.
-    #[inline(always)]
-    fn judge_with<'a>(&'a self, v: Arg<'a>, contain: impl Fn(&Values) -> bool) -> Option<Why<'a>> {
-        for test in &self.tests {
-            let why = match test {
-                Test::Deny(deny) if contain(deny) => Why::Denied(v),
-                Test::DenyRegex(re) if v.matches(re) => Why::Matches(v, re),
-                Test::Allow(allow) if !contain(allow) => Why::NotAllowed(v, &allow.json),
-                Test::Equals(want) if !contain(want) => Why::NotEqual(v, &want.json[0]),
-                Test::Require(re) if !v.matches(re) => Why::NoMatch(v, re),
-                _ => continue,
-            };
-            return Some(why);
-        }
-        None
-    }
-
-    /// [`CompiledRule::find`] on a list: each test on the list as a whole where it may apply,
-    /// then on its elements.
     fn find_in_list<'a>(&'a self, list: Node<'a>) -> Option<Broken<'a>> {
-        let whole = Arg::List(list);
-        let first = |bad: &dyn Fn(Arg) -> bool| list.elements().map(Arg::of).enumerate().find(|&(_, x)| bad(x));
-        for test in &self.tests {
-            let found = match test {
-                Test::Deny(deny) if deny.contain(whole) => return Some(Broken { index: None, why: Why::Denied(whole) }),
-                Test::Deny(deny) => first(&|x| deny.contain(x)).map(|(i, x)| (i, Why::Denied(x))),
-                Test::DenyRegex(re) => first(&|x| x.matches(re)).map(|(i, x)| (i, Why::Matches(x, re))),
-                Test::Allow(allow) if !allow.contain(whole) => {
-                    first(&|x| !allow.contain(x)).map(|(i, x)| (i, Why::NotAllowed(x, &allow.json)))
-                }
-                Test::Equals(want) if !want.contain(whole) => {
-                    first(&|x| !want.contain(x)).map(|(i, x)| (i, Why::NotEqual(x, &want.json[0])))
-                }
-                Test::Require(re) => first(&|x| !x.matches(re)).map(|(i, x)| (i, Why::NoMatch(x, re))),
-                Test::Allow(_) | Test::Equals(_) => None,
+        // Only listed lists and objects can equal a list: most value lists have none.
+        match self {
+            Test::Deny(deny) if !deny.others.is_empty() && deny.contain(Arg::List(list)) => {
+                return Some(Broken { index: None, why: Why::Denied(Arg::List(list)) })
+            }
+            Test::Allow(want) | Test::Equals(want) if !want.others.is_empty() && want.contain(Arg::List(list)) => return None,
+            _ => {}
+        }
+        for (i, x) in list.elements().enumerate() {
+            let x = Arg::of(x);
+            let broken = match self {
+                Test::Deny(deny) => deny.contain(x),
+                Test::DenyRegex(re) => x.matches(re),
+                Test::Allow(want) | Test::Equals(want) => !want.contain(x),
+                Test::Require(re) => !x.matches(re),
             };
-            if let Some((i, why)) = found {
-                return Some(Broken { index: Some(i), why });
+            if broken {
+                return Some(Broken { index: Some(i), why: self.why(x) });
             }
         }
         None
     }
+}
 
+impl CompiledRule {
     /// The verdict's rule and message for a field that broke the rule: built only then, out of
     /// the way of the checks that pass.
     #[cold]
@@ -715,19 +854,7 @@ impl CompiledRule {
             (false, Some(i)) => format!("the argument `{}/{i}`", self.pointer),
         };
         match broken {
-            Why::Missing => {
-                let equals = self.tests.iter().find_map(|t| if let Test::Equals(v) = t { Some(v) } else { None });
-                let allow = self.tests.iter().find_map(|t| if let Test::Allow(v) = t { Some(v) } else { None });
-                let require = self.tests.iter().find_map(|t| if let Test::Require(r) = t { Some(r.as_str()) } else { None });
-                let want = if let Some(v) = equals {
-                    format!("it must be {}", quote(&v.json[0]))
-                } else if let Some(a) = allow {
-                    format!("it must be one of {}", list(&a.json))
-                } else {
-                    format!("it must match `{}`", require.unwrap_or(""))
-                };
-                format!("Blocked by rule `{id}`: {at} is missing, and {want}. Call again with it.")
-            }
+            Why::Missing => format!("Blocked by rule `{id}`: {at} is missing, and {}. Call again with it.", self.wanted),
             Why::Denied(v) => format!(
                 "Blocked by rule `{id}`: {at} may not be {}. Do not retry with this value; choose another, or tell the user it is not allowed.",
                 quote(&v.to_value())

@@ -212,7 +212,7 @@ fn toml_and_json_mean_the_same() {
 #[test]
 fn pointers_are_resolved_like_rfc_6901() {
     let doc = json!({"a/b": {"~k": [10, 11]}, "list": ["x", "y"], "m": {"01": "zero-one", "1": "one"}});
-    let at = |p: &str| check_with(&doc, |a| lookup(a, &tokens(p)).map(|n| n.to_value()));
+    let at = |p: &str| check_with(&doc, |a| lookup(a, tokens(p)).map(|n| n.to_value()));
     assert_eq!(at("/a~1b/~0k/1"), Some(json!(11)));
     assert_eq!(at("/list/0"), Some(json!("x")));
     assert_eq!(at("/list/01"), None, "a leading zero is not an index");
@@ -312,5 +312,50 @@ fn probes_tell_strings_apart_as_their_bytes_do() {
             let (pa, pb) = (Probe::of(a.as_bytes()), Probe::of(b.as_bytes()));
             assert_eq!(pa.same(a.as_bytes(), pb, b.as_bytes()), a == b, "{a:?} {b:?}");
         }
+    }
+}
+
+#[test]
+fn several_broken_rules_on_different_fields_name_the_first_in_the_policy() {
+    // Each field's tests run together, level by level; whatever breaks, the verdict names the
+    // rule that comes first in the policy, and a repeated member is judged by its last value.
+    let r = rules(json!({"tools": [{"name": "t", "rules": [
+        {"id": "a", "field": "/z/list", "allow_values": [1]},
+        {"id": "b", "field": "/missing", "equals": "x"},
+        {"id": "c", "field": "/y", "deny_values": ["bad"]},
+        {"id": "d", "field": "/z/deep/er", "require_regex": "^ok$"},
+        {"id": "e", "field": "/z/list", "deny_values": [1]}]}]}));
+    let (id, msg) = hit(&r, json!({"y": "bad", "z": {"list": [1, 2], "deep": {}}})).unwrap();
+    assert_eq!(id, "a");
+    assert!(msg.contains("`/z/list/1`"), "{msg}");
+    let (id, msg) = hit(&r, json!({"y": "bad", "z": {"list": [1], "deep": {}}})).unwrap();
+    assert_eq!(id, "b");
+    assert!(msg.contains("is missing, and it must be \"x\""), "{msg}");
+    assert_eq!(hit(&r, json!({"missing": "x", "y": "bad", "z": {"list": [1], "deep": {}}})).unwrap().0, "c");
+    let (id, msg) = hit(&r, json!({"missing": "x", "y": "ok", "z": {"list": [1], "deep": {}}})).unwrap();
+    assert_eq!(id, "d");
+    assert!(msg.contains("`/z/deep/er` is missing"), "{msg}");
+    assert_eq!(hit(&r, json!({"missing": "x", "y": "ok", "z": {"list": [1], "deep": {"er": "ok"}}})).unwrap().0, "e");
+    let ok = r#"{"missing": "x", "z": {"list": [], "deep": {"er": "ok"}}, "#;
+    assert_eq!(hit_text(&r, &format!(r#"{ok}"y": "bad", "y": "ok"}}"#)), None);
+    assert_eq!(hit_text(&r, &format!(r#"{ok}"y": "ok", "y": "bad"}}"#)).as_deref(), Some("c"));
+    assert_eq!(hit_text(&r, r#"{"missing": "x", "y": "ok", "z": {"list": [], "deep": {"er": "no"}, "deep": {"er": "ok"}}}"#), None);
+}
+
+#[test]
+fn member_names_alike_in_length_and_ends_are_told_apart() {
+    // Names a level's table cannot tell apart (same length, first and last bytes) and names
+    // that are not fields but land on a field's slot.
+    let rules: Vec<Value> = ["ab", "axb", "ayb", "a", "", "abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyZ"]
+        .iter()
+        .map(|k| json!({"id": format!("r-{k}"), "field": format!("/{k}"), "deny_values": [k]}))
+        .collect();
+    let r = Rules::new(&Policy::from_value(json!({"tools": [{"name": "t", "rules": rules}]})).unwrap()).unwrap();
+    for k in ["ab", "axb", "ayb", "a", "", "abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyZ"] {
+        assert_eq!(hit(&r, json!({ k: k })).unwrap().0, format!("r-{k}"));
+        assert_eq!(hit(&r, json!({ k: "other" })), None);
+    }
+    for other in ["azb", "b", "ba", "abcdefghijklmnopqrstuvwxyY", "abcdefghijklmnopqrstuvwxyzz"] {
+        assert_eq!(hit(&r, json!({ other: other, "x": 1 })), None, "{other}");
     }
 }
