@@ -115,9 +115,7 @@ fn sql_agent() {
 
 #[test]
 fn browser_agent() {
-    let a = Agent::new("browser_agent.toml");
-    let mut s = a.session();
-    let mut a = a;
+    let mut a = Agent::new("browser_agent.toml");
     a.tools = vec!["navigate", "click", "type_text", "screenshot", "download_file"];
     let mut s = a.session();
     assert_eq!(a.blocked_by("navigate", json!({"url": "https://evil.test/"})), "allowed-domains");
