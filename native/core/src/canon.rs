@@ -153,9 +153,8 @@ pub fn hash_json_sketched(text: &[u8], ignore: &[String], sketch: bool) -> Resul
 /// [`hash_json_sketched`] of text already known to be UTF-8: serde_json then skips checking every
 /// string and key again (the larger cost on short strings).
 pub fn hash_json_str(text: &str, ignore: &[String], sketch: bool) -> Result<Hashed, serde_json::Error> {
-    let mut builder = Builder::new();
-    if let Some(read) = fast::read(text, ignore, sketch.then_some(&mut builder), None) {
-        return Ok(read.hashed(sketch.then(|| builder.finish())));
+    if let Some(hashed) = hash_fast(text, ignore, sketch, None) {
+        return Ok(hashed);
     }
     hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_str(text), ctx), ignore, sketch, None)
 }
@@ -167,11 +166,17 @@ pub fn hash_json_doc(text: &str, ignore: &[String], sketch: bool, doc: &mut Doc)
         return Err(de::Error::custom("arguments of 2 GiB or more cannot be read"));
     }
     doc.clear();
-    let mut builder = Builder::new();
-    if let Some(read) = fast::read(text, ignore, sketch.then_some(&mut builder), Some(&mut *doc)) {
-        return Ok(read.hashed(sketch.then(|| builder.finish())));
+    if let Some(hashed) = hash_fast(text, ignore, sketch, Some(&mut *doc)) {
+        return Ok(hashed);
     }
     serde_doc(text, ignore, sketch, doc)
+}
+
+/// The byte scanner's answer (`fast`), when it takes the text.
+fn hash_fast(text: &str, ignore: &[String], sketch: bool, doc: Option<&mut Doc>) -> Option<Hashed> {
+    let mut builder = Builder::new();
+    let read = fast::read(text, ignore, sketch.then_some(&mut builder), doc)?;
+    Some(read.hashed(sketch.then(|| builder.finish())))
 }
 
 /// [`hash_json_doc`] by serde_json alone: for everything the fast path declines.

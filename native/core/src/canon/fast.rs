@@ -71,6 +71,17 @@ enum Str {
     Unescaped,
 }
 
+impl Str {
+    /// The string's bytes, given the reader's text and buffer (passed apart, so the reader's
+    /// sketch can be borrowed beside them).
+    fn bytes<'s>(self, text: &'s [u8], buf: &'s str) -> &'s [u8] {
+        match self {
+            Str::Plain(start, end) => &text[start..end],
+            Str::Unescaped => buf.as_bytes(),
+        }
+    }
+}
+
 struct Reader<'a, 'b> {
     src: &'a str,
     text: &'a [u8],
@@ -130,6 +141,26 @@ impl Reader<'_, '_> {
         (self.peek()? == b).then(|| self.pos += 1)
     }
 
+    /// Just inside a container: consumes its `close` if it is empty, and says whether it was.
+    fn empty(&mut self, close: u8) -> Option<bool> {
+        self.skip_ws();
+        let empty = self.peek()? == close;
+        self.pos += empty as usize;
+        Some(empty)
+    }
+
+    /// After a container's element: consumes a comma (`false`) or its `close` (`true`).
+    fn ended(&mut self, close: u8) -> Option<bool> {
+        self.skip_ws();
+        let b = self.peek()?;
+        self.pos += 1;
+        match b {
+            b',' => Some(false),
+            _ if b == close => Some(true),
+            _ => None,
+        }
+    }
+
     fn push(&mut self, item: Item) -> u32 {
         self.doc.as_deref_mut().map_or(0, |d| d.push(item))
     }
@@ -170,10 +201,7 @@ impl Reader<'_, '_> {
                 if at.skip {
                     return Some(0);
                 }
-                let bytes = match s {
-                    Str::Plain(start, end) => &self.text[start..end],
-                    Str::Unescaped => self.buf.as_bytes(),
-                };
+                let bytes = s.bytes(self.text, &self.buf);
                 if let Some(b) = self.sketch.as_deref_mut() {
                     b.add_text(at.field, bytes);
                 }
@@ -330,20 +358,11 @@ impl Reader<'_, '_> {
         let open = self.push(Item::Array { len: 0, end: 0 });
         let inner = Place { depth: at.depth + 1, capture: None, ..at };
         let mut h = ArrayHasher::new();
-        self.skip_ws();
-        if self.peek()? == b']' {
-            self.pos += 1;
-        } else {
+        if !self.empty(b']')? {
             loop {
                 h.push(self.value(inner)?);
-                self.skip_ws();
-                match self.peek()? {
-                    b',' => self.pos += 1,
-                    b']' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
+                if self.ended(b']')? {
+                    break;
                 }
             }
         }
@@ -360,10 +379,7 @@ impl Reader<'_, '_> {
         self.pos += 1;
         let open = self.push(Item::Object { len: 0, end: 0 });
         let (mut sum, mut len, mut members) = (0u64, 0u64, 0u32);
-        self.skip_ws();
-        if self.peek()? == b'}' {
-            self.pos += 1;
-        } else {
+        if !self.empty(b'}')? {
             loop {
                 self.skip_ws();
                 if self.peek()? != b'"' {
@@ -373,10 +389,7 @@ impl Reader<'_, '_> {
                 let span = self.span(name);
                 let key_at = self.push(Item::Key { name: span, next: 0 });
                 let (key, ignored, capture) = {
-                    let name = match name {
-                        Str::Plain(start, end) => &self.text[start..end],
-                        Str::Unescaped => self.buf.as_bytes(),
-                    };
+                    let name = name.bytes(self.text, &self.buf);
                     let top = at.depth == 0 && !at.skip;
                     (super::hash_bytes(name), self.ignore.iter().any(|f| f.as_bytes() == name), if top { command_rank(name) } else { None })
                 };
@@ -393,14 +406,8 @@ impl Reader<'_, '_> {
                 if let Some(d) = self.doc.as_deref_mut() {
                     d.end_member(key_at);
                 }
-                self.skip_ws();
-                match self.peek()? {
-                    b',' => self.pos += 1,
-                    b'}' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
+                if self.ended(b'}')? {
+                    break;
                 }
             }
         }
