@@ -131,6 +131,18 @@ pub struct Hashed {
     pub sketch: Option<Sketch>,
 }
 
+/// The fingerprint of a tool's answer: canonical when it is JSON ([`hash_json`]), of its bytes
+/// when it is not ([`bytes_fingerprint`]). An answer that is a JSON value followed by more text
+/// (a list, then "3 results") is told apart in one pass, without asking serde_json.
+pub fn result_fingerprint(text: &[u8], ignore: &[String]) -> Fingerprint {
+    let fast = core::str::from_utf8(text).map(|s| hash_fast(s, ignore, false, None));
+    match fast {
+        Ok(Ok(hashed)) => hashed.fingerprint,
+        Ok(Err(fast::Decline::Trailing)) => bytes_fingerprint(text),
+        _ => hash_json(text, ignore).map_or_else(|_| bytes_fingerprint(text), |h| h.fingerprint),
+    }
+}
+
 /// Hashes JSON text into its canonical fingerprint without building a value.
 ///
 /// `ignore` names object members left out at any depth. Fails on invalid JSON, on trailing
@@ -153,7 +165,7 @@ pub fn hash_json_sketched(text: &[u8], ignore: &[String], sketch: bool) -> Resul
 /// [`hash_json_sketched`] of text already known to be UTF-8: serde_json then skips checking every
 /// string and key again (the larger cost on short strings).
 pub fn hash_json_str(text: &str, ignore: &[String], sketch: bool) -> Result<Hashed, serde_json::Error> {
-    if let Some(hashed) = hash_fast(text, ignore, sketch, None) {
+    if let Ok(hashed) = hash_fast(text, ignore, sketch, None) {
         return Ok(hashed);
     }
     hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_str(text), ctx), ignore, sketch, None)
@@ -166,17 +178,17 @@ pub fn hash_json_doc(text: &str, ignore: &[String], sketch: bool, doc: &mut Doc)
         return Err(de::Error::custom("arguments of 2 GiB or more cannot be read"));
     }
     doc.clear();
-    if let Some(hashed) = hash_fast(text, ignore, sketch, Some(&mut *doc)) {
+    if let Ok(hashed) = hash_fast(text, ignore, sketch, Some(&mut *doc)) {
         return Ok(hashed);
     }
     serde_doc(text, ignore, sketch, doc)
 }
 
 /// The byte scanner's answer (`fast`), when it takes the text.
-fn hash_fast(text: &str, ignore: &[String], sketch: bool, doc: Option<&mut Doc>) -> Option<Hashed> {
+fn hash_fast(text: &str, ignore: &[String], sketch: bool, doc: Option<&mut Doc>) -> Result<Hashed, fast::Decline> {
     let mut builder = Builder::new();
     let read = fast::read(text, ignore, sketch.then_some(&mut builder), doc)?;
-    Some(read.hashed(sketch.then(|| builder.finish())))
+    Ok(read.hashed(sketch.then(|| builder.finish())))
 }
 
 /// [`hash_json_doc`] by serde_json alone: for everything the fast path declines.

@@ -423,12 +423,8 @@ impl Session {
             Some(r) => r.mask(masked),
             None => masked,
         };
-        let result = match canon::hash_json(&masked, &policy.ignore_fields) {
-            Ok(h) => h.fingerprint,
-            Err(_) => canon::bytes_fingerprint(&masked),
-        };
-        let fp = self.history[idx].fp;
-        let previous = self.history.range(..idx).rev().filter(|e| e.fp == fp).find_map(|e| e.outcome.as_ref());
+        let result = canon::result_fingerprint(&masked, &policy.ignore_fields);
+        let previous = self.previous_outcome(idx);
         let changed = previous.is_some_and(|p| p.result != result && !(p.error && is_error));
         let write_ok = !is_error && self.history[idx].effect == Effect::Write;
 
@@ -458,6 +454,16 @@ impl Session {
             sketch,
         });
         Ok(())
+    }
+
+    /// The outcome of the newest earlier execution of the call at `idx` in the window, if any.
+    fn previous_outcome(&self, idx: usize) -> Option<&Outcome> {
+        let fp = self.history[idx].fp;
+        // Most calls are the only one of their fingerprint slot in the window.
+        if self.fp_slots.get(fp_slot(fp)) == Some(&1) {
+            return None;
+        }
+        self.fps.range(..idx).rev().zip(self.history.range(..idx).rev()).filter(|(&f, _)| f == fp).find_map(|(_, e)| e.outcome.as_ref())
     }
 
     fn push(&mut self, fp: Fingerprint, tool_fp: Fingerprint, tool: Arc<str>, effect: Effect, sketch: Option<Sketch>, now_ms: u64) -> u64 {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use microloop_core::canon::{hash_json, hash_value};
+use microloop_core::canon::{bytes_fingerprint, hash_json, hash_value, result_fingerprint};
 use microloop_core::{Engine, Policy, Session};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -85,6 +85,18 @@ proptest! {
         let shuffled = hash_json(shuffled_json(&v, seed, spaced).as_bytes(), &[]).unwrap();
         prop_assert_eq!(canonical.fingerprint, shuffled.fingerprint);
         prop_assert_eq!(canonical.fingerprint, hash_value(&v, &[]).fingerprint);
+    }
+
+    /// An answer's fingerprint is its JSON fingerprint when it is JSON, its bytes' otherwise,
+    /// however it is told apart (JSON followed by a summary line included).
+    #[test]
+    fn an_answer_is_hashed_as_json_exactly_when_it_is_json(v in json_value(), tail in prop::sample::select(vec!["", " ", "\n", " 3 results in 120ms", "]", "x", ",", " {}", "\u{1}"]), cut in any::<prop::sample::Index>()) {
+        let mut text = format!("{v}{tail}").into_bytes();
+        if tail == "," {
+            text.truncate(cut.index(text.len() + 1));
+        }
+        let expected = hash_json(&text, &[]).map_or_else(|_| bytes_fingerprint(&text), |h| h.fingerprint);
+        prop_assert_eq!(result_fingerprint(&text, &[]), expected);
     }
 
     #[test]

@@ -38,16 +38,27 @@ impl Read {
     }
 }
 
+/// Why the fast path left a text to serde_json.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Decline {
+    /// A whole value followed by more than white space: certainly not JSON (serde_json reads
+    /// the same value and then fails with "trailing characters"), such as a tool's answer that
+    /// is a JSON list followed by a summary line.
+    Trailing,
+    /// Anything else: serde_json decides.
+    Other,
+}
+
 /// Hashes `text` (and fills `doc`, feeds `sketch`, when given) if it is in the fast path's
-/// subset; `None` when it is not, with `doc` and `sketch` partly filled.
-pub(super) fn read(text: &str, ignore: &[String], sketch: Option<&mut Builder>, doc: Option<&mut Doc>) -> Option<Read> {
+/// subset; why not when it is not, with `doc` and `sketch` partly filled.
+pub(super) fn read(text: &str, ignore: &[String], sketch: Option<&mut Builder>, doc: Option<&mut Doc>) -> Result<Read, Decline> {
     let mut r = Reader { src: text, text: text.as_bytes(), pos: 0, ignore, sketch, doc, command: None, buf: String::new() };
-    let fingerprint = r.value(Place { depth: 0, capture: None, field: 0, skip: false })?;
+    let fingerprint = r.value(Place { depth: 0, capture: None, field: 0, skip: false }).ok_or(Decline::Other)?;
     r.skip_ws();
     if r.pos != r.text.len() {
-        return None;
+        return Err(Decline::Trailing);
     }
-    Some(Read { fingerprint, command: r.command })
+    Ok(Read { fingerprint, command: r.command })
 }
 
 /// Where a value sits, as `HashSeed` in the serde_json pass.
@@ -432,7 +443,7 @@ mod tests {
     /// The fast path's answer, with the document it filled.
     fn fast(text: &str, ignore: &[String]) -> Option<(Hashed, Doc)> {
         let (mut builder, mut doc) = (Builder::new(), Doc::default());
-        let read = read(text, ignore, Some(&mut builder), Some(&mut doc))?;
+        let read = read(text, ignore, Some(&mut builder), Some(&mut doc)).ok()?;
         // Without a sketch or a document, the same fingerprint and command.
         let bare = read_bare(text, ignore).expect("taken with a document, taken without");
         assert_eq!((bare.fingerprint, &bare.command), (read.fingerprint, &read.command));
@@ -440,11 +451,17 @@ mod tests {
     }
 
     fn read_bare(text: &str, ignore: &[String]) -> Option<Read> {
-        read(text, ignore, None, None)
+        read(text, ignore, None, None).ok()
     }
 
     /// Whenever the fast path answers, serde_json accepts the text and gives the same answer.
+    /// A text the fast path calls certainly not JSON is not (see [`Decline::Trailing`]).
     fn agrees(text: &str, ignore: &[String]) -> bool {
+        if read(text, ignore, None, None).err() == Some(Decline::Trailing) {
+            let slow = serde_doc(text, ignore, true, &mut Doc::default());
+            assert!(slow.is_err(), "serde_json took a text with trailing characters: {text:?}");
+            return false;
+        }
         let Some((hashed, fast_doc)) = fast(text, ignore) else { return false };
         let mut doc = Doc::default();
         let slow = serde_doc(text, ignore, true, &mut doc).unwrap_or_else(|e| panic!("fast path accepted invalid JSON {text:?}: {e}"));
@@ -495,6 +512,18 @@ mod tests {
             assert!(fast(text, &[]).is_none(), "taken: {text}");
         }
         assert!(agrees(&deep(MAX_DEPTH as usize), &[]));
+    }
+
+    #[test]
+    fn a_value_with_text_after_it_is_certainly_not_json() {
+        for text in [r#"{"a":1}x"#, "[1]]", "[1] 3 results in 120ms", "7 apples", "\"ok\" yes", "null null", "[1] \u{1}"] {
+            assert_eq!(read(text, &[], None, None).err(), Some(Decline::Trailing), "{text}");
+            assert!(serde_json::from_str::<Value>(text).is_err(), "{text}");
+        }
+        for text in ["1.5 x", "[1.5] x", "x [1]", "[1", "{\"a\" 1} x"] {
+            assert_eq!(read(text, &[], None, None).err(), Some(Decline::Other), "{text}");
+        }
+        assert!(read(" [1] \n", &[], None, None).is_ok());
     }
 
     /// JSON values with every kind of string and number the fast path must tell apart.
