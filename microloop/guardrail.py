@@ -197,10 +197,13 @@ class Guardrail:
             AlreadyRecorded: the call already has a result.
         """
         out = encode_output(output)
-        errp = ffi.new("ml_error **")
-        status = lib.ml_record_result(self._s, call_id, out, len(out), bool(error), errp)
+        status = lib.ml_record_result(self._s, call_id, out, len(out), bool(error), ffi.NULL)
         if status:
-            raise_status(status, errp)
+            # As in check: a failing record changes nothing, so ask again for the error's detail.
+            errp = ffi.new("ml_error **")
+            status = lib.ml_record_result(self._s, call_id, out, len(out), bool(error), errp)
+            if status:
+                raise_status(status, errp)
 
     def set_tools(self, names: Iterable[str]) -> None:
         """Registers the agent's tool names: a call to any other tool is then blocked (``tool.unknown``).
