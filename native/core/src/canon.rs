@@ -132,9 +132,15 @@ pub struct Hashed {
 }
 
 /// The fingerprint of a tool's answer: canonical when it is JSON ([`hash_json`]), of its bytes
-/// when it is not ([`bytes_fingerprint`]). An answer that is a JSON value followed by more text
-/// (a list, then "3 results") is told apart in one pass, without asking serde_json.
+/// when it is not ([`bytes_fingerprint`]). Plain text is mostly told apart by its last byte; an
+/// answer that is a JSON value followed by more text (a list, then "3 results") in one pass,
+/// without asking serde_json.
 pub fn result_fingerprint(text: &[u8], ignore: &[String]) -> Fingerprint {
+    // JSON text ends in `}`, `]`, `"`, a digit, or the last letter of `true`, `false` or `null`.
+    let last = text.iter().rev().find(|b| !matches!(b, b' ' | b'\n' | b'\t' | b'\r'));
+    if !matches!(last, Some(b'}' | b']' | b'"' | b'0'..=b'9' | b'e' | b'l')) {
+        return bytes_fingerprint(text);
+    }
     let fast = core::str::from_utf8(text).map(|s| hash_fast(s, ignore, false, None));
     match fast {
         Ok(Ok(hashed)) => hashed.fingerprint,
