@@ -456,14 +456,17 @@ impl Session {
         Ok(())
     }
 
-    /// The outcome of the newest earlier execution of the call at `idx` in the window, if any.
-    fn previous_outcome(&self, idx: usize) -> Option<&Outcome> {
+    /// The outcome of the newest earlier execution of the call at `idx` in the window, if any
+    /// (later executions may have been recorded first, when calls run in parallel).
+    fn previous_outcome(&mut self, idx: usize) -> Option<&Outcome> {
         let fp = self.history[idx].fp;
         // Most calls are the only one of their fingerprint slot in the window.
         if self.fp_slots.get(fp_slot(fp)) == Some(&1) {
             return None;
         }
-        self.fps.range(..idx).rev().zip(self.history.range(..idx).rev()).filter(|(&f, _)| f == fp).find_map(|(_, e)| e.outcome.as_ref())
+        // The scan the check uses (its list is rebuilt by every check).
+        self.find_executions(fp);
+        self.executions.iter().filter(|&&i| (i as usize) < idx).find_map(|&i| self.history[i as usize].outcome.as_ref())
     }
 
     fn push(&mut self, fp: Fingerprint, tool_fp: Fingerprint, tool: Arc<str>, effect: Effect, sketch: Option<Sketch>, now_ms: u64) -> u64 {
@@ -952,5 +955,22 @@ mod tests {
             }
         }
         assert_eq!(s.fp_slots.iter().map(|&n| n as usize).sum::<usize>(), s.fps.len());
+    }
+
+    /// A result is compared with the newest *earlier* execution's, even when a later execution
+    /// of the same call (run in parallel) was recorded first.
+    #[test]
+    fn a_result_is_compared_with_the_previous_execution_not_a_later_one() {
+        let policy = Policy::from_json(br#"{"loops": {"max_identical": 0, "max_no_progress": 0}}"#).unwrap();
+        let mut s = Session::new(Arc::new(Engine::new(policy).unwrap()));
+        let mut check = |s: &mut Session| s.check("t", br#"{"q": 1}"#, 0).unwrap().call_id;
+        let first = check(&mut s);
+        s.record(first, b"same", false).unwrap();
+        let (second, third) = (check(&mut s), check(&mut s));
+        s.record(third, b"other", false).unwrap();
+        s.record(second, b"same", false).unwrap();
+        let changed = |s: &Session, id: u64| s.history[(id - s.first_call_id()) as usize].outcome.as_ref().unwrap().changed;
+        assert!(changed(&s, third), "\"other\" after \"same\"");
+        assert!(!changed(&s, second), "\"same\" after \"same\" (the later \"other\" does not count)");
     }
 }
