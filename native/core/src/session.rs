@@ -963,7 +963,7 @@ mod tests {
     fn a_result_is_compared_with_the_previous_execution_not_a_later_one() {
         let policy = Policy::from_json(br#"{"loops": {"max_identical": 0, "max_no_progress": 0}}"#).unwrap();
         let mut s = Session::new(Arc::new(Engine::new(policy).unwrap()));
-        let mut check = |s: &mut Session| s.check("t", br#"{"q": 1}"#, 0).unwrap().call_id;
+        let check = |s: &mut Session| s.check("t", br#"{"q": 1}"#, 0).unwrap().call_id;
         let first = check(&mut s);
         s.record(first, b"same", false).unwrap();
         let (second, third) = (check(&mut s), check(&mut s));
