@@ -132,9 +132,9 @@ pub struct Hashed {
 }
 
 /// The fingerprint of a tool's answer: canonical when it is JSON ([`hash_json`]), of its bytes
-/// when it is not ([`bytes_fingerprint`]). Plain text is mostly told apart by its last byte; an
-/// answer that is a JSON value followed by more text (a list, then "3 results") in one pass,
-/// without asking serde_json.
+/// when it is not ([`bytes_fingerprint`]). Most plain text is told apart by its last byte alone,
+/// and a JSON value followed by more text (a list, then "3 results") by one pass of the byte
+/// scanner; serde_json is asked only about what the scanner leaves to it.
 pub fn result_fingerprint(text: &[u8], ignore: &[String]) -> Fingerprint {
     // JSON text ends in `}`, `]`, `"`, a digit, or the last letter of `true`, `false` or `null`.
     let last = text.iter().rev().find(|b| !matches!(b, b' ' | b'\n' | b'\t' | b'\r'));
