@@ -2,7 +2,7 @@
 //!
 //! Argument rules (schemas, field rules) need to walk the arguments as a tree. Building a
 //! `serde_json::Value` for that costs an allocation per string and per object, and as much again
-//! to drop it: more than the rules themselves. A [`Doc`] is a flat list of [`Item`]s in document
+//! to drop it: more than the rules themselves. A [`Doc`] is a flat list of `Item`s in document
 //! order (a container is followed by its contents and knows where they end), filled while the
 //! arguments are hashed ([`crate::canon::hash_json_doc`]), in the same pass. Strings are spans of
 //! the source text; only strings with escapes are copied, once, into one buffer. A session keeps
