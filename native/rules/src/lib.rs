@@ -212,7 +212,7 @@ impl Field {
             }
             Kind::Object | Kind::Array => {
                 for c in &self.children {
-                    match step(here, c) {
+                    match step(here, &c.key, c.index) {
                         Some(v) => c.walk(v, first),
                         None => c.absent(first),
                     }
@@ -670,18 +670,18 @@ fn tokens(pointer: &str) -> Vec<Token> {
         .collect()
 }
 
-/// The value one pointer token leads to from `v`.
-fn step<'v>(v: Node<'v>, t: &Field) -> Option<Node<'v>> {
+/// The value one pointer token (`key`, and the list `index` it also names) leads to from `v`.
+fn step<'v>(v: Node<'v>, key: &str, index: Option<usize>) -> Option<Node<'v>> {
     match v.kind() {
-        Kind::Object => v.get(&t.key),
-        Kind::Array => v.index(t.index?),
+        Kind::Object => v.get(key),
+        Kind::Array => v.index(index?),
         _ => None,
     }
 }
 
 #[cfg(test)]
-fn lookup<'v>(v: Node<'v>, path: Vec<Token>) -> Option<Node<'v>> {
-    path.into_iter().try_fold(v, |v, t| step(v, &Field { key: t.key, index: t.index, ..Field::default() }))
+fn lookup<'v>(v: Node<'v>, path: &[Token]) -> Option<Node<'v>> {
+    path.iter().try_fold(v, |v, t| step(v, &t.key, t.index))
 }
 
 /// `regex`'s errors are several lines (the pattern, a caret, the error); the policy error keeps

@@ -212,7 +212,7 @@ fn toml_and_json_mean_the_same() {
 #[test]
 fn pointers_are_resolved_like_rfc_6901() {
     let doc = json!({"a/b": {"~k": [10, 11]}, "list": ["x", "y"], "m": {"01": "zero-one", "1": "one"}});
-    let at = |p: &str| check_with(&doc, |a| lookup(a, tokens(p)).map(|n| n.to_value()));
+    let at = |p: &str| check_with(&doc, |a| lookup(a, &tokens(p)).map(|n| n.to_value()));
     assert_eq!(at("/a~1b/~0k/1"), Some(json!(11)));
     assert_eq!(at("/list/0"), Some(json!("x")));
     assert_eq!(at("/list/01"), None, "a leading zero is not an index");
