@@ -141,12 +141,15 @@ pub fn result_fingerprint(text: &[u8], ignore: &[String]) -> Fingerprint {
     if !matches!(last, Some(b'}' | b']' | b'"' | b'0'..=b'9' | b'e' | b'l')) {
         return bytes_fingerprint(text);
     }
-    let fast = core::str::from_utf8(text).map(|s| hash_fast(s, ignore, false, None));
-    match fast {
-        Ok(Ok(hashed)) => hashed.fingerprint,
-        Ok(Err(fast::Decline::Trailing)) => bytes_fingerprint(text),
-        _ => hash_json(text, ignore).map_or_else(|_| bytes_fingerprint(text), |h| h.fingerprint),
-    }
+    let json = match core::str::from_utf8(text) {
+        Ok(s) => match hash_fast(s, ignore, false, None) {
+            Ok(hashed) => Ok(hashed),
+            Err(fast::Decline::Trailing) => return bytes_fingerprint(text),
+            Err(fast::Decline::Other) => serde_hash(s, ignore, false),
+        },
+        Err(_) => hash_json(text, ignore),
+    };
+    json.map_or_else(|_| bytes_fingerprint(text), |h| h.fingerprint)
 }
 
 /// Hashes JSON text into its canonical fingerprint without building a value.
@@ -174,6 +177,11 @@ pub fn hash_json_str(text: &str, ignore: &[String], sketch: bool) -> Result<Hash
     if let Ok(hashed) = hash_fast(text, ignore, sketch, None) {
         return Ok(hashed);
     }
+    serde_hash(text, ignore, sketch)
+}
+
+/// [`hash_json_str`] by serde_json alone: for everything the fast path declines.
+fn serde_hash(text: &str, ignore: &[String], sketch: bool) -> Result<Hashed, serde_json::Error> {
     hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_str(text), ctx), ignore, sketch, None)
 }
 
