@@ -179,24 +179,16 @@ fn at_digit(s: &[u8], i: usize) -> (usize, &'static [u8]) {
         // `0x` can only start a hex id.
         Some(b'x' | b'X') if j - i == 1 && s[i] == b'0' => (hex_id_at(s, i, i + 2), HEX),
         // Digits then hex letters: a UUID or a hex id (no unit starts with a hex letter).
-        Some(b'a'..=b'f' | b'A'..=b'F') => {
-            let end = run_end(s, j, is_hex);
-            if end - i == 8 && s.get(end) == Some(&b'-') {
-                let n = uuid_at(s, i);
-                if n > 0 {
-                    return (n, UUID);
-                }
-            }
-            (hex_id_at(s, i, i), HEX)
-        }
+        Some(b'a'..=b'f' | b'A'..=b'F') => at_hex(s, i),
         // A fraction or a unit: a duration (digits alone make no hex id).
         Some(b'.' | b' ' | b'm' | b'u' | b'n' | b's' | 0xC2 | 0xCE) => (duration_at(s, i, j), DUR),
         _ => (0, DUR),
     }
 }
 
-/// A mask starting with a hex letter: a UUID or a hex id, both starting with 8 hex digits.
-fn at_hex_letter(s: &[u8], i: usize) -> (usize, &'static [u8]) {
+/// A mask starting with hex digits that are not all decimal: a UUID or a hex id, both starting
+/// with 8 hex digits.
+fn at_hex(s: &[u8], i: usize) -> (usize, &'static [u8]) {
     let end = run_end(s, i, is_hex);
     if end - i < 8 {
         return (0, HEX);
@@ -258,7 +250,7 @@ pub fn mask_volatile(text: &[u8]) -> Cow<'_, [u8]> {
         let (n, placeholder) = match text[p] {
             _ if p > 0 && is_word(text[p - 1]) => (0, DUR),
             b'0'..=b'9' => at_digit(text, p),
-            b'a'..=b'f' | b'A'..=b'F' => at_hex_letter(text, p),
+            b'a'..=b'f' | b'A'..=b'F' => at_hex(text, p),
             _ => (0, DUR), // a `-`
         };
         if n > 0 {
