@@ -106,7 +106,7 @@ pub fn shell_effect(line: &str) -> Effect {
         return Effect::Write;
     }
     let read = line
-        .split(|c| matches!(c, ';' | '|' | '&' | '\n' | '(' | ')'))
+        .split([';', '|', '&', '\n', '(', ')'])
         .map(str::trim)
         .filter(|seg| !seg.is_empty())
         .all(segment_is_read);

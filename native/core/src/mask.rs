@@ -83,9 +83,12 @@ fn uuid_at(s: &[u8], i: usize) -> usize {
 
 /// `YYYY-MM-DD[T ]HH:MM[:SS[.fff]][Z|±HH[:]MM]`; the time part is required.
 fn datetime_at(s: &[u8], i: usize) -> usize {
-    if !(digits(s, i, 4) && s.get(i + 4) == Some(&b'-') && digits(s, i + 5, 2))
-        || !(s.get(i + 7) == Some(&b'-') && digits(s, i + 8, 2))
-    {
+    let date = digits(s, i, 4)
+        && s.get(i + 4) == Some(&b'-')
+        && digits(s, i + 5, 2)
+        && s.get(i + 7) == Some(&b'-')
+        && digits(s, i + 8, 2);
+    if !date {
         return 0;
     }
     let mut j = i + 10;
@@ -401,7 +404,7 @@ mod reference {
         let body = &s[i + prefix..i + prefix + n];
         let has_digit = body.iter().any(u8::is_ascii_digit);
         let has_letter = body.iter().any(u8::is_ascii_alphabetic);
-        if (has_digit && has_letter) || (prefix == 2 && has_digit) {
+        if has_digit && (has_letter || prefix == 2) {
             prefix + n
         } else {
             0

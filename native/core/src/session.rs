@@ -596,7 +596,7 @@ impl Session {
     }
 
     fn identical(&self, l: &Limits) -> Option<Finding> {
-        (l.max_identical > 0).then(|| Finding {
+        (l.max_identical > 0).then_some(Finding {
             rule: "loop.identical",
             count: self.executions.len() as u32,
             max: l.max_identical,

@@ -589,7 +589,7 @@ impl Numbers {
             Some(i) => self.ints.contains(&i) || self.has_float(n),
             None => {
                 let x = n.as_f64();
-                self.all.iter().any(|&m| m == x)
+                self.all.contains(&x)
             }
         }
     }
@@ -597,7 +597,7 @@ impl Numbers {
     fn has_float(&self, n: Num) -> bool {
         !self.floats.is_empty() && {
             let x = n.as_f64();
-            self.floats.iter().any(|&m| m == x)
+            self.floats.contains(&x)
         }
     }
 }

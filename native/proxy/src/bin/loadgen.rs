@@ -43,22 +43,27 @@ fn main() {
             }
         };
         let mut tasks = Vec::new();
-        if rate == 0 {
-            for _ in 0..64 {
-                let one = one.clone();
-                tasks.push(tokio::spawn(async move {
-                    while Instant::now() < end {
-                        one().await;
-                    }
-                }));
+        match 1_000_000_000u64.checked_div(rate) {
+            // Rate 0: 64 connections, each sending its next request when the last is answered.
+            None => {
+                for _ in 0..64 {
+                    let one = one.clone();
+                    tasks.push(tokio::spawn(async move {
+                        while Instant::now() < end {
+                            one().await;
+                        }
+                    }));
+                }
             }
-        } else {
-            let period = Duration::from_nanos(1_000_000_000 / rate);
-            let mut next = start;
-            while next < end {
-                tokio::time::sleep_until(next.into()).await;
-                tasks.push(tokio::spawn(one()));
-                next += period;
+            // A request every `ns` nanoseconds, whatever the answers.
+            Some(ns) => {
+                let period = Duration::from_nanos(ns);
+                let mut next = start;
+                while next < end {
+                    tokio::time::sleep_until(next.into()).await;
+                    tasks.push(tokio::spawn(one()));
+                    next += period;
+                }
             }
         }
         for t in tasks {
