@@ -376,6 +376,7 @@ mod tests {
 /// scan, hex ids and durations verbatim; the date-time and UUID recognizers, which did not change,
 /// are shared.
 #[cfg(test)]
+#[allow(clippy::nonminimal_bool)] // kept as it was written
 mod reference {
     use alloc::borrow::Cow;
     use alloc::vec::Vec;
@@ -404,7 +405,7 @@ mod reference {
         let body = &s[i + prefix..i + prefix + n];
         let has_digit = body.iter().any(u8::is_ascii_digit);
         let has_letter = body.iter().any(u8::is_ascii_alphabetic);
-        if has_digit && (has_letter || prefix == 2) {
+        if (has_digit && has_letter) || (prefix == 2 && has_digit) {
             prefix + n
         } else {
             0
