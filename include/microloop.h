@@ -127,6 +127,8 @@ typedef struct ml_verdict {
 
 /**
  * Counters of a session. Set `size = sizeof(ml_stats)` before calling `ml_session_stats`.
+ * Fields are only ever added at the end; a caller compiled against an older header gets the
+ * fields its `size` covers.
  */
 typedef struct ml_stats {
   size_t size;
@@ -150,6 +152,14 @@ typedef struct ml_stats {
    * A hash of the whole history: unchanged by any call that did not change it.
    */
   uint64_t history_hash;
+  /**
+   * Results recorded, late ones included.
+   */
+  uint64_t results;
+  /**
+   * Results recorded after their call had left the window.
+   */
+  uint64_t late;
 } ml_stats;
 
 /**
@@ -178,7 +188,7 @@ typedef struct ml_stats {
 #define ML_ERR_INVALID_POLICY 4
 
 /**
- * No call with this id is in the session's history.
+ * No call with this id was issued by the session (id 0 is a blocked call's).
  */
 #define ML_ERR_UNKNOWN_CALL 5
 
@@ -249,7 +259,10 @@ void ml_verdict_clear(struct ml_verdict *verdict);
  * Records what an allowed call returned: `output` (UTF-8 or any bytes; JSON is compared as JSON,
  * anything else as bytes after volatile parts are masked) and whether it failed.
  *
- * Errors: `ML_ERR_NULL_ARG`, `ML_ERR_UNKNOWN_CALL` (id 0, never issued, or older than the window),
+ * A result that comes after its call has left the history window (a slow tool beside many fast
+ * ones) is accepted as *late* (`ml_stats.late`): it still counts toward the error budget, and a
+ * successful write is still progress, but it is compared with nothing.
+ * Errors: `ML_ERR_NULL_ARG`, `ML_ERR_UNKNOWN_CALL` (id 0, or never issued by this session),
  * `ML_ERR_ALREADY_RECORDED`. Thread-safe; results may be recorded in any order.
  */
 ml_status ml_record_result(struct ml_session *session,

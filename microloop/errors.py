@@ -9,7 +9,7 @@
     │   ├── NullArgument             ML_ERR_NULL_ARG (e.g. a closed Guardrail)
     │   ├── InvalidUTF8              ML_ERR_INVALID_UTF8
     │   ├── InvalidJSON              ML_ERR_INVALID_JSON: arguments are not JSON, or nest too deep
-    │   ├── UnknownCall              ML_ERR_UNKNOWN_CALL: record() with an id not in the history
+    │   ├── UnknownCall              ML_ERR_UNKNOWN_CALL: record() with an id never issued
     │   ├── AlreadyRecorded          ML_ERR_ALREADY_RECORDED
     │   ├── InvalidArgument          ML_ERR_INVALID_ARG: e.g. an empty tool name
     │   └── InternalError            ML_ERR_PANIC: a bug in the library, caught at the boundary
@@ -119,7 +119,7 @@ class InvalidJSON(NativeError, ValueError):
 
 
 class UnknownCall(NativeError, LookupError):
-    """``ML_ERR_UNKNOWN_CALL``: no call with this id is in the history (0, never issued, too old)."""
+    """``ML_ERR_UNKNOWN_CALL``: no call with this id was issued (0 is a blocked call's id)."""
 
     status, status_name = 5, "unknown_call"
 

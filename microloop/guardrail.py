@@ -78,6 +78,8 @@ class Stats(NamedTuple):
     errors: int  #: results recorded as errors
     history_len: int  #: calls in the history window now
     history_hash: int  #: a hash of the whole history, unchanged by any call that did not change it
+    results: int  #: results recorded, late ones included
+    late: int  #: results recorded after their call had left the window
 
 
 _new_verdict = tuple.__new__
@@ -186,6 +188,10 @@ class Guardrail:
     def record(self, call_id: int, output: Any = None, error: bool = False) -> None:
         """Tells the guard what an allowed call returned (needed for no-progress detection).
 
+        A result that comes after its call has left the history window (a slow tool while many
+        other calls were checked) is accepted as *late* (``stats.late``): it still counts toward
+        the error budget, and a successful write is still progress.
+
         Args:
             call_id: the verdict's ``call_id``.
             output: ``str``, ``bytes`` or anything JSON-serialisable (JSON is compared as JSON);
@@ -193,7 +199,7 @@ class Guardrail:
             error: the call failed.
 
         Raises:
-            UnknownCall: the id is 0, was never issued, or is older than the window.
+            UnknownCall: the id is 0 (a blocked call) or was never issued by this session.
             AlreadyRecorded: the call already has a result.
         """
         out = encode_output(output)
@@ -235,13 +241,14 @@ class Guardrail:
 
     @property
     def stats(self) -> Stats:
-        """The session's counters: ``calls``, ``blocked``, ``errors``, ``history_len``, ``history_hash``."""
+        """The session's counters: ``calls``, ``blocked``, ``errors``, ``history_len``, ``history_hash``,
+        ``results``, ``late``."""
         st = ffi.new("ml_stats *", [_binding.STATS_SIZE])
         errp = ffi.new("ml_error **")
         status = lib.ml_session_stats(self._s, st, errp)
         if status:
             raise_status(status, errp)
-        return Stats(st.calls, st.blocked, st.errors, st.history_len, st.history_hash)
+        return Stats(st.calls, st.blocked, st.errors, st.history_len, st.history_hash, st.results, st.late)
 
     @property
     def policy(self) -> str:

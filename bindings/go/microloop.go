@@ -104,6 +104,8 @@ type Stats struct {
 	Errors      uint64 // results recorded as errors
 	HistoryLen  uint64 // calls in the history window now
 	HistoryHash uint64 // a hash of the whole history: unchanged by a call that did not change it
+	Results     uint64 // results recorded, late ones included
+	Late        uint64 // results recorded after their call had left the window
 }
 
 // Session is one agent run's history of calls under one policy. Create it with NewSession and
@@ -213,7 +215,8 @@ func (s *Session) CheckJSON(tool string, args any) (Verdict, error) {
 
 // Record reports what an allowed call returned: its output (JSON is compared as JSON, anything
 // else as bytes after volatile parts are masked) and whether it failed. Results may be recorded
-// in any order. Errors (*Error): StatusUnknownCall, StatusAlreadyRecorded.
+// in any order; one that comes after its call has left the history window is accepted as late
+// (Stats.Late). Errors (*Error): StatusUnknownCall (id 0, or never issued), StatusAlreadyRecorded.
 func (s *Session) Record(callID uint64, output []byte, isError bool) error {
 	ptr, err := s.acquire()
 	if err != nil {
@@ -297,6 +300,8 @@ func (s *Session) Stats() (Stats, error) {
 		Errors:      uint64(st.errors),
 		HistoryLen:  uint64(st.history_len),
 		HistoryHash: uint64(st.history_hash),
+		Results:     uint64(st.results),
+		Late:        uint64(st.late),
 	}, nil
 }
 

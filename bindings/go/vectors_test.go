@@ -67,6 +67,15 @@ func num(step map[string]json.RawMessage, key string) (uint64, bool) {
 	return n, true
 }
 
+// isError reads a step's "error" flag (false when absent).
+func isError(step map[string]json.RawMessage) bool {
+	var b bool
+	if raw, ok := step["error"]; ok {
+		json.Unmarshal(raw, &b)
+	}
+	return b
+}
+
 func mustHex(s string) []byte {
 	b, err := hex.DecodeString(s)
 	if err != nil {
@@ -116,6 +125,32 @@ func history(t *testing.T, s *Session) [2]uint64 {
 		t.Fatalf("Stats: %v", err)
 	}
 	return [2]uint64{st.HistoryLen, st.HistoryHash}
+}
+
+// expectStats checks an expect_stats step: each named counter has the given value.
+func expectStats(t *testing.T, s *Session, raw json.RawMessage) error {
+	var want map[string]uint64
+	if err := json.Unmarshal(raw, &want); err != nil {
+		return err
+	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	got := map[string]uint64{
+		"calls": st.Calls, "blocked": st.Blocked, "errors": st.Errors,
+		"history_len": st.HistoryLen, "results": st.Results, "late": st.Late,
+	}
+	for name, w := range want {
+		g, ok := got[name]
+		if !ok {
+			return fmt.Errorf("no counter named %s", name)
+		}
+		if g != w {
+			return fmt.Errorf("stats.%s is %d, expected %d", name, g, w)
+		}
+	}
+	return nil
 }
 
 // expectStatus checks that err is an *Error of the status a step names, with a message.
@@ -175,6 +210,12 @@ func runVector(t *testing.T, doc *vector) error {
 			}
 			continue
 		}
+		if raw, ok := step["expect_stats"]; ok {
+			if err := expectStats(t, s, raw); err != nil {
+				return fail("%v", err)
+			}
+			continue
+		}
 		_, byID := step["record_id"]
 		if _, last := step["record_last"]; byID || last {
 			id, ok := num(step, "record_id")
@@ -182,8 +223,15 @@ func runVector(t *testing.T, doc *vector) error {
 				id = lastCallID
 			}
 			out, _ := resultOf(step)
-			want, _ := str(step, "expect_error")
-			if err := expectStatus(s.Record(id, out, false), want); err != nil {
+			want, ok := str(step, "expect_error")
+			err := s.Record(id, out, isError(step))
+			if !ok {
+				if err != nil {
+					return fail("record: %v", err)
+				}
+				continue
+			}
+			if err := expectStatus(err, want); err != nil {
 				return fail("record %v", err)
 			}
 			if history(t, s) != before {
@@ -246,11 +294,7 @@ func runVector(t *testing.T, doc *vector) error {
 		}
 		lastCallID = v.CallID
 		if out, ok := resultOf(step); ok {
-			isError := false
-			if raw, ok := step["error"]; ok {
-				json.Unmarshal(raw, &isError)
-			}
-			if err := s.Record(v.CallID, out, isError); err != nil {
+			if err := s.Record(v.CallID, out, isError(step)); err != nil {
 				return fail("record failed: %v", err)
 			}
 		}

@@ -29,6 +29,10 @@ export interface Stats {
   errors: number;
   historyLen: number;
   historyHash: bigint;
+  /** Results recorded, late ones included. */
+  results: number;
+  /** Results recorded after their call had left the history window. */
+  late: number;
 }
 
 export class Session {
@@ -36,7 +40,8 @@ export class Session {
   constructor(policy?: Policy);
   /** Decides on a tool call before it runs. `tool` may be raw bytes. */
   check(tool: string | Uint8Array, args?: Args): Verdict;
-  /** Records what an allowed call returned: text, bytes, or a value serialized as JSON. */
+  /** Records what an allowed call returned: text, bytes, or a value serialized as JSON. A result
+   *  for a call that has left the history window is accepted as late (`stats().late`). */
   record(callId: number | bigint, output?: string | Uint8Array | unknown, isError?: boolean): void;
   /** Registers the agent's tool names (or a JSON array as text); [] forgets them. */
   setTools(names: Iterable<string> | string): void;

@@ -65,7 +65,7 @@ const Verdict_t = koffi.struct('ml_verdict', {
 });
 const Stats_t = koffi.struct('ml_stats', {
   size: 'size_t', calls: 'uint64_t', blocked: 'uint64_t', errors: 'uint64_t',
-  history_len: 'uint64_t', history_hash: 'uint64_t',
+  history_len: 'uint64_t', history_hash: 'uint64_t', results: 'uint64_t', late: 'uint64_t',
 });
 
 // Out-parameters are caller-owned Buffers passed as `void *` and read back by offset: cheaper
@@ -205,7 +205,10 @@ class Session {
     };
   }
 
-  /** Records what an allowed call returned (text, bytes, or a value serialized as JSON). */
+  /**
+   * Records what an allowed call returned (text, bytes, or a value serialized as JSON). A result
+   * that comes after its call has left the history window is accepted as late (stats().late).
+   */
   record(callId, output, isError = false) {
     const handle = this._live();
     const [o, olen] = outputArg(output);
@@ -246,6 +249,8 @@ class Session {
       errors: Number(u64('errors')),
       historyLen: Number(u64('history_len')),
       historyHash: u64('history_hash'),
+      results: Number(u64('results')),
+      late: Number(u64('late')),
     };
   }
 

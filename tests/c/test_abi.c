@@ -1,6 +1,7 @@
 /* The C ABI from C: a loop scenario and every bad input, run under valgrind by `make test`.
  * Each bad input must give its status and a message, and leave the session's history unchanged. */
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,25 @@ static void bad_inputs(void) {
     CHECK(strlen(ml_error_message(NULL, NULL)) == 0, "ml_error_message(NULL)");
 }
 
+/* A caller compiled against the first ABI passes a smaller ml_stats: it gets the fields it knows
+ * and nothing is written past them. */
+static void old_stats_size(void) {
+    ml_session *s = NULL;
+    CHECK(ml_session_new(U8("balanced"), 8, &s, NULL) == ML_OK, "session");
+    ml_verdict v = check(s, "search", "{}");
+    ml_verdict_clear(&v);
+    ml_stats st;
+    memset(&st, 0xab, sizeof st);
+    st.size = offsetof(ml_stats, results);
+    CHECK(ml_session_stats(s, &st, NULL) == ML_OK, "stats with the first ABI's size");
+    CHECK(st.calls == 1, "calls from an old-size stats: %llu", (unsigned long long)st.calls);
+    CHECK(st.results == 0xababababababababULL && st.late == 0xababababababababULL, "written past the caller's size");
+    st.size = offsetof(ml_stats, history_hash);
+    ml_error *err = NULL;
+    expect_error(ml_session_stats(s, &st, &err), ML_ERR_INVALID_ARG, &err, "stats size too small");
+    ml_session_free(s);
+}
+
 static void versions(void) {
     CHECK(ml_version_number() == ML_VERSION_NUMBER, "version number");
     CHECK(strcmp(ml_version_string(), ML_VERSION_STRING) == 0, "version string");
@@ -217,6 +237,7 @@ int main(void) {
     versions();
     loop_scenario();
     bad_inputs();
+    old_stats_size();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }

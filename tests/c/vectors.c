@@ -142,6 +142,33 @@ static bool expect_status(size_t i, const char *what, ml_status got, ml_error *e
     return ok;
 }
 
+static bool json_true(const json *v) {
+    return v && v->type == JSON_BOOL && v->boolean;
+}
+
+/* An `expect_stats` step: each named counter has the given value. */
+static bool expect_stats(ml_session *s, size_t i, const json *want) {
+    ml_stats st = {.size = sizeof st};
+    if (ml_session_stats(s, &st, NULL) != ML_OK)
+        return failf(i, "ml_session_stats failed");
+    const struct {
+        const char *name;
+        uint64_t value;
+    } counters[] = {{"calls", st.calls},     {"blocked", st.blocked}, {"errors", st.errors},
+                    {"history_len", st.history_len}, {"results", st.results}, {"late", st.late}};
+    for (size_t k = 0; want->type == JSON_OBJECT && k < want->n; k++) {
+        size_t c = 0;
+        while (c < sizeof counters / sizeof counters[0] && strcmp(counters[c].name, want->keys[k]) != 0)
+            c++;
+        unsigned long long expected;
+        if (c == sizeof counters / sizeof counters[0] || !json_u64(&want->items[k], &expected))
+            return failf(i, "expect_stats: no counter named %s", want->keys[k]);
+        if (counters[c].value != expected)
+            return failf(i, "stats.%s is %llu, expected %llu", want->keys[k], (unsigned long long)counters[c].value, expected);
+    }
+    return true;
+}
+
 static bool check_step(ml_session *s, size_t i, const json *step, uint64_t *last_call_id) {
     history before = history_of(s);
     const json *v;
@@ -155,14 +182,19 @@ static bool check_step(ml_session *s, size_t i, const json *step, uint64_t *last
         ml_status rc = ml_session_reset(s, NULL);
         return rc == ML_OK || failf(i, "reset gave %s", status_name(rc));
     }
+    if ((v = json_get(step, "expect_stats")))
+        return expect_stats(s, i, v);
     if (json_get(step, "record_id") || json_get(step, "record_last")) {
         unsigned long long id = *last_call_id;
         json_u64(json_get(step, "record_id"), &id);
         bytes out = result_of(step);
         ml_error *err = NULL;
-        ml_status rc = ml_record_result(s, id, out.data, out.len, false, &err);
+        ml_status rc = ml_record_result(s, id, out.data, out.len, json_true(json_get(step, "error")), &err);
         free(out.data);
-        if (!expect_status(i, "record", rc, err, json_get(step, "expect_error")))
+        const json *want = json_get(step, "expect_error");
+        if (!want)
+            return rc == ML_OK || failf(i, "record gave %s: %s", status_name(rc), ml_error_message(err, NULL));
+        if (!expect_status(i, "record", rc, err, want))
             return false;
         return same(history_of(s), before) || failf(i, "a failed record changed the history");
     }
@@ -234,9 +266,7 @@ static bool check_step(ml_session *s, size_t i, const json *step, uint64_t *last
     *last_call_id = call_id;
     bytes out = result_of(step);
     if (out.data) {
-        const json *e = json_get(step, "error");
-        bool is_error = e && e->type == JSON_BOOL && e->boolean;
-        rc = ml_record_result(s, call_id, out.data, out.len, is_error, NULL);
+        rc = ml_record_result(s, call_id, out.data, out.len, json_true(json_get(step, "error")), NULL);
         free(out.data);
         if (rc != ML_OK)
             return failf(i, "record failed: %s", status_name(rc));

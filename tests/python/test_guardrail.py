@@ -139,7 +139,7 @@ def test_tool_names_registered_later_reach_the_sessions_already_made() -> None:
 def test_reset_forgets_the_history(guard: Guardrail) -> None:
     assert loop_until_blocked(guard)[2].blocked
     guard.reset()
-    assert guard.stats == microloop.Stats(0, 0, 0, 0, guard.stats.history_hash)
+    assert guard.stats == microloop.Stats(0, 0, 0, 0, guard.stats.history_hash, 0, 0)
     assert guard.check("open_page", {"url": "https://example.com"}).action == "allow"
 
 

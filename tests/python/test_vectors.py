@@ -73,10 +73,18 @@ def test_vector(path: str) -> None:
         if "reset" in step:
             guard.reset()
             continue
+        if "expect_stats" in step:
+            stats = guard.stats._asdict()
+            for name, want in step["expect_stats"].items():
+                assert stats[name] == want, f"{where}: stats.{name} is {stats[name]}"
+            continue
         if "record_id" in step or "record_last" in step:
             call_id = step.get("record_id", last_call_id)
+            if "expect_error" not in step:
+                guard.record(call_id, result_of(step) or "", error=step.get("error", False))
+                continue
             with pytest.raises(NativeError) as info:
-                guard.record(call_id, result_of(step) or "")
+                guard.record(call_id, result_of(step) or "", error=step.get("error", False))
             assert status_of(info.value) == step["expect_error"], where
             assert history(guard) == before, f"{where}: a failed record changed the history"
             continue

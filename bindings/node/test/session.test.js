@@ -13,7 +13,7 @@ test('a page behind a CAPTCHA is blocked on the third visit', () => {
     else assert.equal(v.rule, 'loop.no_progress');
   }
   assert.deepEqual(actions, ['allow', 'warn', 'block']);
-  assert.deepEqual({ ...s.stats(), historyHash: 0 }, { calls: 2, blocked: 1, errors: 0, historyLen: 2, historyHash: 0 });
+  assert.deepEqual({ ...s.stats(), historyHash: 0 }, { calls: 2, blocked: 1, errors: 0, historyLen: 2, historyHash: 0, results: 2, late: 0 });
   s.reset();
   assert.equal(s.stats().historyLen, 0);
   s.close();

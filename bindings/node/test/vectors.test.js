@@ -70,9 +70,23 @@ function runVector(doc) {
       const before = history(s);
       if ('tools' in step) return s.setTools(JSON.stringify(step.tools));
       if ('reset' in step) return s.reset();
+      if ('expect_stats' in step) {
+        const st = s.stats();
+        const named = {
+          calls: st.calls, blocked: st.blocked, errors: st.errors,
+          history_len: st.historyLen, results: st.results, late: st.late,
+        };
+        for (const [name, want] of Object.entries(step.expect_stats)) {
+          assert.ok(name in named, `${where}: no counter named ${name}`);
+          assert.equal(named[name], want, `${where}: stats.${name}`);
+        }
+        return;
+      }
       if ('record_id' in step || 'record_last' in step) {
         const id = 'record_id' in step ? step.record_id : lastCallId;
-        expectStatus(() => s.record(id, resultOf(step) ?? '', false), step.expect_error, where);
+        const record = () => s.record(id, resultOf(step) ?? '', Boolean(step.error));
+        if (!('expect_error' in step)) return record();
+        expectStatus(record, step.expect_error, where);
         assert.deepEqual(history(s), before, `${where}: a failed record changed the history`);
         return;
       }

@@ -57,7 +57,8 @@ impl fmt::Display for CheckError {
 /// Why a result could not be recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordError {
-    /// No call with this id is in the window: never issued, blocked (id 0), or evicted.
+    /// No call with this id was ever allowed in this session: never issued, or id 0 (a blocked
+    /// call). A call that has left the window is not an error: its result is taken as *late*.
     UnknownCall(u64),
     /// The call already has a result.
     AlreadyRecorded(u64),
@@ -67,7 +68,7 @@ impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             RecordError::UnknownCall(0) => f.write_str("call id 0 belongs to a call that was not allowed to run; there is nothing to record"),
-            RecordError::UnknownCall(id) => write!(f, "no call {id} in this session's history (never issued, or older than the window)"),
+            RecordError::UnknownCall(id) => write!(f, "no call {id} was issued in this session"),
             RecordError::AlreadyRecorded(id) => write!(f, "call {id} already has a result"),
         }
     }
@@ -109,6 +110,10 @@ pub struct Stats {
     pub blocked: u64,
     /// Recorded results flagged as errors.
     pub errors: u64,
+    /// Results recorded, late ones included.
+    pub results: u64,
+    /// Results that came after their call had left the window (see [`Session::record`]).
+    pub late: u64,
     /// Calls in the history window now.
     pub history_len: u32,
     /// A hash of everything in the history: equal before and after a call that did not change it.
@@ -141,11 +146,19 @@ pub struct Session {
     /// bits): a proposed call whose slot is empty never ran in the window, and most never did,
     /// so the scan of `fps` is skipped. Empty (no skipping) for windows too large for `u16`.
     fp_slots: Vec<u16>,
+    /// Never restarts, not even on `reset`: a call id is issued once per session, so a result
+    /// that comes late is never taken for another call's.
     next_call_id: u64,
     epoch: Epoch,
     calls: u64,
     blocked: u64,
     errors: u64,
+    results: u64,
+    late: u64,
+    /// Calls that left the window before their result came, by call id, with their effect: a
+    /// successful late write is still progress. At most a window's worth, the oldest dropped
+    /// first.
+    in_flight_evicted: BTreeMap<u64, Effect>,
     blocks_since_progress: u32,
     per_tool: BTreeMap<Fingerprint, u64>,
     /// Per tool, its newest error in the window (call id, the start of its text), quoted in
@@ -211,6 +224,9 @@ impl Session {
             calls: 0,
             blocked: 0,
             errors: 0,
+            results: 0,
+            late: 0,
+            in_flight_evicted: BTreeMap::new(),
             blocks_since_progress: 0,
             per_tool: BTreeMap::new(),
             last_errors: BTreeMap::new(),
@@ -241,10 +257,13 @@ impl Session {
     }
 
     /// Forgets the history, counters and any halt; keeps the policy and the registered tools.
+    /// Call ids go on from where they were: a result for a call issued before the reset is late.
     pub fn reset(&mut self) {
         let tools = self.tools.take();
+        let next_call_id = self.next_call_id;
         *self = Session::new(self.engine.clone());
         self.tools = tools;
+        self.next_call_id = next_call_id;
     }
 
     pub fn stats(&self) -> Stats {
@@ -259,6 +278,8 @@ impl Session {
             calls: self.calls,
             blocked: self.blocked,
             errors: self.errors,
+            results: self.results,
+            late: self.late,
             history_len: self.history.len() as u32,
             history_hash: h,
         }
@@ -407,15 +428,26 @@ impl Session {
     }
 
     /// Attaches what a call returned. `is_error` marks a failed call.
+    ///
+    /// A result that comes after its call has left the window (a slow tool beside many fast
+    /// ones) is *late*: it is accepted and counted in [`Stats::late`], and used where it still
+    /// can be: a failure counts toward `budget.errors`, a write that succeeded is progress. It
+    /// can no longer be compared with other answers. A second result for a call that has left
+    /// the window may go unnoticed.
     pub fn record(&mut self, call_id: u64, output: &[u8], is_error: bool) -> Result<(), RecordError> {
         let first = self.first_call_id();
-        if call_id < first || call_id >= self.next_call_id {
+        if call_id == 0 || call_id >= self.next_call_id {
             return Err(RecordError::UnknownCall(call_id));
+        }
+        if call_id < first {
+            self.record_late(call_id, is_error);
+            return Ok(());
         }
         let idx = (call_id - first) as usize;
         if self.history[idx].outcome.is_some() {
             return Err(RecordError::AlreadyRecorded(call_id));
         }
+        self.results += 1;
         let engine = self.engine.clone();
         let policy = &engine.policy;
         let masked: Cow<[u8]> = if policy.normalize_results { mask_volatile(output) } else { Cow::Borrowed(output) };
@@ -456,6 +488,20 @@ impl Session {
         Ok(())
     }
 
+    /// A result for a call that has left the window (see [`Session::record`]).
+    fn record_late(&mut self, call_id: u64, is_error: bool) {
+        self.results += 1;
+        self.late += 1;
+        if is_error {
+            self.errors += 1;
+        }
+        let write = self.in_flight_evicted.remove(&call_id)== Some(Effect::Write);
+        if write && !is_error {
+            self.epoch = self.epoch.wrapping_add(1);
+            self.blocks_since_progress = 0;
+        }
+    }
+
     /// The outcome of the newest earlier execution of the call at `idx` in the window, if any
     /// (later executions may have been recorded first, when calls run in parallel).
     fn previous_outcome(&mut self, idx: usize) -> Option<&Outcome> {
@@ -482,6 +528,12 @@ impl Session {
                 // Its tool's newest error leaves the window with it (any older one already has).
                 if self.last_errors.get(&e.tool_fp).is_some_and(|(id, _)| *id == oldest) {
                     self.last_errors.remove(&e.tool_fp);
+                }
+                if e.outcome.is_none() {
+                    if self.in_flight_evicted.len() >= window {
+                        self.in_flight_evicted.pop_first();
+                    }
+                    self.in_flight_evicted.insert(oldest, e.effect);
                 }
             }
         }
@@ -955,6 +1007,39 @@ mod tests {
             }
         }
         assert_eq!(s.fp_slots.iter().map(|&n| n as usize).sum::<usize>(), s.fps.len());
+    }
+
+    /// A result that comes after its call left the window is accepted and counted, never an
+    /// error, and a late successful write is still progress; ids never issued stay errors, also
+    /// after a reset (ids are never reused).
+    #[test]
+    fn a_late_result_is_accepted_and_counted() {
+        let policy = Policy::from_json(br#"{"loops": {"window": 16, "max_identical": 16}, "tools": [{"name": "save", "effect": "write"}]}"#).unwrap();
+        let mut s = Session::new(Arc::new(Engine::new(policy).unwrap()));
+        let slow_write = s.check("save", br#"{"doc": 1}"#, 0).unwrap().call_id;
+        let slow_read = s.check("get", br#"{"doc": 1}"#, 0).unwrap().call_id;
+        for n in 0..16 {
+            let id = s.check("get", alloc::format!(r#"{{"n": {n}}}"#).as_bytes(), 0).unwrap().call_id;
+            s.record(id, b"same", false).unwrap();
+        }
+        let before = s.stats();
+        let epoch = s.epoch;
+        s.record(slow_read, b"boom", true).unwrap();
+        assert_eq!(s.epoch, epoch, "a late read is no progress");
+        s.record(slow_write, b"saved", false).unwrap();
+        assert_ne!(s.epoch, epoch, "a late successful write is progress");
+        let after = s.stats();
+        assert_eq!((after.late, after.results, after.errors), (2, 18, 1));
+        assert_eq!((after.history_len, after.history_hash), (before.history_len, before.history_hash));
+        assert_eq!(s.record(0, b"x", false), Err(RecordError::UnknownCall(0)));
+        assert_eq!(s.record(99, b"x", false), Err(RecordError::UnknownCall(99)));
+        let pending = s.check("get", br#"{"n": 9}"#, 0).unwrap().call_id;
+        s.reset();
+        let fresh = s.check("get", br#"{"n": 9}"#, 0).unwrap().call_id;
+        assert!(fresh > pending, "ids go on after a reset");
+        s.record(pending, b"old", false).unwrap();
+        assert_eq!(s.stats().late, 1);
+        assert!(s.history[0].outcome.is_none(), "the old result is not taken for the new call's");
     }
 
     /// A result is compared with the newest *earlier* execution's, even when a later execution

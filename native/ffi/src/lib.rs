@@ -34,7 +34,7 @@ pub const ML_ERR_INVALID_UTF8: ml_status = 2;
 pub const ML_ERR_INVALID_JSON: ml_status = 3;
 /// The policy was refused; the error's path names the bad entry.
 pub const ML_ERR_INVALID_POLICY: ml_status = 4;
-/// No call with this id is in the session's history.
+/// No call with this id was issued by the session (id 0 is a blocked call's).
 pub const ML_ERR_UNKNOWN_CALL: ml_status = 5;
 /// The call already has a result.
 pub const ML_ERR_ALREADY_RECORDED: ml_status = 6;
@@ -101,6 +101,8 @@ pub struct ml_verdict {
 }
 
 /// Counters of a session. Set `size = sizeof(ml_stats)` before calling `ml_session_stats`.
+/// Fields are only ever added at the end; a caller compiled against an older header gets the
+/// fields its `size` covers.
 #[repr(C)]
 pub struct ml_stats {
     pub size: usize,
@@ -114,6 +116,10 @@ pub struct ml_stats {
     pub history_len: u64,
     /// A hash of the whole history: unchanged by any call that did not change it.
     pub history_hash: u64,
+    /// Results recorded, late ones included.
+    pub results: u64,
+    /// Results recorded after their call had left the window.
+    pub late: u64,
 }
 
 // ---- the boundary ------------------------------------------------------------------------
@@ -342,7 +348,10 @@ pub unsafe extern "C" fn ml_verdict_clear(verdict: *mut ml_verdict) {
 /// Records what an allowed call returned: `output` (UTF-8 or any bytes; JSON is compared as JSON,
 /// anything else as bytes after volatile parts are masked) and whether it failed.
 ///
-/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_UNKNOWN_CALL` (id 0, never issued, or older than the window),
+/// A result that comes after its call has left the history window (a slow tool beside many fast
+/// ones) is accepted as *late* (`ml_stats.late`): it still counts toward the error budget, and a
+/// successful write is still progress, but it is compared with nothing.
+/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_UNKNOWN_CALL` (id 0, or never issued by this session),
 /// `ML_ERR_ALREADY_RECORDED`. Thread-safe; results may be recorded in any order.
 #[no_mangle]
 pub unsafe extern "C" fn ml_record_result(
@@ -403,7 +412,8 @@ pub unsafe extern "C" fn ml_session_stats(
     boundary(err_out, || {
         let s = unsafe { session_ref(session)? };
         let out = unsafe { stats_out.as_mut() }.ok_or_else(|| Failure::new(ML_ERR_NULL_ARG, "stats_out is NULL"))?;
-        if out.size < std::mem::size_of::<ml_stats>() {
+        // The size of `ml_stats` in the first ABI is the least a caller may pass.
+        if out.size < std::mem::offset_of!(ml_stats, results) {
             return Err(Failure::new(ML_ERR_INVALID_ARG, "stats_out->size is smaller than sizeof(ml_stats); set it first"));
         }
         let st = s.lock().stats();
@@ -412,6 +422,10 @@ pub unsafe extern "C" fn ml_session_stats(
         out.errors = st.errors;
         out.history_len = st.history_len as u64;
         out.history_hash = st.history_hash;
+        if out.size >= std::mem::size_of::<ml_stats>() {
+            out.results = st.results;
+            out.late = st.late;
+        }
         Ok(())
     })
 }

@@ -48,10 +48,37 @@ fn take_error(err: *mut ml_error) -> (String, String) {
     (msg, path)
 }
 
-fn stats(s: &Session) -> (u64, u64) {
-    let mut st = ml_stats { size: std::mem::size_of::<ml_stats>(), calls: 0, blocked: 0, errors: 0, history_len: 0, history_hash: 0 };
+fn all_stats(s: &Session) -> ml_stats {
+    let mut st = ml_stats {
+        size: std::mem::size_of::<ml_stats>(),
+        calls: 0,
+        blocked: 0,
+        errors: 0,
+        history_len: 0,
+        history_hash: 0,
+        results: 0,
+        late: 0,
+    };
     assert_eq!(unsafe { ml_session_stats(s.0, &mut st, ptr::null_mut()) }, ML_OK);
+    st
+}
+
+fn stats(s: &Session) -> (u64, u64) {
+    let st = all_stats(s);
     (st.history_len, st.history_hash)
+}
+
+/// The counters a `expect_stats` step may name.
+fn stat_named(st: &ml_stats, name: &str) -> Option<u64> {
+    Some(match name {
+        "calls" => st.calls,
+        "blocked" => st.blocked,
+        "errors" => st.errors,
+        "history_len" => st.history_len,
+        "results" => st.results,
+        "late" => st.late,
+        _ => return None,
+    })
 }
 
 fn hex(s: &str) -> Vec<u8> {
@@ -123,17 +150,31 @@ fn run_vector(path: &Path) -> Result<(), String> {
             assert_eq!(unsafe { ml_session_reset(session.0, ptr::null_mut()) }, ML_OK);
             continue;
         }
+        if let Some(expected) = step.get("expect_stats").and_then(Value::as_object) {
+            let st = all_stats(&session);
+            for (name, want) in expected {
+                let got = stat_named(&st, name).ok_or_else(|| format!("step {i}: no counter named {name}"))?;
+                if Some(got) != want.as_u64() {
+                    return fail(format!("stats.{name} is {got}"));
+                }
+            }
+            continue;
+        }
         if step.get("record_id").is_some() || step.get("record_last").is_some() {
             let id = step.get("record_id").and_then(Value::as_u64).unwrap_or(last_call_id);
             let out = result_of(step).unwrap_or_default();
+            let is_error = step.get("error").and_then(Value::as_bool).unwrap_or(false);
             let mut err = ptr::null_mut();
-            let status = unsafe { ml_record_result(session.0, id, out.as_ptr(), out.len(), false, &mut err) };
-            if status_name(status) != step["expect_error"] {
+            let status = unsafe { ml_record_result(session.0, id, out.as_ptr(), out.len(), is_error, &mut err) };
+            let expected = step.get("expect_error").and_then(Value::as_str).unwrap_or("ok");
+            if status_name(status) != expected {
                 return fail(format!("record gave {}", status_name(status)));
             }
-            take_error(err);
-            if stats(&session) != before {
-                return fail("a failed record changed the history".into());
+            if status != ML_OK {
+                take_error(err);
+                if stats(&session) != before {
+                    return fail("a failed record changed the history".into());
+                }
             }
             continue;
         }
