@@ -214,8 +214,9 @@ extern "C" {
 /**
  * Creates a session under a policy.
  *
- * `policy` is JSON text (a policy document, or a preset name as a JSON string), or a bare preset
- * name (`strict`, `balanced`, `permissive`); NULL or empty means `balanced`. Not NUL-terminated.
+ * `policy` is the policy's text: JSON (a policy document, or a preset name as a JSON string),
+ * TOML, or a bare preset name (`strict`, `balanced`, `permissive`); NULL or empty means
+ * `balanced`. Not NUL-terminated.
  * On success writes a new session to `*session_out`; free it with `ml_session_free`.
  * Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_POLICY` (the error's path names
  * the bad entry). Thread-safe.

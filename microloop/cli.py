@@ -67,6 +67,21 @@ def explain_policy(doc: Any) -> List[str]:
     return lines
 
 
+def _parsed(text: str) -> Any:
+    """The policy document to explain (the library has already validated it): JSON, TOML, or a
+    preset name."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        import tomllib
+
+        return tomllib.loads(text)
+    except (ImportError, ValueError):
+        return text.strip()
+
+
 def cmd_check_policy(args: argparse.Namespace) -> int:
     try:
         Guardrail(args.file)
@@ -74,10 +89,7 @@ def cmd_check_policy(args: argparse.Namespace) -> int:
     except PolicyError as e:
         print(f"invalid policy: {e}", file=sys.stderr)
         return 1
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError:
-        doc = text.decode()
+    doc = _parsed(text.decode("utf-8"))
     print(f"{args.file}: valid")
     for line in explain_policy(doc):
         print(line)

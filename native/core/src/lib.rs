@@ -47,5 +47,5 @@ pub mod verdict;
 
 pub use engine::{ArgRules, Engine, RuleHit};
 pub use policy::{Policy, PolicyError, Preset};
-pub use session::{CheckError, RecordError, Session, Stats};
+pub use session::{policy_hash, CheckError, RecordError, Session, SnapshotError, Stats, SNAPSHOT_VERSION};
 pub use verdict::{Action, Verdict};

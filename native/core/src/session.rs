@@ -33,6 +33,9 @@ use crate::policy::{Limits, Resolved};
 use crate::sketch::{self, Ids, Sketch};
 use crate::verdict::{Action, Verdict};
 
+mod snapshot;
+pub use snapshot::{policy_hash, SnapshotError, SNAPSHOT_VERSION};
+
 /// Why a call could not be checked (as opposed to a verdict on it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckError {

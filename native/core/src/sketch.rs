@@ -61,6 +61,28 @@ fn narrow(ids: [u64; 2]) -> [u32; 4] {
 }
 
 impl Sketch {
+    /// The size of [`Sketch::to_bytes`].
+    pub const BYTES: usize = 4 + SLOTS + 16;
+
+    /// The sketch as bytes (little-endian), for session snapshots.
+    pub fn to_bytes(&self) -> [u8; Self::BYTES] {
+        let mut out = [0u8; Self::BYTES];
+        out[..4].copy_from_slice(&self.filled.to_le_bytes());
+        out[4..4 + SLOTS].copy_from_slice(&self.mins);
+        for (i, w) in self.ids.iter().enumerate() {
+            out[4 + SLOTS + 4 * i..8 + SLOTS + 4 * i].copy_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+
+    /// The sketch [`Sketch::to_bytes`] gave.
+    pub fn from_bytes(b: &[u8; Self::BYTES]) -> Sketch {
+        let word = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let mut mins = [0u8; SLOTS];
+        mins.copy_from_slice(&b[4..4 + SLOTS]);
+        Sketch { filled: word(0), mins, ids: [0, 1, 2, 3].map(|i| word(4 + SLOTS + 4 * i)) }
+    }
+
     /// The estimated similarity to `other`, in percent (0..=100). Two empty sketches are 100%
     /// alike; an empty and a non-empty one 0%.
     pub fn similarity(&self, other: &Sketch) -> u32 {

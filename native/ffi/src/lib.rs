@@ -14,12 +14,11 @@
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use microloop_core::{canon, CheckError, Policy, PolicyError, RecordError, Session, Verdict};
+use microloop_core::{canon, CheckError, PolicyError, RecordError, Session, Verdict};
 
-mod policy;
 
 /// A status code: 0 is success. Codes are never renumbered.
 pub type ml_status = i32;
@@ -254,8 +253,9 @@ fn write_verdict(out: &mut ml_verdict, v: &Verdict) {
 
 /// Creates a session under a policy.
 ///
-/// `policy` is JSON text (a policy document, or a preset name as a JSON string), or a bare preset
-/// name (`strict`, `balanced`, `permissive`); NULL or empty means `balanced`. Not NUL-terminated.
+/// `policy` is the policy's text: JSON (a policy document, or a preset name as a JSON string),
+/// TOML, or a bare preset name (`strict`, `balanced`, `permissive`); NULL or empty means
+/// `balanced`. Not NUL-terminated.
 /// On success writes a new session to `*session_out`; free it with `ml_session_free`.
 /// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_POLICY` (the error's path names
 /// the bad entry). Thread-safe.
@@ -271,8 +271,8 @@ pub unsafe extern "C" fn ml_session_new(
             return Err(Failure::new(ML_ERR_NULL_ARG, "session_out is NULL"));
         }
         let text = unsafe { str_arg(policy, policy_len, "the policy")? };
-        let engine = policy::compile(Policy::from_json(text.as_bytes())?)?;
-        let s = Box::new(ml_session { inner: Mutex::new(Session::new(Arc::new(engine))) });
+        let engine = microloop_host::engine_for(microloop_host::parse_text(text)?)?;
+        let s = Box::new(ml_session { inner: Mutex::new(Session::new(engine)) });
         unsafe { *session_out = Box::into_raw(s) };
         Ok(())
     })

@@ -1,11 +1,10 @@
 //! Options: command line first, then environment, then defaults.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use microloop_core::{Engine, Policy};
+use microloop_core::Engine;
 
 pub const USAGE: &str = "\
 microloop-proxy: guard an agent by standing in front of its LLM API
@@ -121,26 +120,11 @@ impl Config {
         Ok(Parsed::Run(c))
     }
 
-    /// The engine for the policy: a preset name, a JSON file or a TOML file.
+    /// The engine for the policy: a preset name, a JSON or TOML file, or policy text.
     pub fn engine(&self) -> Result<Arc<Engine>, String> {
-        let policy = match &self.policy {
-            None => Policy::from_json(b"balanced").map_err(|e| e.to_string())?,
-            Some(p) if !p.contains('.') && !p.contains('/') => {
-                Policy::from_json(p.as_bytes()).map_err(|e| format!("policy `{p}`: {e}"))?
-            }
-            Some(p) => {
-                let path = PathBuf::from(p);
-                let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the policy {p}: {e}"))?;
-                let policy = if p.ends_with(".toml") {
-                    microloop_rules::load_toml(&text)
-                } else {
-                    Policy::from_json(text.as_bytes())
-                };
-                policy.map_err(|e| format!("{p}: {e}"))?
-            }
-        };
+        let (policy, _) = microloop_host::load(self.policy.as_deref(), None).map_err(|e| format!("policy: {e}"))?;
         // The same compilation as libmicroloop's: schemas, field rules and mask patterns included.
-        microloop_rules::compile(policy).map(Arc::new).map_err(|e| format!("policy: {e}"))
+        microloop_host::engine_for(policy).map_err(|e| format!("policy: {e}"))
     }
 }
 
