@@ -70,10 +70,12 @@ def test_a_slow_tool_beside_many_fast_ones_keeps_its_late_result() -> None:
     """Parallel tool calls: a slow tool finishes after 300 other calls pushed it out of the window
     (default 256). Its result is late, never an error, and is counted."""
     guard = Guardrail("balanced")
+    slow_started = threading.Event()
     fast_done = threading.Event()
 
     @guard.verify
     def slow_build(target: str) -> str:
+        slow_started.set()
         assert fast_done.wait(30)
         return f"built {target}"
 
@@ -84,6 +86,7 @@ def test_a_slow_tool_beside_many_fast_ones_keeps_its_late_result() -> None:
     results: list = []
     slow = threading.Thread(target=lambda: results.append(slow_build("app")))
     slow.start()
+    assert slow_started.wait(30), "the slow call was never checked"
     for i in range(300):
         read_file(f"src/{i}.py")
     fast_done.set()
@@ -102,10 +105,12 @@ def test_eight_threads_with_slow_tools_lose_no_result() -> None:
     finished = threading.Semaphore(0)
     failures: list = []
     returned = [0] * THREADS
+    slow_started = [threading.Event() for _ in range(THREADS)]
 
     @guard.verify
     def fetch(thread: int, page: int) -> str:
         if page == 0:  # the slow one: waits until every thread's fast calls are checked
+            slow_started[thread].set()
             finished.release()
             assert release.wait(60)
         return f'{{"thread": {thread}, "page": {page}}}'
@@ -115,6 +120,7 @@ def test_eight_threads_with_slow_tools_lose_no_result() -> None:
         try:
             slow = threading.Thread(target=lambda: fetch(n, 0))
             slow.start()
+            assert slow_started[n].wait(60), "the slow call was never checked"
             for i in range(1, CALLS):
                 fetch(n, i)
                 returned[n] += 1
