@@ -16,7 +16,7 @@ VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-k
 all: lib
 
 lib:
-	$(CARGO) build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi
+	$(CARGO) build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi -p microloop-hook
 
 # cbindgen, pinned: the committed header must be what this version generates.
 CBINDGEN := $(shell if cbindgen --version 2>/dev/null | grep -q " $(CBINDGEN_VERSION)$$"; then command -v cbindgen; else echo $(TOOLS)/bin/cbindgen; fi)

@@ -32,6 +32,8 @@ const SHELL_TOOLS: &[&str] = &[
     "bash", "sh", "zsh", "shell", "terminal", "execute_bash", "run_bash", "run_shell", "exec",
     "execute", "execute_command", "run_command", "run_terminal_cmd", "run_terminal_command",
     "cmd", "command", "powershell", "run", "run_in_terminal", "shell_exec", "bash_command",
+    // coding agents: Codex CLI, Gemini CLI, Cline
+    "exec_command", "shell_command", "run_shell_command",
 ];
 
 /// Programs that only read, whatever their arguments (redirections aside).

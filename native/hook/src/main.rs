@@ -1,1 +1,277 @@
-fn main() {}
+//! `microloop-hook AGENT`: MicroLoop as a coding agent's pre-tool hook.
+//!
+//! The agent runs it once per event with the event's JSON on stdin. A tool call about to run is
+//! checked against the session's history (kept in a state file between processes); a call that
+//! must not run is denied in the agent's own format, with a reason the model reads. A call that
+//! may run gets no answer at all. A finished call's result is recorded against it; the end of a
+//! session deletes its state.
+//!
+//! Whatever goes wrong inside the hook, the agent goes on: the call runs unchecked and one line
+//! on stderr says why (exit status 0, which no agent takes as a deny).
+
+mod agent;
+mod state;
+
+use std::io::{self, Read};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use microloop_core::policy::ToolPolicy;
+use microloop_core::{Action, Engine, Session};
+use microloop_host::{Clock, SystemClock};
+use serde_json::{json, Value};
+
+use agent::{Agent, Event};
+use state::{Locked, Meta};
+
+const USAGE: &str = "\
+microloop-hook: MicroLoop as a coding agent's pre-tool hook
+
+usage: microloop-hook AGENT [--policy P]
+  AGENT          claude-code | codex | gemini | cursor | cline
+  --policy P     a preset name or a .toml/.json file (MICROLOOP_POLICY; default: a .microloop.toml
+                 found upward from the event's cwd, else balanced)
+
+Reads one hook event as JSON on stdin and answers in the agent's format. State lives in
+$MICROLOOP_STATE_DIR, else $XDG_STATE_HOME/microloop/hooks, else ~/.local/state/microloop/hooks.
+`microloop hooks install AGENT` registers it.";
+
+/// Events larger than this are not read: the call runs unchecked.
+const MAX_EVENT_BYTES: u64 = 8 << 20;
+
+/// What the hook does with the agent: what to print and how to exit.
+struct Answer {
+    stdout: Option<String>,
+    stderr: Option<String>,
+    code: u8,
+}
+
+impl Answer {
+    fn none() -> Answer {
+        Answer { stdout: None, stderr: None, code: 0 }
+    }
+    /// The call goes ahead unchecked; `why` goes to stderr.
+    fn fail_open(why: impl std::fmt::Display) -> Answer {
+        Answer { stdout: None, stderr: Some(format!("microloop-hook: {why}; the call runs unchecked")), code: 0 }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let answer = match panic::catch_unwind(AssertUnwindSafe(|| run(&args))) {
+        Ok(a) => a,
+        Err(_) => Answer::fail_open("internal error"),
+    };
+    if let Some(out) = answer.stdout {
+        println!("{out}");
+    }
+    if let Some(err) = answer.stderr {
+        eprintln!("{err}");
+    }
+    ExitCode::from(answer.code)
+}
+
+fn run(args: &[String]) -> Answer {
+    let env = |k: &str| std::env::var(k).ok();
+    let mut agent = None;
+    let mut policy = env("MICROLOOP_POLICY").filter(|p| !p.is_empty());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-h" | "--help" => return Answer { stdout: Some(USAGE.into()), stderr: None, code: 0 },
+            "--policy" => policy = it.next().cloned(),
+            s if s.starts_with("--policy=") => policy = Some(s["--policy=".len()..].to_owned()),
+            s => match Agent::from_name(s) {
+                Some(a) if agent.is_none() => agent = Some(a),
+                _ => return Answer::fail_open(format_args!("unknown argument `{s}` (see --help)")),
+            },
+        }
+    }
+    let Some(agent) = agent else {
+        return Answer::fail_open("no agent named (claude-code, codex, gemini, cursor or cline)");
+    };
+
+    let mut input = Vec::new();
+    if let Err(e) = io::stdin().take(MAX_EVENT_BYTES + 1).read_to_end(&mut input) {
+        return Answer::fail_open(format_args!("cannot read the event: {e}"));
+    }
+    if input.len() as u64 > MAX_EVENT_BYTES {
+        // Drain the rest so the agent's write does not fail, then let the call go.
+        io::copy(&mut io::stdin(), &mut io::sink()).ok();
+        return Answer::fail_open(format_args!("the event is larger than {} MiB", MAX_EVENT_BYTES >> 20));
+    }
+    if input.iter().all(u8::is_ascii_whitespace) {
+        return Answer::fail_open("no event on stdin");
+    }
+    let value: Value = match serde_json::from_slice(&input) {
+        Ok(v) => v,
+        Err(e) => return Answer::fail_open(format_args!("the event is not JSON ({e})")),
+    };
+    let event = match agent.parse(&value) {
+        Ok(e) => e,
+        Err(why) => return Answer::fail_open(why),
+    };
+    let Some(dir) = state::state_dir(env) else {
+        return Answer::fail_open("no state directory: set HOME, XDG_STATE_HOME or MICROLOOP_STATE_DIR");
+    };
+    match handle(agent, event, &dir, policy.as_deref(), &SystemClock) {
+        Ok(a) => a,
+        Err(why) => Answer::fail_open(why),
+    }
+}
+
+fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &dyn Clock) -> Result<Answer, String> {
+    let (session, cwd) = match &event {
+        Event::Pre { session, cwd, .. } | Event::Post { session, cwd, .. } => (session.clone(), cwd.clone()),
+        Event::End { session } => {
+            let locked = Locked::open(state::state_file(dir, agent.name(), session)).map_err(|e| format!("state: {e}"))?;
+            locked.remove().map_err(|e| format!("cannot delete the session's state: {e}"))?;
+            return Ok(Answer::none());
+        }
+        Event::Other(name) => {
+            return Ok(Answer { stderr: Some(format!("microloop-hook: ignoring the `{name}` event")), ..Answer::none() });
+        }
+    };
+    let engine = engine(agent, policy, cwd.as_deref().map(Path::new))?;
+    let path = state::state_file(dir, agent.name(), &session);
+    let locked = Locked::open(path).map_err(|e| format!("cannot open the session's state in {}: {e}", dir.display()))?;
+    let mut notes = Vec::new();
+    let (mut meta, mut s) = match locked.read() {
+        Ok(Some((meta, bytes))) => match Session::load(engine.clone(), &bytes, true) {
+            Ok(s) => (meta, s),
+            Err(e) => {
+                notes.push(format!("microloop-hook: the state file {} is unusable ({e}); starting a fresh history", locked.path().display()));
+                (Meta::default(), Session::new(engine))
+            }
+        },
+        Ok(None) => {
+            state::clean_old(dir, state::MAX_AGE);
+            (Meta::default(), Session::new(engine))
+        }
+        Err(why) => {
+            notes.push(format!("microloop-hook: the state file {} is unusable ({why}); starting a fresh history", locked.path().display()));
+            (Meta::default(), Session::new(engine))
+        }
+    };
+
+    let mut answer = Answer::none();
+    match event {
+        Event::Pre { tool, input, id, .. } => {
+            let args = serde_json::to_vec(&input).map_err(|e| e.to_string())?;
+            let v = s.check(&tool, &args, clock.now_ms()).map_err(|e| format!("cannot check `{tool}`: {e}"))?;
+            if v.action.runs() {
+                state::add_pending(&mut meta, pending_key(&tool, &args, id.as_deref()), v.call_id);
+            }
+            if v.action != Action::Allow {
+                state::add_log(
+                    &mut meta,
+                    json!({"at_ms": clock.now_ms(), "tool": tool, "action": v.action.as_str(), "rule": v.rule, "count": v.count, "message": v.message}),
+                );
+            }
+            let (stdout, code) = agent.answer(&v);
+            answer = Answer { stdout, stderr: (code == 2).then(|| agent::reason(&v)), code: code as u8 };
+        }
+        Event::Post { tool, input, id, output, error, .. } => {
+            let args = serde_json::to_vec(&input).map_err(|e| e.to_string())?;
+            if let Some(call_id) = state::take_pending(&mut meta, &pending_key(&tool, &args, id.as_deref())) {
+                // A call recorded twice (a retried event) is not worth a line: the first counts.
+                s.record(call_id, output.as_bytes(), error).ok();
+            }
+        }
+        Event::End { .. } | Event::Other(_) => unreachable!("handled above"),
+    }
+    locked.write(agent.name(), &session, &meta, &s.save()).map_err(|e| format!("cannot save the session's state: {e}"))?;
+    if !notes.is_empty() {
+        notes.extend(answer.stderr.take());
+        answer.stderr = Some(notes.join("\n"));
+    }
+    Ok(answer)
+}
+
+/// How a result finds its call: the agent's call id, or for agents without one the call itself.
+fn pending_key(tool: &str, args: &[u8], id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("id:{id}"),
+        None => format!("call:{tool}:{:016x}", xxhash_rust::xxh3::xxh3_64(args)),
+    }
+}
+
+/// The policy, with the agent's built-in tools' effects added where the policy says none.
+fn engine(agent: Agent, spec: Option<&str>, cwd: Option<&Path>) -> Result<Arc<Engine>, String> {
+    let (mut policy, _) = microloop_host::load(spec, cwd).map_err(|e| format!("policy: {e}"))?;
+    let (reads, writes) = agent.builtin_effects();
+    let tagged = reads.iter().map(|t| (t, "read")).chain(writes.iter().map(|t| (t, "write")));
+    for (tool, effect) in tagged {
+        if policy.resolve(tool).effect.is_none() {
+            let entry: ToolPolicy = serde_json::from_value(json!({"name": tool, "effect": effect})).map_err(|e| e.to_string())?;
+            policy.tools.push(entry);
+        }
+    }
+    microloop_host::engine_for(policy).map_err(|e| format!("policy: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use microloop_host::FixedClock;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("microloop-hook-main-{}-{name}", std::process::id()));
+        std::fs::remove_dir_all(&d).ok();
+        d
+    }
+
+    fn event(agent: Agent, v: Value) -> Event {
+        agent.parse(&v).unwrap()
+    }
+
+    #[test]
+    fn a_failing_command_is_denied_on_its_third_identical_run_and_then_the_state_goes() {
+        let dir = scratch("claude");
+        let clock = FixedClock::new(1_000);
+        let mut denied_at = None;
+        for i in 1..=5 {
+            let id = format!("toolu_{i}");
+            let pre = json!({"session_id":"s","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":id});
+            let a = handle(Agent::ClaudeCode, event(Agent::ClaudeCode, pre), &dir, None, &clock).unwrap();
+            if let Some(out) = a.stdout {
+                let v: Value = serde_json::from_str(&out).unwrap();
+                assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny");
+                denied_at.get_or_insert(i);
+                continue;
+            }
+            let post = json!({"session_id":"s","hook_event_name":"PostToolUseFailure","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":id,"error":"make: *** [test] Error 2"});
+            handle(Agent::ClaudeCode, event(Agent::ClaudeCode, post), &dir, None, &clock).unwrap();
+        }
+        assert!(denied_at.is_some_and(|i| i <= 3), "{denied_at:?}");
+        let path = state::state_file(&dir, "claude-code", "s");
+        assert!(path.exists());
+        handle(Agent::ClaudeCode, event(Agent::ClaudeCode, json!({"session_id":"s","hook_event_name":"SessionEnd"})), &dir, None, &clock).unwrap();
+        assert!(!path.exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_reported_and_replaced() {
+        let dir = scratch("corrupt");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = state::state_file(&dir, "gemini", "g");
+        std::fs::write(&path, b"\xff\xfe not ours").unwrap();
+        let pre = json!({"session_id":"g","hook_event_name":"BeforeTool","tool_name":"read_file","tool_input":{"path":"a"}});
+        let a = handle(Agent::Gemini, event(Agent::Gemini, pre), &dir, None, &FixedClock::new(0)).unwrap();
+        assert!(a.stderr.unwrap().contains("starting a fresh history"));
+        assert_eq!(a.stdout, None);
+        assert!(std::fs::read(&path).unwrap().starts_with(b"microloop-hook 1\n"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn builtin_effects_fill_in_only_where_the_policy_is_silent() {
+        let e = engine(Agent::ClaudeCode, Some(r#"{"tools":[{"name":"Read","effect":"write"}]}"#), None).unwrap();
+        assert_eq!(e.policy.resolve("Read").effect, Some(microloop_core::effect::Effect::Write));
+        assert_eq!(e.policy.resolve("Grep").effect, Some(microloop_core::effect::Effect::Read));
+        assert_eq!(e.policy.resolve("Bash").effect, None, "shell tools are judged by their command");
+    }
+}
