@@ -72,6 +72,37 @@ def test_check_prencoded_json_bytes(benchmark) -> None:
     benchmark(lambda: guard.check("search", encoded[next(it) % N_ARGS]))
 
 
+def test_native_check_and_record(benchmark) -> None:
+    """The two C calls alone (pre-encoded arguments, one reused verdict): the floor under check + record."""
+    from microloop._binding import ffi, lib
+
+    guard = fresh_guard()
+    encoded = [_encode.encode_args(a) for a in ARGS]
+    v = ffi.new("ml_verdict *", [ffi.sizeof("ml_verdict")])
+    s = guard._s
+    out = b"3 results: ..."
+    it = iter(range(10**9))
+
+    def call() -> None:
+        a = encoded[next(it) % N_ARGS]
+        lib.ml_check_call(s, b"search", 6, a, len(a), v, ffi.NULL)
+        lib.ml_record_result(s, v.call_id, out, len(out), False, ffi.NULL)
+
+    benchmark(call)
+
+
+def test_check_and_record_prencoded(benchmark) -> None:
+    guard = fresh_guard()
+    encoded = [_encode.encode_args(a) for a in ARGS]
+    it = iter(range(10**9))
+
+    def call() -> None:
+        v = guard.check("search", encoded[next(it) % N_ARGS])
+        guard.record(v.call_id, "3 results: ...")
+
+    benchmark(call)
+
+
 def search(query: str, page: int = 0, filters: dict | None = None, note: str = "") -> str:
     return "3 results"
 

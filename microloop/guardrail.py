@@ -19,7 +19,8 @@ import functools
 import inspect
 import json
 import threading
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, TypeVar, Union, overload
+import operator
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, NamedTuple, Optional, Tuple, TypeVar, Union, overload
 
 from . import _binding
 from ._binding import ffi, lib, raise_status
@@ -27,15 +28,31 @@ from ._encode import encode_args, encode_output
 from .errors import ArgumentsNotSerializable, InvalidUTF8, blocked_error
 from .policy import load_policy
 
-__all__ = ["Guardrail", "Verdict", "Stats"]
+__all__ = ["Guardrail", "Verdict", "Stats", "Action"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_ACTIONS = ("allow", "warn", "block", "halt")
+Action = Literal["allow", "warn", "block", "halt"]
+"""A verdict's action: ``allow``, ``warn`` (allowed, nudged), ``block`` or ``halt``."""
+
+_ACTIONS: Tuple[Action, ...] = ("allow", "warn", "block", "halt")
+
+try:  # CPython's fast field accessor (what namedtuple uses); plain itemgetter elsewhere
+    from collections import _tuplegetter  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    def _tuplegetter(index: int, doc: str) -> Any:  # type: ignore[misc]
+        return property(operator.itemgetter(index), doc=doc)
+
+_item = operator.itemgetter
 
 
-class Verdict(NamedTuple):
-    """The verdict on one call (immutable).
+def _text(p: Any, n: int) -> str:
+    return ffi.unpack(p, n).decode("utf-8", "replace") if p else ""
+
+
+class Verdict(tuple):
+    """The verdict on one call (immutable; compares, hashes, unpacks and pickles as the tuple
+    ``(action, rule, message, call_id, count)``).
 
     Attributes:
         action: ``"allow"``, ``"warn"`` (run it, and show ``message`` to the model with the result:
@@ -46,28 +63,97 @@ class Verdict(NamedTuple):
         call_id: pass it to :meth:`Guardrail.record`; 0 when the call must not run.
         count: for allow, how many times this exact call already ran in the window; otherwise the
             count the deciding rule reached.
+
+    The rule and message of a verdict from :meth:`Guardrail.check` stay in the library's memory
+    and are decoded when read (an allowed call has none).
     """
 
-    action: str
-    rule: str
-    message: str
-    call_id: int
-    count: int
+    # Stored as (action, call_id, count, rule, message, native verdict or None): rule and message
+    # are read from the native verdict while it is there (it frees them when collected).
+    __slots__ = ()
+    _fields = ("action", "rule", "message", "call_id", "count")
+
+    def __new__(cls, action: Action, rule: str = "", message: str = "", call_id: int = 0, count: int = 0) -> "Verdict":
+        return tuple.__new__(cls, (action, call_id, count, rule, message, None))
+
+    action: Action = _tuplegetter(0, "allow, warn, block or halt")  # type: ignore[assignment]
+    call_id: int = _tuplegetter(1, "the id to pass to record(); 0 when the call must not run")  # type: ignore[assignment]
+    count: int = _tuplegetter(2, "the count the deciding rule reached (allow: runs of this call in the window)")  # type: ignore[assignment]
+    _rule = _tuplegetter(3, "")
+    _message = _tuplegetter(4, "")
+    _native = _tuplegetter(5, "")
+
+    @property
+    def rule(self) -> str:
+        """The deciding rule's id; ``""`` for allow."""
+        v = self._native
+        return self._rule if v is None else _text(v.rule, v.rule_len)
+
+    @property
+    def message(self) -> str:
+        """Written for the model; ``""`` for allow."""
+        v = self._native
+        return self._message if v is None else _text(v.message, v.message_len)
 
     @property
     def allowed(self) -> bool:
         """True for allow and warn: the call may run."""
-        return self.action == "allow" or self.action == "warn"
+        a = self.action
+        return a == "allow" or a == "warn"
 
     @property
     def blocked(self) -> bool:
         """True for block and halt: the call must not run."""
-        return self.action == "block" or self.action == "halt"
+        a = self.action
+        return a == "block" or a == "halt"
 
     @property
     def halted(self) -> bool:
         """True for halt: the run must stop."""
         return self.action == "halt"
+
+    # -- the tuple (action, rule, message, call_id, count) ------------------------------------
+
+    def _public(self) -> Tuple[Action, str, str, int, int]:
+        return (self.action, self.rule, self.message, self.call_id, self.count)
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        return iter(self._public())
+
+    def __len__(self) -> int:
+        return 5
+
+    def __getitem__(self, index: Any) -> Any:  # type: ignore[override]
+        return self._public()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Verdict):
+            return self._public() == other._public()
+        if isinstance(other, tuple):
+            return self._public() == other
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    def __hash__(self) -> int:
+        return hash(self._public())
+
+    def __getnewargs__(self) -> Tuple[Any, ...]:  # type: ignore[override]
+        return self._public()
+
+    def __repr__(self) -> str:
+        a, r, m, c, n = self._public()
+        return f"Verdict(action={a!r}, rule={r!r}, message={m!r}, call_id={c!r}, count={n!r})"
+
+    def _asdict(self) -> Dict[str, Any]:
+        return dict(zip(self._fields, self._public()))
+
+    def _replace(self, **changes: Any) -> "Verdict":
+        d = self._asdict()
+        d.update(changes)
+        return Verdict(**d)
 
 
 class Stats(NamedTuple):
@@ -83,6 +169,28 @@ class Stats(NamedTuple):
 
 
 _new_verdict = tuple.__new__
+_no_native = None
+# One native verdict per thread, reused by every check of that thread that is allowed (an allowed
+# verdict owns no strings); a warn/block/halt verdict keeps its buffer and the thread gets a new one.
+_local = threading.local()
+_tool_names: Dict[Any, bytes] = {}  # tool name -> its UTF-8, for the names an agent repeats
+
+
+def _native_verdict() -> Any:
+    v = _local.v = ffi.new("ml_verdict *", [_binding.VERDICT_SIZE])
+    return v
+
+
+def _tool_bytes(tool: Any) -> bytes:
+    if tool.__class__ is str:
+        try:
+            t = tool.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidUTF8("the tool name is not valid UTF-8 (it contains a lone surrogate)") from None
+        if len(_tool_names) < 4096:
+            _tool_names[tool] = t
+        return t
+    return bytes(tool)
 
 
 class Guardrail:
@@ -158,15 +266,15 @@ class Guardrail:
             InvalidArgument: an empty tool name. InvalidUTF8: text that is not UTF-8.
             Errors leave the history unchanged.
         """
-        if tool.__class__ is str:
-            try:
-                t = tool.encode("utf-8")  # type: ignore[union-attr]
-            except UnicodeEncodeError:
-                raise InvalidUTF8("the tool name is not valid UTF-8 (it contains a lone surrogate)") from None
-        else:
-            t = bytes(tool)  # type: ignore[arg-type]
+        t = _tool_names.get(tool) if tool.__class__ is str else None
+        if t is None:
+            t = _tool_bytes(tool)
         a = encode_args(args)
-        v = ffi.new("ml_verdict *", [_binding.VERDICT_SIZE])
+        try:
+            v = _local.v
+        except AttributeError:
+            v = _native_verdict()
+        # One C call. Nothing between it and the reads below can run another check on this thread.
         status = lib.ml_check_call(self._s, t, len(t), a, len(a), v, ffi.NULL)
         if status:
             # A failing call changes nothing (history, counters): ask again for the error's detail,
@@ -176,11 +284,10 @@ class Guardrail:
             raise_status(status, errp)
         action = v.action
         if action == 0:
-            return _new_verdict(Verdict, ("allow", "", "", v.call_id, v.count))
-        rule = ffi.unpack(v.rule, v.rule_len).decode("utf-8", "replace") if v.rule else ""
-        message = ffi.unpack(v.message, v.message_len).decode("utf-8", "replace") if v.message else ""
-        verdict = _new_verdict(Verdict, (_ACTIONS[action], rule, message, v.call_id, v.count))
-        lib.ml_verdict_clear(v)
+            return _new_verdict(Verdict, ("allow", v.call_id, v.count, "", "", None))
+        # The verdict keeps this native verdict (its strings, decoded when read, freed with it).
+        _native_verdict()
+        verdict = _new_verdict(Verdict, (_ACTIONS[action], v.call_id, v.count, "", "", ffi.gc(v, lib.ml_verdict_clear)))
         if action == 1:
             self.last_warning = verdict
         return verdict
@@ -202,7 +309,7 @@ class Guardrail:
             UnknownCall: the id is 0 (a blocked call) or was never issued by this session.
             AlreadyRecorded: the call already has a result.
         """
-        out = encode_output(output)
+        out = output.encode("utf-8", "surrogatepass") if output.__class__ is str else encode_output(output)
         status = lib.ml_record_result(self._s, call_id, out, len(out), bool(error), ffi.NULL)
         if status:
             # As in check: a failing record changes nothing, so ask again for the error's detail.

@@ -252,3 +252,33 @@ def test_import_microloop_imports_no_framework() -> None:
 def test_verdict_json_roundtrip(guard: Guardrail) -> None:
     v = loop_until_blocked(guard)[2]
     assert json.loads(json.dumps(v._asdict()))["rule"] == "loop.no_progress"
+
+
+def test_a_verdict_keeps_its_strings_after_later_checks_and_after_its_guard_closed() -> None:
+    # A warn/block verdict keeps the library's strings and decodes them when read; later checks on
+    # the same thread reuse another native verdict, and closing the guard does not free them.
+    guard = Guardrail("balanced")
+    _, warned, blocked = loop_until_blocked(guard)
+    for i in range(300):
+        guard.check("search", {"q": i})
+    guard.close()
+    assert (warned.action, warned.rule) == ("warn", "loop.no_progress") and "open_page" in warned.message
+    assert (blocked.action, blocked.rule) == ("block", "loop.no_progress") and blocked.message == blocked.message
+    assert blocked.message != warned.message
+
+
+def test_a_verdict_behaves_as_the_tuple_action_rule_message_call_id_count(guard: Guardrail) -> None:
+    import copy
+    import pickle
+
+    allowed, warned, blocked = loop_until_blocked(guard)
+    action, rule, message, call_id, count = blocked
+    assert (action, rule, call_id) == ("block", "loop.no_progress", 0) and message == blocked.message
+    assert len(blocked) == 5 and blocked[1] == rule and blocked[-1] == count and list(blocked) == [*blocked]
+    assert tuple(blocked) == (action, rule, message, call_id, count) == blocked
+    assert pickle.loads(pickle.dumps(blocked)) == blocked == copy.deepcopy(blocked)
+    assert pickle.loads(pickle.dumps(blocked)).message == message
+    assert hash(blocked) == hash(Verdict(action, rule, message, call_id, count))
+    assert blocked._replace(action="halt").halted and blocked != warned
+    assert repr(allowed) == f"Verdict(action='allow', rule='', message='', call_id={allowed.call_id}, count=0)"
+    assert blocked._asdict() == dict(zip(Verdict._fields, blocked))
