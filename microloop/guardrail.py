@@ -68,19 +68,19 @@ class Verdict(tuple):
     and are decoded when read (an allowed call has none).
     """
 
-    # Stored as (action, call_id, count, rule, message, native verdict or None): rule and message
-    # are read from the native verdict while it is there (it frees them when collected).
+    # Stored as (action, rule, message, call_id, count, native verdict or None): with a native
+    # verdict, rule and message are read from it (it frees them when collected).
     __slots__ = ()
     _fields = ("action", "rule", "message", "call_id", "count")
 
     def __new__(cls, action: Action, rule: str = "", message: str = "", call_id: int = 0, count: int = 0) -> "Verdict":
-        return tuple.__new__(cls, (action, call_id, count, rule, message, None))
+        return tuple.__new__(cls, (action, rule, message, call_id, count, None))
 
     action: Action = _tuplegetter(0, "allow, warn, block or halt")  # type: ignore[assignment]
-    call_id: int = _tuplegetter(1, "the id to pass to record(); 0 when the call must not run")  # type: ignore[assignment]
-    count: int = _tuplegetter(2, "the count the deciding rule reached (allow: runs of this call in the window)")  # type: ignore[assignment]
-    _rule = _tuplegetter(3, "")
-    _message = _tuplegetter(4, "")
+    call_id: int = _tuplegetter(3, "the id to pass to record(); 0 when the call must not run")  # type: ignore[assignment]
+    count: int = _tuplegetter(4, "the count the deciding rule reached (allow: runs of this call in the window)")  # type: ignore[assignment]
+    _rule = _tuplegetter(1, "")
+    _message = _tuplegetter(2, "")
     _native = _tuplegetter(5, "")
 
     @property
@@ -284,10 +284,10 @@ class Guardrail:
             raise_status(status, errp)
         action = v.action
         if action == 0:
-            return _new_verdict(Verdict, ("allow", v.call_id, v.count, "", "", None))
+            return _new_verdict(Verdict, ("allow", "", "", v.call_id, v.count, None))
         # The verdict keeps this native verdict (its strings, decoded when read, freed with it).
         _native_verdict()
-        verdict = _new_verdict(Verdict, (_ACTIONS[action], v.call_id, v.count, "", "", ffi.gc(v, lib.ml_verdict_clear)))
+        verdict = _new_verdict(Verdict, (_ACTIONS[action], "", "", v.call_id, v.count, ffi.gc(v, lib.ml_verdict_clear)))
         if action == 1:
             self.last_warning = verdict
         return verdict
