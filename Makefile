@@ -35,7 +35,7 @@ demo-c: lib
 	@$(CC) -std=c11 -O2 -I include examples/c/demo.c $(LDFLAGS_LIB) -o build/demo
 	@./build/demo
 
-test: test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy
+test: test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -197,3 +197,12 @@ test-node: lib bindings/node/node_modules/.package-lock.json
 
 bench-node: lib bindings/node/node_modules/.package-lock.json
 	cd bindings/node && $(NODE) bench/check.js 500000
+
+# --- The audit log (native/audit): its Rust tests, then a log it wrote read by Go's sumdb/note and
+# sumdb/tlog (tests/audit/go, golang.org/x/mod pinned in go.mod/go.sum).
+.PHONY: test-audit
+AUDIT_FIXTURE := $(ROOT)/build/audit-fixture
+test-audit:
+	$(CARGO) test --release --locked --manifest-path native/Cargo.toml -p microloop-audit
+	$(CARGO) run --release --locked --manifest-path native/Cargo.toml -p microloop-audit --example fixture -- $(AUDIT_FIXTURE) 1000
+	cd tests/audit/go && $(GO) vet ./... && MICROLOOP_AUDIT_FIXTURE=$(AUDIT_FIXTURE) $(GO) test -count=1 -v ./...
