@@ -35,7 +35,7 @@ demo-c: lib
 	@$(CC) -std=c11 -O2 -I include examples/c/demo.c $(LDFLAGS_LIB) -o build/demo
 	@./build/demo
 
-test: test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit
+test: test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit test-agents
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -206,3 +206,21 @@ test-audit:
 	$(CARGO) test --release --locked --manifest-path native/Cargo.toml -p microloop-audit
 	$(CARGO) run --release --locked --manifest-path native/Cargo.toml -p microloop-audit --example fixture -- $(AUDIT_FIXTURE) 1000
 	cd tests/audit/go && $(GO) vet ./... && MICROLOOP_AUDIT_FIXTURE=$(AUDIT_FIXTURE) $(GO) test -count=1 -v ./...
+
+# --- Coding agents (tests/agents): the real Claude Code, Codex CLI and Gemini CLI, pinned by
+# tests/agents/package-lock.json, installed by `npm ci` into .tools/agents (again only when the lock
+# changes), each driven offline against a scripted model on loopback, with and without the hook.
+.PHONY: agents-install test-agents
+AGENTS_NPM := $(TOOLS)/agents
+
+agents-install:
+	@if ! cmp -s tests/agents/package-lock.json $(AGENTS_NPM)/installed-lock.json; then \
+	  set -e; rm -rf $(AGENTS_NPM); mkdir -p $(AGENTS_NPM); \
+	  cp tests/agents/package.json tests/agents/package-lock.json $(AGENTS_NPM)/; \
+	  echo "npm ci: the agents' CLIs into $(AGENTS_NPM)"; \
+	  cd $(AGENTS_NPM) && $(NPM) ci --no-audit --no-fund --loglevel=error; \
+	  cp package-lock.json installed-lock.json; fi
+
+test-agents: python agents-install
+	MICROLOOP_AGENTS_BIN=$(AGENTS_NPM)/node_modules/.bin MICROLOOP_HOOK_BIN=$(LIBDIR)/microloop-hook \
+	  $(VENV_PY) -m pytest tests/agents -q -p no:cacheprovider
