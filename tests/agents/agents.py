@@ -22,8 +22,10 @@ STUCK = "make test"
 PIVOT = "cat NOTES.md"
 NOTES = "The parser splits fields on tabs, not on commas.\n"
 # The command fails the same way every time and leaves a line in runs.log each time it runs: the
-# runs are counted by what the command did, not by what the model was told.
-MAKEFILE = "test:\n\t@echo run >> runs.log\n\t@echo 'FAIL test_split: expected 3 fields, got 2'\n\t@exit 1\n"
+# runs are counted by what the command did, not by what the model was told. Its message goes to
+# stderr like make's own: on two streams, an agent that merges them (Codex) could read them in either
+# order, and a stuck model's answers would differ by chance.
+MAKEFILE = "test:\n\t@echo run >> runs.log\n\t@echo 'FAIL test_split: expected 3 fields, got 2' >&2\n\t@exit 1\n"
 CAP = 15
 RUN_TIMEOUT = 180  # seconds for one CLI run
 HOOK_TIMEOUT = 30  # seconds the agent gives one hook process
