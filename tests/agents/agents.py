@@ -111,7 +111,9 @@ class Codex(Agent):
         # Until `microloop hooks install codex --user` is on main: what it writes.
         hook = [{"type": "command", "command": self.hook_command(), "timeout": HOOK_TIMEOUT}]
         tools = [{"matcher": "*", "hooks": hook}]
-        (codex_home / "hooks.json").write_text(json.dumps({"hooks": {"PreToolUse": tools, "PostToolUse": tools}}, indent=2))
+        # Codex CLI 0.169.0 runs SessionEnd hooks too (its app-server lists `sessionEnd`).
+        events = {"PreToolUse": tools, "PostToolUse": tools, "SessionEnd": [{"hooks": hook}]}
+        (codex_home / "hooks.json").write_text(json.dumps({"hooks": events}, indent=2))
         # Codex runs a hook the user has not trusted not at all, silently. A user trusts it in
         # `/hooks`; here it is trusted the same way through Codex's own app-server.
         run.notes.append(trust_codex_hooks(self.bin_dir / self.exe, self._env_for(home, model), project))
@@ -145,7 +147,7 @@ class Gemini(Agent):
             # Until `microloop hooks install gemini --user` is on main: what it writes.
             hook = [{"type": "command", "command": self.hook_command(), "timeout": HOOK_TIMEOUT * 1000}]
             tools = [{"matcher": "*", "hooks": hook}]
-            settings["hooks"] = {"BeforeTool": tools, "AfterTool": tools}
+            settings["hooks"] = {"BeforeTool": tools, "AfterTool": tools, "SessionEnd": [{"hooks": hook}]}
         (home / ".gemini").mkdir()
         (home / ".gemini" / "settings.json").write_text(json.dumps(settings, indent=2))
 

@@ -49,3 +49,8 @@ def test_with_the_hook_the_model_reads_the_reason_and_pivots(agent, hooked, agen
     assert NOTES.strip() in turns[-1].last_result, r.describe()
     assert PIVOTED in r.stdout, r.describe()
     assert PIVOT in r.stdout, r.describe()
+    # The hook kept the session's history between its processes, and the agent's SessionEnd
+    # reached it: the history is gone.
+    hooks_state = r.home / ".local" / "state" / "microloop" / "hooks"
+    assert hooks_state.is_dir(), r.describe()
+    assert list(hooks_state.glob("*.state")) == [], r.describe()
