@@ -2,7 +2,7 @@
 
     microloop demo                         two scripted agents loop, without and with MicroLoop
     microloop check-policy policy.toml     validate a policy and explain what it sets
-    microloop replay run.jsonl --json      where a recorded run would have been blocked
+    microloop replay ~/.claude/projects    what a policy would have done on recorded agent runs
 """
 
 from __future__ import annotations
@@ -96,25 +96,50 @@ def cmd_check_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay_formats() -> List[str]:
+    from .replay.formats import formats
+
+    return list(formats())
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
-    from ._replay import format_report, replay
+    from . import replay as rp
+
+    problems: List[str] = []
+    failed = False
+
+    def on_problem(path: str, reason: str, named: bool) -> None:
+        nonlocal failed
+        failed = failed or named
+        problems.append(path)
+        print(f"{'cannot replay' if named else 'skipped'} {path}: {reason}", file=sys.stderr)
 
     try:
-        with open(args.file, encoding="utf-8") as f:
-            text = f.read()
-        report = replay(text, args.policy, args.file)
-    except (OSError, ValueError) as e:
-        if isinstance(e, PolicyError):
-            print(f"invalid policy: {e}", file=sys.stderr)
-        else:
-            print(f"cannot replay {args.file}: {e}", file=sys.stderr)
+        reports = rp.replay_paths(args.files, args.policy, args.format, on_problem)
+    except PolicyError as e:
+        print(f"invalid policy: {e}", file=sys.stderr)
         return 1
+    total = rp.totals(reports)
+    if args.html:
+        from .replay.html import write_html
+
+        try:
+            write_html(args.html, reports, total)
+        except OSError as e:
+            print(f"cannot write {args.html}: {e}", file=sys.stderr)
+            return 1
     if args.json:
-        json.dump(report.to_json(), sys.stdout, indent=2)
+        json.dump({"policy": reports[0].policy if reports else args.policy, "runs": [r.to_json() for r in reports], "total": total}, sys.stdout, indent=2)
         print()
     else:
-        print(format_report(report, verbose=args.verbose))
-    return 0
+        for r in reports:
+            if args.verbose or r.summary()["calls_saved"] or r.summary()["warn"] or len(reports) <= 20:
+                print(rp.format_report(r, verbose=args.verbose))
+                print()
+        print(rp.format_totals(total, problems))
+        if args.html:
+            print(f"HTML report: {args.html}")
+    return 1 if failed or not reports else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -133,10 +158,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = sub.add_parser("check-policy", help="validate a policy file (TOML or JSON) and explain it")
     p.add_argument("file")
     p.set_defaults(func=cmd_check_policy)
-    p = sub.add_parser("replay", help="where a recorded trajectory would have been blocked")
-    p.add_argument("file", help="OpenAI or Anthropic messages: JSON or JSONL")
+    p = sub.add_parser("replay", help="what a policy would have done on recorded agent runs")
+    p.add_argument("files", nargs="+", metavar="LOG", help="log files, folders or globs (Claude Code, Codex CLI, Gemini CLI, OpenHands, "
+                   "SWE-agent, mini-swe-agent, tau-bench, tau2-bench, LangSmith, OpenAI/Anthropic messages; '-' reads stdin)")
     p.add_argument("--policy", default="balanced", help="preset name or policy file (default: balanced)")
+    p.add_argument("--format", default=None, choices=_replay_formats(), help="read every file as this format instead of detecting it")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     p.add_argument("-v", "--verbose", action="store_true", help="list allowed steps too")
     p.set_defaults(func=cmd_replay)
     args = parser.parse_args(argv)

@@ -52,7 +52,7 @@ def test_replay_of_an_openai_captcha_loop_blocks_at_step_5(capsys: pytest.Captur
 def test_replay_of_an_anthropic_run_reads_tool_use_blocks(capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run(capsys, "replay", "--json", os.path.join(DATA, "anthropic_failing_test_loop.json"))
     assert code == 0
-    report = json.loads(out)
+    report = json.loads(out)["runs"][0]
     assert report["summary"]["calls"] == 10
     assert report["summary"]["first_block_step"] == 5
     steps = report["steps"]
@@ -62,14 +62,14 @@ def test_replay_of_an_anthropic_run_reads_tool_use_blocks(capsys: pytest.Capture
 
 def test_replay_of_a_clean_run_blocks_nothing(capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run(capsys, "replay", "--json", "--policy", "strict", os.path.join(DATA, "openai_clean_run.json"))
-    report = json.loads(out)
+    report = json.loads(out)["runs"][0]
     assert code == 0 and report["policy"] == "strict"
     assert report["summary"]["block"] == 0 and report["summary"]["first_block_step"] is None
 
 
 def test_replay_with_a_policy_file(capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run(capsys, "replay", "--json", "--policy", os.path.join(DATA, "policy_strict_browser.toml"), os.path.join(DATA, "openai_captcha_loop.json"))
-    assert code == 0 and json.loads(out)["summary"]["first_block_step"] == 3
+    assert code == 0 and json.loads(out)["runs"][0]["summary"]["first_block_step"] == 3
 
 
 def test_replay_of_a_missing_file_fails_cleanly(capsys: pytest.CaptureFixture) -> None:

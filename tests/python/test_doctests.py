@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["microloop", "microloop.guardrail", "microloop.errors", "microloop.policy"]
+MODULES = ["microloop", "microloop.guardrail", "microloop.errors", "microloop.policy", "microloop.replay"]
 
 
 @pytest.mark.parametrize("name", MODULES)
