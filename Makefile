@@ -35,7 +35,7 @@ demo-c: lib
 	@$(CC) -std=c11 -O2 -I include examples/c/demo.c $(LDFLAGS_LIB) -o build/demo
 	@./build/demo
 
-test: test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit test-agents
+test: test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit test-agents test-replay
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -224,3 +224,13 @@ agents-install:
 test-agents: python agents-install
 	MICROLOOP_AGENTS_BIN=$(AGENTS_NPM)/node_modules/.bin MICROLOOP_HOOK_BIN=$(LIBDIR)/microloop-hook \
 	  $(VENV_PY) -m pytest tests/agents -q -p no:cacheprovider
+
+# --- `microloop replay --html` (tests/replay): the report opened in a real headless Chromium (Debian's
+# `chromium`, driven over the DevTools protocol on a pipe); the screenshot lands in build/test-artifacts.
+# The log formats themselves are tested in tests/python (test-python).
+.PHONY: test-replay bench-replay
+test-replay: python
+	MICROLOOP_ARTIFACTS=$(ROOT)/build/test-artifacts $(VENV_PY) -m pytest tests/replay -q -p no:cacheprovider
+
+bench-replay: python
+	$(VENV_PY) bench/bench_replay.py

@@ -218,9 +218,10 @@ def read_claude_code(doc: List[dict], name: str) -> List[Run]:
                 c = Call(str(block.get("id", "")), block.get("name") or "", block.get("input", {}), time=d.get("timestamp"))
                 events.append(c)
                 mid = str(msg.get("id") or d.get("uuid"))
-                calls, _ = by_message.get(mid, ([], None))
-                calls.append(c)
-                by_message[mid] = (calls, _usage_tokens(msg.get("usage")))
+                turn = by_message.get(mid)
+                if turn is None:  # every line of a message repeats its usage: read it once
+                    turn = by_message[mid] = ([], _usage_tokens(msg.get("usage")))
+                turn[0].append(c)
             elif block.get("type") == "tool_result":
                 text = _text_of(block.get("content"))
                 events.append(Result(str(block.get("tool_use_id", "")), text, bool(block.get("is_error"))))
@@ -641,6 +642,11 @@ def load(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as first:
+        if text.startswith("{"):  # JSONL: one parse of all its lines is much faster than one per line
+            try:
+                return json.loads("[" + ",".join(line for line in text.splitlines() if line.strip()) + "]")
+            except json.JSONDecodeError:
+                pass  # find the bad line below
         lines = []
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
