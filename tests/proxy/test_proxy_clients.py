@@ -4,60 +4,20 @@ A scripted agent loop runs tools for real; the upstream keeps proposing the same
 must keep the looping call from ever reaching the tool, re-ask the upstream, and stay parseable.
 """
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import anthropic
 import openai
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PROXY = os.environ.get("MICROLOOP_PROXY_BIN", str(ROOT / "native/target/release/microloop-proxy"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_up(url):
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except Exception:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} never came up")
+import harness
+from harness import script, seen
 
 
 @pytest.fixture(scope="module")
 def stack():
-    up, px = free_port(), free_port()
-    procs = [subprocess.Popen([sys.executable, str(Path(__file__).with_name("fake_upstream.py")), str(up)]),
-             subprocess.Popen([PROXY, "--listen", f"127.0.0.1:{px}", "--upstream", f"http://127.0.0.1:{up}"])]
-    try:
-        wait_up(f"http://127.0.0.1:{up}/__seen")
-        wait_up(f"http://127.0.0.1:{px}/healthz")
-        yield f"http://127.0.0.1:{up}", f"http://127.0.0.1:{px}"
-    finally:
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=10)
-
-
-def script(upstream, answers):
-    req = urllib.request.Request(f"{upstream}/__script", data=json.dumps(answers).encode(), method="POST")
-    urllib.request.urlopen(req).read()
-
-
-def seen(upstream):
-    return json.loads(urllib.request.urlopen(f"{upstream}/__seen").read())
+    with harness.stack() as s:
+        yield s
 
 
 # --- OpenAI ---------------------------------------------------------------------------------------
@@ -155,8 +115,7 @@ A_TOOLS = [{"name": "read_file", "input_schema": {"type": "object", "properties"
 
 
 def an_tool_stream(n):
-    def ev(obj):
-        return f"event: {obj['type']}\ndata: {json.dumps(obj)}\n\n"
+    ev = harness.sse_event
     return {"sse": [
         ev({"type": "message_start", "message": {"id": f"msg_{n}", "type": "message", "role": "assistant", "model": "m", "content": [],
                                                   "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 1}}}),
@@ -202,7 +161,7 @@ def test_anthropic_stream_keeps_block_indexes_and_one_message(stack):
     assert final.content[0].text == "Reading it." and final.content[1].text == "Blocked page; stopping."
     assert final.stop_reason == "end_turn"
     reqs = seen(upstream)
-    assert len(reqs) == 4 and reqs[3]["body"]["stream"] is False
+    assert len(reqs) == 4 and reqs[3]["body"]["stream"] is True, "a client that streams gets a streamed re-ask"
     last = reqs[3]["body"]["messages"][-1]["content"][0]
     assert last["tool_use_id"] == "toolu_3" and last["is_error"] is True and last["content"].startswith("[microloop] ")
     versions = {r["anthropic-version"] for r in reqs}

@@ -18,9 +18,18 @@ usage: microloop-proxy [options]
   --max-reasks N       re-asks per request before the turn is stopped (default 1)
   --max-body-bytes N   largest request body accepted (default 33554432)
   --timeout SECS       upstream connect + idle read timeout (default 600)
+  --store URL          where Responses conversations continued by previous_response_id are kept:
+                       memory, or redis://[:password@]HOST[:PORT][/DB] to share them between
+                       replicas (MICROLOOP_STORE; default memory)
+  --store-max-entries N   conversations kept in memory (default 10000)
+  --store-max-bytes N     bytes kept in memory (default 268435456)
+  --store-ttl SECS        age after which a kept conversation is dropped (default 86400)
   -h, --help           this text
 
-An agent uses it with OPENAI_BASE_URL=http://127.0.0.1:20128/v1 or ANTHROPIC_BASE_URL=http://127.0.0.1:20128.";
+Guarded: POST /v1/chat/completions, /v1/responses, /v1/messages, and Gemini's
+/v1beta/models/MODEL:generateContent and :streamGenerateContent (default upstream
+https://generativelanguage.googleapis.com). Point a client at it with OPENAI_BASE_URL=http://127.0.0.1:20128/v1,
+ANTHROPIC_BASE_URL=http://127.0.0.1:20128 or GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:20128 (README: per client).";
 
 /// What to do when the model proposes a call that must not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +62,11 @@ pub struct Config {
     pub max_reasks: u32,
     pub max_body_bytes: usize,
     pub timeout: Duration,
+    /// `memory` (None) or a `redis://` URL.
+    pub store: Option<String>,
+    pub store_max_entries: usize,
+    pub store_max_bytes: usize,
+    pub store_ttl: Duration,
 }
 
 impl Default for Config {
@@ -65,6 +79,10 @@ impl Default for Config {
             max_reasks: 1,
             max_body_bytes: 32 << 20,
             timeout: Duration::from_secs(600),
+            store: None,
+            store_max_entries: 10_000,
+            store_max_bytes: 256 << 20,
+            store_ttl: Duration::from_secs(86_400),
         }
     }
 }
@@ -81,6 +99,7 @@ impl Config {
         let mut listen = env("MICROLOOP_LISTEN");
         c.upstream = env("MICROLOOP_UPSTREAM").or_else(|| env("TARGET_API_URL")).filter(|s| !s.is_empty());
         c.policy = env("MICROLOOP_POLICY").filter(|s| !s.is_empty());
+        c.store = env("MICROLOOP_STORE").filter(|s| !s.is_empty());
         if let Some(m) = env("MICROLOOP_ON_BLOCK").filter(|s| !s.is_empty()) {
             c.on_block = OnBlock::parse(&m)?;
         }
@@ -103,6 +122,10 @@ impl Config {
                 "--max-reasks" => c.max_reasks = number(value()?)? as u32,
                 "--max-body-bytes" => c.max_body_bytes = number(value()?)? as usize,
                 "--timeout" => c.timeout = Duration::from_secs(number(value()?)?),
+                "--store" => c.store = Some(value()?),
+                "--store-max-entries" => c.store_max_entries = number(value()?)? as usize,
+                "--store-max-bytes" => c.store_max_bytes = number(value()?)? as usize,
+                "--store-ttl" => c.store_ttl = Duration::from_secs(number(value()?)?.max(1)),
                 _ => return Err(format!("unknown option `{a}` (see --help)")),
             }
         }

@@ -1,8 +1,8 @@
-//! Routes, the upstream client, and the ladder a blocked call goes down.
+//! Routes, the upstream client, and the ladder a blocked call goes down, once for every dialect.
 //!
-//! `POST /v1/chat/completions` and `POST /v1/messages` are guarded; every other `/v1/*` request
-//! passes through unchanged; `/healthz` and `/metrics` are the proxy's own. Request headers are
-//! forwarded as they came (auth, `anthropic-version`, `anthropic-beta`), minus hop-by-hop ones and
+//! A POST that a [`Dialect`] guards is judged; every other `/v1/*` or `/v1beta/*` request passes
+//! through unchanged; `/healthz` and `/metrics` are the proxy's own. Request headers are forwarded
+//! as they came (auth, `anthropic-version`, `anthropic-beta`), minus hop-by-hop ones and
 //! `accept-encoding` (the proxy reads the answers). Nothing here logs a header value or a body.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -21,17 +21,18 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, OnBlock};
+use crate::dialect::{self, Dialect, ErrorKind, Follower, Outcome, SseSplitter};
 use crate::metrics::Metrics;
-use crate::stream::{AnthropicStream, OpenAiStream, SseSplitter};
-use crate::trajectory::{judge, replay};
-use crate::wire;
-use crate::Api;
+use crate::store::{Store, Stored};
+use crate::trajectory::{judge, note, reask_results, replay};
 
 pub struct AppState {
     pub cfg: Config,
     pub engine: Arc<Engine>,
     pub client: reqwest::Client,
     pub metrics: Metrics,
+    /// Conversations kept between requests (Responses' `previous_response_id`).
+    pub store: Store,
 }
 
 impl AppState {
@@ -45,17 +46,19 @@ impl AppState {
             .no_proxy()
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(AppState { cfg, engine, client, metrics: Metrics::default() })
+        let store = Store::open(&cfg)?;
+        Ok(AppState { cfg, engine, client, metrics: Metrics::default(), store })
     }
 
     fn upstream_url(&self, path_and_query: &str) -> String {
         let base = match &self.cfg.upstream {
             Some(u) => u.as_str(),
-            None if path_and_query.starts_with("/v1/messages") => "https://api.anthropic.com",
-            None => "https://api.openai.com",
+            None => dialect::family(path_and_query.split('?').next().unwrap_or("")).default_upstream(),
         };
-        match path_and_query.strip_prefix("/v1") {
-            Some(rest) if base.ends_with("/v1") => format!("{base}{rest}"),
+        // A base that already ends with the API version (`…/v1`) does not get it twice.
+        let version = path_and_query[1..].split(['/', '?']).next().unwrap_or("");
+        match path_and_query[1 + version.len()..].strip_prefix('/') {
+            Some(rest) if !version.is_empty() && base.ends_with(&format!("/{version}")) => format!("{base}/{rest}"),
             _ => format!("{base}{path_and_query}"),
         }
     }
@@ -72,17 +75,20 @@ pub fn router(st: Arc<AppState>) -> Router {
 
 async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
+    let guard = if req.method() == Method::POST { dialect::guarding(&path) } else { None };
     let (route, resp) = match (req.method().clone(), path.as_str()) {
         (Method::GET, "/healthz") => ("healthz", plain(StatusCode::OK, "text/plain", "ok\n".into())),
         (Method::GET, "/metrics") => {
             ("metrics", plain(StatusCode::OK, "text/plain; version=0.0.4", st.metrics.render().into()))
         }
-        (Method::POST, "/v1/chat/completions") => ("chat_completions", guarded(&st, Api::OpenAi, req).await),
-        (Method::POST, "/v1/messages") => ("messages", guarded(&st, Api::Anthropic, req).await),
-        _ if path.starts_with("/v1/") => ("passthrough", passthrough(&st, req).await),
+        _ if guard.is_some() => {
+            let d = guard.unwrap();
+            (d.route(), guarded(&st, d, req).await)
+        }
+        _ if path.starts_with("/v1/") || path.starts_with("/v1beta/") => ("passthrough", passthrough(&st, req).await),
         _ => {
-            let body = wire::error_body(Api::OpenAi, "microloop-proxy serves /v1/* (and /healthz, /metrics)", "not_found", "not_found");
-            ("other", json_response(StatusCode::NOT_FOUND, &body))
+            let msg = "microloop-proxy serves /v1/* and /v1beta/* (and /healthz, /metrics)";
+            ("other", json_response(StatusCode::NOT_FOUND, &dialect::family(&path).error_body(msg, ErrorKind::NotFound, "not_found")))
         }
     };
     st.metrics.request(route, resp.status().as_u16());
@@ -100,18 +106,9 @@ fn json_response(status: StatusCode, v: &Value) -> Response {
     plain(status, "application/json", Body::from(v.to_string()))
 }
 
-fn api_of(path: &str) -> Api {
-    if path.starts_with("/v1/messages") {
-        Api::Anthropic
-    } else {
-        Api::OpenAi
-    }
-}
-
 /// A clear error of the proxy's own (the upstream is down, slow or talks nonsense).
-fn proxy_error(api: Api, status: StatusCode, code: &str, message: String) -> Response {
-    let kind = if api == Api::Anthropic { "api_error" } else { "upstream_error" };
-    json_response(status, &wire::error_body(api, &format!("microloop-proxy: {message}"), kind, code))
+fn proxy_error(d: &dyn Dialect, status: StatusCode, code: &str, message: String) -> Response {
+    json_response(status, &d.error_body(&format!("microloop-proxy: {message}"), ErrorKind::Upstream, code))
 }
 
 const HOP_BY_HOP: [&str; 10] = [
@@ -143,14 +140,14 @@ fn response_headers(h: &HeaderMap, keep_length: bool) -> HeaderMap {
     out
 }
 
-async fn read_body(st: &AppState, api: Api, body: Body) -> Result<Bytes, Response> {
+async fn read_body(st: &AppState, d: &dyn Dialect, body: Body) -> Result<Bytes, Response> {
     to_bytes(body, st.cfg.max_body_bytes).await.map_err(|_| {
         let msg = format!("the request body is larger than {} bytes (--max-body-bytes)", st.cfg.max_body_bytes);
-        json_response(StatusCode::PAYLOAD_TOO_LARGE, &wire::error_body(api, &msg, "invalid_request_error", "body_too_large"))
+        json_response(StatusCode::PAYLOAD_TOO_LARGE, &d.error_body(&msg, ErrorKind::InvalidRequest, "body_too_large"))
     })
 }
 
-async fn send(st: &AppState, api: Api, method: Method, url: &str, headers: HeaderMap, body: Bytes) -> Result<reqwest::Response, Response> {
+async fn send(st: &AppState, d: &dyn Dialect, method: Method, url: &str, headers: HeaderMap, body: Bytes) -> Result<reqwest::Response, Response> {
     let t0 = Instant::now();
     let r = st.client.request(method, url).headers(headers).body(body).send().await;
     st.metrics.upstream_latency(t0.elapsed());
@@ -162,7 +159,7 @@ async fn send(st: &AppState, api: Api, method: Method, url: &str, headers: Heade
             (StatusCode::BAD_GATEWAY, "upstream_unreachable", "is unreachable")
         };
         let base = url.split('/').take(3).collect::<Vec<_>>().join("/");
-        proxy_error(api, status, code, format!("the upstream {base} {what} ({})", error_chain(&e)))
+        proxy_error(d, status, code, format!("the upstream {base} {what} ({})", error_chain(&e)))
     })
 }
 
@@ -178,15 +175,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 async fn passthrough(st: &AppState, req: Request) -> Response {
-    let api = api_of(req.uri().path());
+    let d = dialect::family(req.uri().path());
     let (parts, body) = req.into_parts();
-    let body = match read_body(st, api, body).await {
+    let body = match read_body(st, d, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let url = st.upstream_url(pq);
-    let up = match send(st, api, parts.method, &url, request_headers(&parts.headers), body).await {
+    let up = match send(st, d, parts.method, &url, request_headers(&parts.headers), body).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -198,6 +195,8 @@ async fn passthrough(st: &AppState, req: Request) -> Response {
 struct Decision {
     action: &'static str,
     rule: String,
+    /// For a request continuing a stored response: `found`, or `missing` (judged on what it carries).
+    previous: Option<&'static str>,
 }
 
 fn mark(headers: &mut HeaderMap, d: &Decision) {
@@ -207,11 +206,26 @@ fn mark(headers: &mut HeaderMap, d: &Decision) {
             headers.insert(HeaderName::from_static("x-microloop-rule"), v);
         }
     }
+    if let Some(p) = d.previous {
+        headers.insert(HeaderName::from_static("x-microloop-previous-response"), HeaderValue::from_static(p));
+    }
 }
 
-async fn guarded(st: &Arc<AppState>, api: Api, req: Request) -> Response {
+/// One guarded exchange: where it goes and with which headers, and the conversation as judged.
+struct Turn {
+    d: &'static dyn Dialect,
+    /// Path and query of the client's request.
+    pq: String,
+    headers: HeaderMap,
+    streaming: bool,
+    /// The request with a stored conversation before its own items (`previous_response_id`), when
+    /// it continues one the proxy kept: what replay and judging read. `None`: the request itself.
+    joined: Option<Value>,
+}
+
+async fn guarded(st: &Arc<AppState>, d: &'static dyn Dialect, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = match read_body(st, api, body).await {
+    let body = match read_body(st, d, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -220,36 +234,54 @@ async fn guarded(st: &Arc<AppState>, api: Api, req: Request) -> Response {
     let headers = request_headers(&parts.headers);
     // Not JSON: the upstream will say what is wrong with it, in its own words.
     let Ok(mut json) = serde_json::from_slice::<Value>(&body) else {
-        return match send(st, api, Method::POST, &url, headers, body).await {
+        return match send(st, d, Method::POST, &url, headers, body).await {
             Ok(up) => finish_plain(up, None).await,
-            Err(r) => r,
+            Err(r) => return r,
         };
     };
-    let rp = replay(api, &json, &st.engine);
-    let mut decision = Decision { action: "allow", rule: String::new() };
-    let body = if wire::apply_warnings(api, &mut json, &rp.warnings) {
-        st.metrics.warnings.fetch_add(1, Relaxed);
-        decision = Decision { action: "warn", rule: rp.warnings[0].rule.to_string() };
-        Bytes::from(serde_json::to_vec(&json).unwrap_or_default())
-    } else {
-        body
-    };
+    let mut decision = Decision { action: "allow", rule: String::new(), previous: None };
+    let mut edited = false;
+    let mut joined = None;
+    if let Some(prev) = d.continues(&json).map(str::to_owned) {
+        match st.store.get(&prev).await {
+            Ok(Some(stored)) => {
+                decision.previous = Some("found");
+                edited |= d.answer_hidden(&mut json, &stored.hidden);
+                joined = Some(d.joined(&json, &stored.items));
+            }
+            Ok(None) => decision.previous = Some("missing"),
+            Err(e) => {
+                eprintln!("microloop-proxy: store: {e}; judging what the request carries");
+                decision.previous = Some("missing");
+            }
+        }
+    }
+    let rp = replay(d, joined.as_ref().unwrap_or(&json), &st.engine);
+    if !rp.warnings.is_empty() {
+        let text = rp.warnings.iter().map(note).collect::<Vec<_>>().join("\n");
+        if d.apply_warnings(&mut json, &text) {
+            if let Some(j) = &mut joined {
+                d.apply_warnings(j, &text);
+            }
+            st.metrics.warnings.fetch_add(1, Relaxed);
+            decision.action = "warn";
+            decision.rule = rp.warnings[0].rule.to_string();
+            edited = true;
+        }
+    }
     drop(rp);
-    let streaming = json.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let up = match send(st, api, Method::POST, &url, headers.clone(), body).await {
+    let body = if edited { Bytes::from(serde_json::to_vec(&json).unwrap_or_default()) } else { body };
+    let streaming = d.streaming(&json, &pq);
+    let turn = Turn { d, pq, headers, streaming, joined };
+    let up = match send(st, d, Method::POST, &url, turn.headers.clone(), body).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let is_sse = up
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
     if !up.status().is_success() {
         return finish_plain(up, Some(&decision)).await;
     }
-    if streaming && is_sse {
-        return stream_response(st.clone(), api, url, headers, json, up, decision);
+    if streaming && is_sse(&up) {
+        return stream_response(st.clone(), turn, json, up, decision);
     }
     let status = up.status();
     let mut out_headers = response_headers(up.headers(), false);
@@ -257,29 +289,37 @@ async fn guarded(st: &Arc<AppState>, api: Api, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => {
             st.metrics.upstream_errors.fetch_add(1, Relaxed);
-            return proxy_error(api, StatusCode::BAD_GATEWAY, "upstream_broken", format!("the upstream's answer broke off ({})", error_chain(&e)));
+            return proxy_error(d, StatusCode::BAD_GATEWAY, "upstream_broken", format!("the upstream's answer broke off ({})", error_chain(&e)));
         }
     };
     let Ok(resp) = serde_json::from_slice::<Value>(&bytes) else {
         st.metrics.upstream_errors.fetch_add(1, Relaxed);
-        return proxy_error(api, StatusCode::BAD_GATEWAY, "upstream_malformed", format!("the upstream answered {status} with a body that is not JSON ({} bytes)", bytes.len()));
+        return proxy_error(d, StatusCode::BAD_GATEWAY, "upstream_malformed", format!("the upstream answered {status} with a body that is not JSON ({} bytes)", bytes.len()));
     };
-    match settle(st, api, &url, &headers, json, resp, decision).await {
+    match settle(st, &turn, json, resp, decision).await {
         Ok(s) => {
             mark(&mut out_headers, &s.decision);
+            keep(st, &turn, &s).await;
             let mut r = Response::new(Body::from(s.resp.to_string()));
             *r.status_mut() = status;
             out_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             *r.headers_mut() = out_headers;
             r
         }
-        Err((text, d)) => {
-            let mut r = json_response(StatusCode::BAD_REQUEST, &wire::error_body(api, &text, "invalid_request_error", "tool_loop_blocked"));
+        Err((text, dec)) => {
+            let mut r = json_response(StatusCode::BAD_REQUEST, &d.error_body(&text, ErrorKind::InvalidRequest, "tool_loop_blocked"));
             r.headers_mut().insert(HeaderName::from_static("x-should-retry"), HeaderValue::from_static("false"));
-            mark(r.headers_mut(), &d);
+            mark(r.headers_mut(), &dec);
             r
         }
     }
+}
+
+fn is_sse(up: &reqwest::Response) -> bool {
+    up.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
 async fn finish_plain(up: reqwest::Response, d: Option<&Decision>) -> Response {
@@ -298,87 +338,143 @@ async fn finish_plain(up: reqwest::Response, d: Option<&Decision>) -> Response {
 struct Settled {
     resp: Value,
     reasked: bool,
-    /// Set when the turn was stopped: the text that replaced the calls.
-    note: Option<String>,
+    /// Whether a turn was stopped (its calls replaced by the note).
+    stopped: bool,
+    /// The request as last sent upstream (the re-ask, after one), as judged.
+    judged: Value,
+    /// Calls of the answer the client never saw and the upstream may still expect results for.
+    hidden: Vec<String>,
     decision: Decision,
 }
 
-/// Judges the calls of `resp` against the history in `req`; on a block, re-asks or stops the turn
-/// as configured. `Err` carries the note when the mode is `error`.
-async fn settle(
-    st: &AppState,
-    api: Api,
-    url: &str,
-    headers: &HeaderMap,
-    req: Value,
-    mut resp: Value,
-    mut decision: Decision,
-) -> Result<Settled, (String, Decision)> {
+/// Keeps the conversation through this answer, for requests that will continue it.
+async fn keep(st: &AppState, turn: &Turn, s: &Settled) {
+    let Some((id, items)) = turn.d.kept(&s.judged, &s.resp) else { return };
+    if let Err(e) = st.store.put(&id, &Stored { items, hidden: s.hidden.clone() }).await {
+        eprintln!("microloop-proxy: store: {e}; a request continuing {id} will be judged on what it carries");
+    }
+}
+
+/// Judges the calls of `resp` against the history in `req` (every choice); on a block, re-asks or
+/// stops the turn as configured. `Err` carries the note when the mode is `error`. With several
+/// choices, a blocked choice is stopped (a re-ask answers one choice).
+async fn settle(st: &AppState, turn: &Turn, req: Value, mut resp: Value, mut decision: Decision) -> Result<Settled, (String, Decision)> {
+    let d = turn.d;
     let mut req_cur = req;
+    let mut joined = turn.joined.clone();
     let mut reasks = 0u32;
     loop {
-        let calls = wire::response_calls(api, &resp);
-        if calls.is_empty() {
-            return Ok(Settled { resp, reasked: reasks > 0, note: None, decision });
+        let choices = d.calls(&resp);
+        let judged_on = |req_cur: &Value, joined: &Option<Value>| joined.clone().unwrap_or_else(|| req_cur.clone());
+        if choices.iter().all(Vec::is_empty) {
+            let judged = judged_on(&req_cur, &joined);
+            return Ok(Settled { resp, reasked: reasks > 0, stopped: false, judged, hidden: Vec::new(), decision });
         }
-        let mut rp = replay(api, &req_cur, &st.engine);
-        let j = judge(&mut rp.session, &calls);
+        if choices.len() > 1 {
+            let mut stopped = false;
+            for (ci, calls) in choices.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+                let mut rp = replay(d, joined.as_ref().unwrap_or(&req_cur), &st.engine);
+                let Some((bi, v)) = judge(&mut rp.session, calls).blocked else { continue };
+                blocked_log(st, d, &calls[bi].name, &v, "stop");
+                decision.action = "block";
+                decision.rule = v.rule.to_string();
+                if st.cfg.on_block == OnBlock::Error {
+                    return Err((note(&v), decision));
+                }
+                d.stop_turn(&mut resp, ci, &note(&v));
+                stopped = true;
+            }
+            let judged = judged_on(&req_cur, &joined);
+            return Ok(Settled { resp, reasked: false, stopped, judged, hidden: Vec::new(), decision });
+        }
+        let calls = &choices[0];
+        let mut rp = replay(d, joined.as_ref().unwrap_or(&req_cur), &st.engine);
+        let j = judge(&mut rp.session, calls);
         let Some((bi, v)) = j.blocked.clone() else {
-            return Ok(Settled { resp, reasked: reasks > 0, note: None, decision });
+            let judged = judged_on(&req_cur, &joined);
+            return Ok(Settled { resp, reasked: reasks > 0, stopped: false, judged, hidden: Vec::new(), decision });
         };
-        st.metrics.block(&v.rule);
         let stop = v.action == Action::Halt || st.cfg.on_block == OnBlock::Refuse || reasks >= st.cfg.max_reasks;
         let next = match st.cfg.on_block {
             OnBlock::Error => "error",
             _ if stop => "stop",
             _ => "reask",
         };
-        eprintln!(
-            "microloop-proxy: {} {} tool={} rule={} count={} then={next}",
-            api.as_str(),
-            v.action.as_str(),
-            calls[bi].name,
-            v.rule,
-            v.count
-        );
-        decision = Decision { action: "block", rule: v.rule.to_string() };
-        let text = wire::note(&v);
+        blocked_log(st, d, &calls[bi].name, &v, next);
+        decision.action = "block";
+        decision.rule = v.rule.to_string();
+        let text = note(&v);
         if st.cfg.on_block == OnBlock::Error {
             return Err((text, decision));
         }
+        let hidden: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
         if stop {
-            wire::stop_turn(api, &mut resp, &text);
-            return Ok(Settled { resp, reasked: reasks > 0, note: Some(text), decision });
+            d.stop_turn(&mut resp, 0, &text);
+            let judged = judged_on(&req_cur, &joined);
+            return Ok(Settled { resp, reasked: reasks > 0, stopped: true, judged, hidden, decision });
         }
         reasks += 1;
         st.metrics.reasks.fetch_add(1, Relaxed);
-        let next_req = wire::reask_body(api, &req_cur, &resp, &calls, &j);
-        let body = Bytes::from(serde_json::to_vec(&next_req).unwrap_or_default());
-        let answer = match send(st, api, Method::POST, url, headers.clone(), body).await {
-            Ok(up) if up.status().is_success() => up.bytes().await.ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()),
-            _ => None,
-        };
+        let results = reask_results(calls, &j);
+        // A client that streams gets a streamed re-ask, collected here: a real upstream may refuse
+        // a long request (large max_tokens, thinking) that does not stream.
+        let next_req = d.reask(&req_cur, &resp, calls, &results, turn.streaming);
+        let answer = fetch_answer(st, turn, &next_req).await;
         // The re-ask failed: the original answer, with its turn stopped, is still a valid answer.
         let Some(answer) = answer else {
             st.metrics.upstream_errors.fetch_add(1, Relaxed);
-            wire::stop_turn(api, &mut resp, &text);
-            return Ok(Settled { resp, reasked: reasks > 1, note: Some(text), decision });
+            d.stop_turn(&mut resp, 0, &text);
+            let judged = judged_on(&req_cur, &joined);
+            return Ok(Settled { resp, reasked: reasks > 1, stopped: true, judged, hidden, decision });
         };
+        joined = joined.map(|jq| d.reask(&jq, &resp, calls, &results, turn.streaming));
         resp = answer;
         req_cur = next_req;
         decision.action = "reask";
     }
 }
 
+fn blocked_log(st: &AppState, d: &dyn Dialect, tool: &str, v: &microloop_core::Verdict, next: &str) {
+    st.metrics.block(&v.rule);
+    eprintln!("microloop-proxy: {} {} tool={tool} rule={} count={} then={next}", d.name(), v.action.as_str(), v.rule, v.count);
+}
+
+/// Sends a re-ask and reads its answer whole (a stream is followed to its end and assembled).
+async fn fetch_answer(st: &AppState, turn: &Turn, body: &Value) -> Option<Value> {
+    let url = st.upstream_url(&turn.d.reask_path(&turn.pq, turn.streaming));
+    let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+    let up = send(st, turn.d, Method::POST, &url, turn.headers.clone(), bytes).await.ok()?;
+    if !up.status().is_success() {
+        return None;
+    }
+    if !is_sse(&up) {
+        return serde_json::from_slice::<Value>(&up.bytes().await.ok()?).ok();
+    }
+    let mut f = turn.d.follower(body);
+    let mut split = SseSplitter::default();
+    let mut events = Vec::new();
+    let mut chunks = up.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        split.push(&chunk.ok()?, &mut events);
+        for ev in events.drain(..) {
+            f.on_event(ev);
+        }
+    }
+    if let Some(ev) = split.finish() {
+        f.on_event(ev);
+    }
+    f.broken().is_none().then(|| f.answer())
+}
+
 type Tx = mpsc::Sender<Result<Bytes, std::io::Error>>;
 
-fn stream_response(st: Arc<AppState>, api: Api, url: String, headers: HeaderMap, req: Value, up: reqwest::Response, decision: Decision) -> Response {
+fn stream_response(st: Arc<AppState>, turn: Turn, req: Value, up: reqwest::Response, decision: Decision) -> Response {
     let status = up.status();
     let mut out_headers = response_headers(up.headers(), false);
     mark(&mut out_headers, &decision);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     tokio::spawn(async move {
-        pump(&st, api, &url, &headers, req, up, tx, decision).await;
+        pump(&st, &turn, req, up, tx, decision).await;
     });
     let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
     let mut r = Response::new(Body::from_stream(body));
@@ -387,39 +483,22 @@ fn stream_response(st: Arc<AppState>, api: Api, url: String, headers: HeaderMap,
     r
 }
 
-enum Follower {
-    OpenAi(OpenAiStream),
-    Anthropic(AnthropicStream),
-}
-
-impl Follower {
-    fn on_event(&mut self, ev: Bytes) -> Option<Bytes> {
-        let (pass, held) = match self {
-            Follower::OpenAi(s) => (s.on_event(&ev), &mut s.held),
-            Follower::Anthropic(s) => (s.on_event(&ev), &mut s.held),
-        };
-        if pass {
-            Some(ev)
-        } else {
-            held.push(ev);
-            None
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn pump(st: &AppState, api: Api, url: &str, headers: &HeaderMap, req: Value, up: reqwest::Response, tx: Tx, decision: Decision) {
-    let mut f = match api {
-        Api::OpenAi => Follower::OpenAi(OpenAiStream::default()),
-        Api::Anthropic => Follower::Anthropic(AnthropicStream::default()),
-    };
+/// Follows an upstream stream to the client: text at once, tool calls once judged; a stream that
+/// breaks off or is not the API's ends with an error event in the API's format, never a hang.
+async fn pump(st: &AppState, turn: &Turn, req: Value, up: reqwest::Response, tx: Tx, decision: Decision) {
+    let d = turn.d;
+    let mut f: Box<dyn Follower> = d.follower(&req);
     let mut split = SseSplitter::default();
     let mut events = Vec::new();
     let mut chunks = up.bytes_stream();
+    let mut cut = None;
     while let Some(chunk) = chunks.next().await {
-        let Ok(chunk) = chunk else {
-            st.metrics.upstream_errors.fetch_add(1, Relaxed);
-            break;
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                cut = Some(format!("the upstream's stream broke off ({})", error_chain(&e)));
+                break;
+            }
         };
         split.push(&chunk, &mut events);
         for ev in events.drain(..) {
@@ -435,61 +514,32 @@ async fn pump(st: &AppState, api: Api, url: &str, headers: &HeaderMap, req: Valu
             let _ = tx.send(Ok(ev)).await;
         }
     }
-    let include_usage = req.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
-    let out: Vec<Bytes> = match f {
-        Follower::OpenAi(s) if s.holding => {
-            let answer = s.answer();
-            let head = s.head.clone().unwrap_or_else(|| serde_json::json!({"object": "chat.completion.chunk"}));
-            match settle(st, api, url, headers, req, answer, decision).await {
-                Err((text, _)) => {
-                    vec![wire::sse_data(&wire::error_body(api, &text, "invalid_request_error", "tool_loop_blocked"))]
-                }
-                Ok(x) if !x.reasked && x.note.is_none() => s.held,
-                Ok(x) => {
-                    let mut out = Vec::new();
-                    if !s.role_sent {
-                        let mut c = head.clone();
-                        c["choices"] = serde_json::json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]);
-                        out.push(wire::sse_data(&c));
-                    }
-                    if x.reasked {
-                        out.extend(wire::openai_answer_chunks(&head, &x.resp, include_usage));
-                    } else {
-                        out.extend(wire::openai_note_chunks(&head, x.note.as_deref().unwrap_or("")));
-                        if let Some(u) = s.usage_chunk() {
-                            out.push(wire::sse_data(&u));
-                        }
-                    }
-                    out.push(Bytes::from_static(b"data: [DONE]\n\n"));
-                    out
-                }
+    if let Some(why) = cut.or_else(|| f.broken()) {
+        st.metrics.upstream_errors.fetch_add(1, Relaxed);
+        eprintln!("microloop-proxy: {} stream: {why}", d.name());
+        let ev = f.error_event(&format!("microloop-proxy: {why}"), ErrorKind::Upstream, "upstream_malformed");
+        let _ = tx.send(Ok(ev)).await;
+        return;
+    }
+    if !f.holding() {
+        let judged = turn.joined.clone().unwrap_or(req);
+        let s = Settled { resp: f.answer(), reasked: false, stopped: false, judged, hidden: Vec::new(), decision };
+        keep(st, turn, &s).await;
+        return;
+    }
+    let answer = f.answer();
+    let out: Vec<Bytes> = match settle(st, turn, req, answer, decision).await {
+        Err((text, _)) => vec![f.error_event(&text, ErrorKind::InvalidRequest, "tool_loop_blocked")],
+        Ok(s) => {
+            keep(st, turn, &s).await;
+            if s.reasked {
+                f.finish(Outcome::Reasked(&s.resp))
+            } else if s.stopped {
+                f.finish(Outcome::Stopped(&s.resp))
+            } else {
+                f.finish(Outcome::Allowed)
             }
         }
-        Follower::Anthropic(s) if s.holding => {
-            let answer = s.answer();
-            let index = s.first_held.unwrap_or(0);
-            match settle(st, api, url, headers, req, answer, decision).await {
-                Err((text, _)) => {
-                    vec![wire::sse_event(&wire::error_body(api, &text, "invalid_request_error", "tool_loop_blocked"))]
-                }
-                Ok(x) if !x.reasked && x.note.is_none() => s.held,
-                Ok(x) if !x.reasked => {
-                    let text = serde_json::json!([{"type": "text", "text": x.note.unwrap_or_default()}]);
-                    let mut out = wire::anthropic_block_events(text.as_array().unwrap(), index);
-                    out.extend(wire::anthropic_end_events(&"end_turn".into(), &s.usage));
-                    out
-                }
-                Ok(x) => {
-                    let blocks = x.resp.get("content").and_then(Value::as_array).cloned().unwrap_or_default();
-                    let mut out = wire::anthropic_block_events(&blocks, index);
-                    let usage = x.resp.get("usage").cloned().unwrap_or_else(|| s.usage.clone());
-                    let stop = x.resp.get("stop_reason").cloned().unwrap_or_else(|| "end_turn".into());
-                    out.extend(wire::anthropic_end_events(&stop, &usage));
-                    out
-                }
-            }
-        }
-        _ => Vec::new(),
     };
     for b in out {
         if tx.send(Ok(b)).await.is_err() {

@@ -15,16 +15,7 @@ use std::sync::Arc;
 use microloop_core::{Action, Engine, Session, Verdict};
 use serde_json::Value;
 
-use crate::Api;
-
-/// One tool call as the model proposed it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolCall {
-    pub id: String,
-    pub name: String,
-    /// The arguments as JSON text.
-    pub args: String,
-}
+use crate::dialect::{Dialect, Step, ToolCall};
 
 /// A session rebuilt from a request.
 pub struct Replay {
@@ -38,50 +29,17 @@ pub struct Replay {
     pub orphan_results: u32,
 }
 
-/// One tool result in a request.
-struct ToolResult<'a> {
-    call_id: &'a str,
-    output: Vec<u8>,
-    is_error: bool,
-}
-
-/// One step of a conversation, in order.
-enum Step<'a> {
-    Calls(Vec<ToolCall>),
-    Results(Vec<ToolResult<'a>>),
-    /// Any other message (user text, an assistant answer without calls): what came before it is
-    /// no longer pending.
-    Other,
-}
-
-/// The tool names the request gives the model.
-pub fn request_tools(api: Api, req: &Value) -> Vec<String> {
-    let Some(tools) = req.get("tools").and_then(Value::as_array) else { return Vec::new() };
-    tools
-        .iter()
-        .filter_map(|t| match api {
-            // {"type":"function","function":{"name":…}}, or {"type":"custom","custom":{"name":…}}
-            Api::OpenAi => t
-                .get("function")
-                .or_else(|| t.get("custom"))
-                .and_then(|f| f.get("name"))
-                .or_else(|| t.get("name")),
-            Api::Anthropic => t.get("name"),
-        })
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Rebuilds the session from the request's messages.
-pub fn replay(api: Api, req: &Value, engine: &Arc<Engine>) -> Replay {
+pub fn replay(d: &dyn Dialect, req: &Value, engine: &Arc<Engine>) -> Replay {
+    replay_steps(d.tools(req), &d.steps(req), engine)
+}
+
+/// Rebuilds the session from a conversation's steps, with `tools` as the tool set (open if none).
+pub fn replay_steps(tools: Option<Vec<String>>, steps: &[Step<'_>], engine: &Arc<Engine>) -> Replay {
     let mut session = Session::new(engine.clone());
-    let tools = request_tools(api, req);
-    session.set_tools(&tools);
-    let steps = match api {
-        Api::OpenAi => openai_steps(req),
-        Api::Anthropic => anthropic_steps(req),
-    };
+    if let Some(tools) = tools {
+        session.set_tools(&tools);
+    }
     let mut ids: HashMap<String, (u64, Action, usize)> = HashMap::new();
     let mut out = Replay { session, warnings: Vec::new(), calls: 0, results: 0, orphan_results: 0 };
     let mut verdicts: Vec<Verdict> = Vec::new();
@@ -103,7 +61,7 @@ pub fn replay(api: Api, req: &Value, engine: &Arc<Engine>) -> Replay {
             Step::Other => {}
             Step::Results(results) => {
                 for r in results {
-                    match ids.remove(r.call_id) {
+                    match ids.remove(r.call_id.as_ref()) {
                         Some((call_id, action, vi)) => {
                             if out.session.record(call_id, &r.output, r.is_error).is_ok() {
                                 out.results += 1;
@@ -120,6 +78,25 @@ pub fn replay(api: Api, req: &Value, engine: &Arc<Engine>) -> Replay {
         }
     }
     out
+}
+
+/// The text the model (or the user) reads for a verdict.
+pub fn note(v: &Verdict) -> String {
+    format!("[microloop] {}", v.message)
+}
+
+/// The result given to a call withheld because another call of the same answer was blocked.
+pub const NOT_RUN: &str =
+    "[microloop] Not run: another call in the same turn was blocked. Call it again if it is still needed.";
+
+/// The results a re-ask gives the calls of a blocked answer: the verdict for the blocked one.
+pub fn reask_results(calls: &[ToolCall], j: &Judgement) -> Vec<String> {
+    (0..calls.len())
+        .map(|i| match &j.blocked {
+            Some((b, v)) if *b == i => note(v),
+            _ => NOT_RUN.to_owned(),
+        })
+        .collect()
 }
 
 /// The verdicts on the calls of one answer. When any is blocked, the whole answer is: the agent
@@ -180,102 +157,11 @@ pub fn looks_like_error(output: &[u8]) -> bool {
     ["error", "exception", "traceback", "failed", "fatal"].iter().any(|p| s.starts_with(p))
 }
 
-fn openai_steps(req: &Value) -> Vec<Step<'_>> {
-    let mut steps = Vec::new();
-    let Some(messages) = req.get("messages").and_then(Value::as_array) else { return steps };
-    for m in messages {
-        match m.get("role").and_then(Value::as_str) {
-            Some("assistant") => {
-                let calls = openai_calls(m);
-                steps.push(if calls.is_empty() { Step::Other } else { Step::Calls(calls) });
-            }
-            Some("tool") => {
-                let Some(id) = m.get("tool_call_id").and_then(Value::as_str) else { continue };
-                let output = content_text(m.get("content"));
-                let is_error = looks_like_error(&output);
-                let r = ToolResult { call_id: id, output, is_error };
-                match steps.last_mut() {
-                    Some(Step::Results(rs)) => rs.push(r),
-                    _ => steps.push(Step::Results(vec![r])),
-                }
-            }
-            _ => steps.push(Step::Other),
-        }
-    }
-    steps
-}
-
-/// The function calls of an OpenAI assistant message.
-pub fn openai_calls(message: &Value) -> Vec<ToolCall> {
-    let Some(calls) = message.get("tool_calls").and_then(Value::as_array) else { return Vec::new() };
-    calls
-        .iter()
-        .filter_map(|c| {
-            let f = c.get("function")?;
-            Some(ToolCall {
-                id: c.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
-                name: f.get("name")?.as_str()?.to_owned(),
-                args: match f.get("arguments") {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(v) => v.to_string(),
-                    None => "{}".to_owned(),
-                },
-            })
-        })
-        .collect()
-}
-
-fn anthropic_steps(req: &Value) -> Vec<Step<'_>> {
-    let mut steps = Vec::new();
-    let Some(messages) = req.get("messages").and_then(Value::as_array) else { return steps };
-    for m in messages {
-        let Some(blocks) = m.get("content").and_then(Value::as_array) else {
-            steps.push(Step::Other);
-            continue;
-        };
-        match m.get("role").and_then(Value::as_str) {
-            Some("assistant") => {
-                let calls = anthropic_calls(blocks);
-                steps.push(if calls.is_empty() { Step::Other } else { Step::Calls(calls) });
-            }
-            Some("user") => {
-                let results: Vec<ToolResult> = blocks
-                    .iter()
-                    .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
-                    .filter_map(|b| {
-                        Some(ToolResult {
-                            call_id: b.get("tool_use_id")?.as_str()?,
-                            output: content_text(b.get("content")),
-                            is_error: b.get("is_error").and_then(Value::as_bool).unwrap_or(false),
-                        })
-                    })
-                    .collect();
-                steps.push(if results.is_empty() { Step::Other } else { Step::Results(results) });
-            }
-            _ => steps.push(Step::Other),
-        }
-    }
-    steps
-}
-
-/// The `tool_use` blocks of an Anthropic assistant content.
-pub fn anthropic_calls(blocks: &[Value]) -> Vec<ToolCall> {
-    blocks
-        .iter()
-        .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
-        .filter_map(|b| {
-            Some(ToolCall {
-                id: b.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
-                name: b.get("name")?.as_str()?.to_owned(),
-                args: b.get("input").map_or_else(|| "{}".to_owned(), Value::to_string),
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::anthropic::Anthropic;
+    use crate::dialect::openai::OpenAiChat;
     use microloop_core::Policy;
     use serde_json::json;
 
@@ -307,7 +193,7 @@ mod tests {
             {"role": "assistant", "content": null, "tool_calls": [call("c", "x")]},
             {"role": "tool", "tool_call_id": "c", "content": "X"},
         ]});
-        let mut r = replay(Api::OpenAi, &req, &engine());
+        let mut r = replay(&OpenAiChat, &req, &engine());
         assert_eq!((r.calls, r.results, r.orphan_results), (3, 3, 0));
         // read_file(x) answered X twice: a third is blocked; read_file(y) answered once: allowed.
         let j = judge(&mut r.session, &proposed("x"));
@@ -323,7 +209,7 @@ mod tests {
             {"role": "assistant", "tool_calls": [call("b", "x")]},
             {"role": "tool", "tool_call_id": "zzz", "content": "X"},
         ]});
-        let mut r = replay(Api::OpenAi, &req, &engine());
+        let mut r = replay(&OpenAiChat, &req, &engine());
         assert_eq!((r.calls, r.results, r.orphan_results), (2, 0, 1));
         assert!(judge(&mut r.session, &proposed("x")).blocked.is_none());
     }
@@ -331,7 +217,7 @@ mod tests {
     #[test]
     fn the_request_tools_are_the_agent_tools() {
         let req = json!({"tools": tools(), "messages": []});
-        let mut r = replay(Api::OpenAi, &req, &engine());
+        let mut r = replay(&OpenAiChat, &req, &engine());
         let calls = vec![ToolCall { id: "1".into(), name: "delete_everything".into(), args: "{}".into() }];
         let j = judge(&mut r.session, &calls);
         assert_eq!(j.blocked.map(|(_, v)| v.rule.to_string()).as_deref(), Some("tool.unknown"));
@@ -345,7 +231,7 @@ mod tests {
             {"role": "assistant", "tool_calls": [call("b", "x")]},
             {"role": "tool", "tool_call_id": "b", "content": "X"},
         ]});
-        let mut r = replay(Api::OpenAi, &req, &engine());
+        let mut r = replay(&OpenAiChat, &req, &engine());
         let mut calls = proposed("y");
         calls.extend(proposed("x"));
         let j = judge(&mut r.session, &calls);
@@ -361,13 +247,13 @@ mod tests {
             {"role": "assistant", "tool_calls": [call("b", "x")]},
             {"role": "tool", "tool_call_id": "b", "content": "X"},
         ]});
-        let r = replay(Api::OpenAi, &req, &engine());
+        let r = replay(&OpenAiChat, &req, &engine());
         assert_eq!(r.warnings.len(), 1);
         assert_eq!(r.warnings[0].rule, "loop.no_progress");
         // The same history followed by a user message: nothing pending, nothing to warn about.
         let mut later = req.clone();
         later["messages"].as_array_mut().unwrap().push(json!({"role": "user", "content": "thanks"}));
-        assert!(replay(Api::OpenAi, &later, &engine()).warnings.is_empty());
+        assert!(replay(&OpenAiChat, &later, &engine()).warnings.is_empty());
     }
 
     #[test]
@@ -381,9 +267,9 @@ mod tests {
             {"role": "assistant", "content": [use_("t2")]},
             {"role": "user", "content": [result("t2", true)]},
         ]});
-        let mut r = replay(Api::Anthropic, &req, &engine());
+        let mut r = replay(&Anthropic, &req, &engine());
         assert_eq!((r.calls, r.results), (2, 2));
-        assert_eq!(request_tools(Api::Anthropic, &req), vec!["read_file".to_owned()]);
+        assert_eq!(Anthropic.tools(&req), Some(vec!["read_file".to_owned()]));
         let j = judge(&mut r.session, &proposed("x"));
         assert!(j.blocked.is_some(), "the same failure twice: a third attempt is blocked");
     }
