@@ -213,3 +213,131 @@ async fn upstream_errors_pass_through_unmodified() {
     let (status, _, body) = post(&url, &looping_request(false)).await;
     assert_eq!((status, body), (529, err));
 }
+
+/// Two choices (`n: 2`): the looping one is stopped, the other passes; both were judged.
+#[tokio::test]
+async fn every_choice_is_judged() {
+    let v = json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [
+            {"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "c3", "type": "function", "function": {"name": "read_file", "arguments": "{\"path\": \"b.txt\"}"}}]}},
+            {"index": 1, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null, "tool_calls": [read_call("c4")]}}],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60}});
+    let (url, script) = setup(OnBlock::Reprompt, vec![(200, "application/json", v.to_string())]).await;
+    let mut req = looping_request(false);
+    req["n"] = 2.into();
+    let (status, h, body) = post(&url, &req).await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["id"], "c3", "a new read passes");
+    assert_eq!(v["choices"][1]["finish_reason"], "stop");
+    assert!(v["choices"][1]["message"].get("tool_calls").is_none());
+    assert!(v["choices"][1]["message"]["content"].as_str().unwrap().starts_with("[microloop] "));
+    assert_eq!(header(&h, "x-microloop-action"), "block");
+    assert_eq!(script.seen.lock().unwrap().len(), 1, "a blocked choice among several is stopped, not re-asked");
+}
+
+#[tokio::test]
+async fn every_streamed_choice_is_judged() {
+    let chunk = |index: u64, delta: Value, finish: Value| {
+        format!("data: {}\n\n", json!({"id": "chatcmpl-9", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}))
+    };
+    let call = |id: &str, path: &str| json!({"tool_calls": [{"index": 0, "id": id, "type": "function",
+        "function": {"name": "read_file", "arguments": format!("{{\"path\": \"{path}\"}}")}}]});
+    let sse = [
+        chunk(0, json!({"role": "assistant", "content": "One."}), Value::Null),
+        chunk(1, json!({"role": "assistant", "content": "Two."}), Value::Null),
+        chunk(0, call("c3", "b.txt"), Value::Null),
+        chunk(1, call("c4", "a.txt"), Value::Null),
+        chunk(0, json!({}), "tool_calls".into()),
+        chunk(1, json!({}), "tool_calls".into()),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let (url, _) = setup(OnBlock::Reprompt, vec![(200, "text/event-stream", sse)]).await;
+    let mut req = looping_request(true);
+    req["n"] = 2.into();
+    let (status, _, body) = post(&url, &req).await;
+    assert_eq!(status, 200);
+    let chunks: Vec<Value> = body
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let of = |i: u64| chunks.iter().flat_map(|c| c["choices"].as_array().unwrap().clone()).filter(|c| c["index"] == i).collect::<Vec<_>>();
+    let text = |cs: &[Value]| cs.iter().filter_map(|c| c["delta"]["content"].as_str()).collect::<String>();
+    let (zero, one) = (of(0), of(1));
+    assert!(zero.iter().any(|c| c["delta"]["tool_calls"][0]["id"] == "c3"), "{body}");
+    assert!(!one.iter().any(|c| c["delta"].get("tool_calls").is_some()), "{body}");
+    assert!(text(&one).starts_with("Two.\n\n[microloop] "), "{body}");
+    assert_eq!(text(&zero), "One.");
+    assert_eq!(one.last().unwrap()["finish_reason"], "stop");
+    assert!(body.trim_end().ends_with("data: [DONE]"));
+}
+
+/// Claude Code: tools loaded through ToolSearch are not in `tools`; a system reminder follows the
+/// latest tool result; the client streams, so the re-ask streams too.
+#[tokio::test]
+async fn claude_code_request_shapes() {
+    let ev = |v: Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
+    let use_ = |id: &str| json!({"type": "tool_use", "id": id, "name": "mcp__files__read", "input": {"path": "a.txt"}});
+    let result = |id: &str| json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "CAPTCHA", "is_error": false}]});
+    let reminder = json!({"role": "system", "content": "<system-reminder>keep going</system-reminder>"});
+    let req = |n: usize| {
+        let mut messages = vec![json!({"role": "user", "content": "summarise a.txt"})];
+        for i in 0..n {
+            messages.push(json!({"role": "assistant", "content": [use_(&format!("t{i}"))]}));
+            messages.push(result(&format!("t{i}")));
+            messages.push(reminder.clone());
+        }
+        json!({"model": "m", "max_tokens": 128000, "stream": true, "thinking": {"type": "adaptive"},
+               "tools": [{"name": "Bash", "input_schema": {}}, {"name": "ToolSearch", "input_schema": {}},
+                         {"name": "mcp__files__placeholder", "input_schema": {}, "defer_loading": true}],
+               "messages": messages})
+    };
+    let stream = |text: &str, tool: Option<(&str, &str)>| {
+        let mut evs = vec![
+            ev(json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "usage": {"input_tokens": 5, "output_tokens": 1}}})),
+            ev(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+            ev(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}})),
+            ev(json!({"type": "content_block_stop", "index": 0})),
+        ];
+        if let Some((id, path)) = tool {
+            evs.push(ev(json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": id, "name": "mcp__files__read", "input": {}}})));
+            evs.push(ev(json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": format!("{{\"path\": \"{path}\"}}")}})));
+            evs.push(ev(json!({"type": "content_block_stop", "index": 1})));
+        }
+        let stop = if tool.is_some() { "tool_use" } else { "end_turn" };
+        evs.push(ev(json!({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": 9}})));
+        evs.push(ev(json!({"type": "message_stop"})));
+        (200, "text/event-stream", evs.concat())
+    };
+    let post_messages = |url: String, body: Value| async move {
+        let r = reqwest::Client::new().post(format!("{url}/v1/messages")).json(&body).send().await.unwrap();
+        let h = r.headers().clone();
+        (h, r.text().await.unwrap())
+    };
+    // A deferred tool is not unknown; the warning lands on the latest tool result despite the reminder.
+    let (url, script) = setup(OnBlock::Reprompt, vec![stream("Reading.", Some(("t2", "b.txt")))]).await;
+    let (h, body) = post_messages(url, req(2)).await;
+    assert_eq!(header(&h, "x-microloop-action"), "warn", "{body}");
+    assert!(body.contains("mcp__files__read"), "a tool loaded through ToolSearch passes: {body}");
+    let sent = script.seen.lock().unwrap()[0]["messages"].clone();
+    let last_result = &sent.as_array().unwrap()[5]["content"][0];
+    assert_eq!(last_result["tool_use_id"], "t1");
+    assert_eq!(sent.as_array().unwrap()[6]["role"], "system", "the reminder stays where it was");
+    assert!(last_result["content"].as_str().unwrap().starts_with("CAPTCHA\n\n[microloop] "), "{last_result}");
+    // The third identical read is blocked; the re-ask streams and its answer is collected.
+    let (url, script) = setup(OnBlock::Reprompt, vec![stream("Reading.", Some(("t2", "a.txt"))), stream("It needs a human.", None)]).await;
+    let (h, body) = post_messages(url, req(2)).await;
+    assert_eq!(header(&h, "x-microloop-action"), "warn");
+    assert!(!body.contains("mcp__files__read"), "{body}");
+    assert!(body.contains("It needs a human.") && body.contains("end_turn"), "{body}");
+    assert_eq!(body.matches("event: message_start").count(), 1);
+    let seen = script.seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1]["stream"], true, "the re-ask streams like the client");
+    assert_eq!(seen[1]["messages"].as_array().unwrap().last().unwrap()["content"][0]["tool_use_id"], "t2");
+}
