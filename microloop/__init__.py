@@ -41,12 +41,13 @@ from .errors import (
     RuleViolation,
     UnknownCall,
 )
-from .guardrail import Guardrail, Stats, Verdict
+from .guardrail import Action, Guardrail, Stats, Verdict
 
 __all__ = [
     "__version__",
     "Guardrail",
     "Verdict",
+    "Action",
     "Stats",
     "MicroLoopError",
     "PolicyError",

@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Named
 
 from . import _binding
 from ._binding import ffi, lib, raise_status
+from ._call import ToolCall
 from ._encode import encode_args, encode_output
 from .errors import ArgumentsNotSerializable, InvalidUTF8, blocked_error
 from .policy import load_policy
@@ -483,33 +484,23 @@ class Guardrail:
 
         guard = self
 
-        def before(a: tuple, kw: dict) -> Verdict:
-            v = guard.check(name, arguments(a, kw))
-            if v.action == "allow":
-                return v
-            if v.action != "warn":
-                raise blocked_error(v)
-            if guard.on_warn is not None:
-                guard.on_warn(v)
-            return v
-
-        def failed(v: Verdict, e: BaseException) -> None:
-            try:
-                guard.record(v.call_id, f"{type(e).__name__}: {e}", error=True)
-            except Exception:
-                pass  # never hide the tool's own exception
+        def before(a: tuple, kw: dict) -> ToolCall:
+            call = ToolCall(guard, name, arguments(a, kw))
+            v = call.verdict
+            if v.action != "allow":
+                if v.action != "warn":
+                    raise blocked_error(v)
+                if guard.on_warn is not None:
+                    guard.on_warn(v)
+            return call
 
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_wrapper(*a: Any, **kw: Any) -> Any:
-                v = before(a, kw)
-                try:
-                    out = await func(*a, **kw)
-                except BaseException as e:
-                    failed(v, e)
-                    raise
-                guard.record(v.call_id, out)
+                call = before(a, kw)
+                out = await call.arun(func, *a, **kw)
+                call.done(out)
                 return out
 
             async_wrapper.__signature__ = sig  # type: ignore[attr-defined]
@@ -517,13 +508,9 @@ class Guardrail:
 
         @functools.wraps(func)
         def wrapper(*a: Any, **kw: Any) -> Any:
-            v = before(a, kw)
-            try:
-                out = func(*a, **kw)
-            except BaseException as e:
-                failed(v, e)
-                raise
-            guard.record(v.call_id, out)
+            call = before(a, kw)
+            out = call.run(func, *a, **kw)
+            call.done(out)
             return out
 
         wrapper.__signature__ = sig  # type: ignore[attr-defined]

@@ -1,4 +1,6 @@
-"""What the framework adapters share: sessions with the agent's tool names, pending calls, nudges.
+"""What the framework adapters share: sessions with the agent's tool names, pending calls, text.
+
+Each adapter runs a call through :class:`microloop._call.ToolCall` (check, run, record, nudge).
 
 Tool calls run concurrently in every supported framework (thread pools or ``asyncio.gather``), so
 nothing here assumes an order: a call's id is kept under the framework's own tool-call id, never
@@ -13,6 +15,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from .. import Guardrail, Halted, Verdict
+from .._call import ToolCall
 
 
 def parse_args(args: Any) -> dict[str, Any]:
@@ -37,13 +40,6 @@ def output_text(output: Any) -> str:
         return json.dumps(output, ensure_ascii=False, sort_keys=True, default=str)
     except (TypeError, ValueError):
         return str(output)
-
-
-def with_nudge(text: str, verdict: Verdict) -> str:
-    """The real result, followed by a ``warn`` verdict's message (unchanged for any other verdict)."""
-    if verdict.action == "warn" and verdict.message:
-        return f"{text}\n\n{verdict.message}" if text else verdict.message
-    return text
 
 
 def halt(verdict: Verdict) -> Halted:
@@ -83,17 +79,17 @@ class GuardSessions:
 
 
 class PendingCalls:
-    """Call ids of checked, running tool calls, kept under the framework's own tool-call id."""
+    """Checked, running tool calls, kept under the framework's own tool-call id."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._calls: dict[Hashable, tuple[Guardrail, Verdict]] = {}
+        self._calls: dict[Hashable, ToolCall] = {}
 
-    def put(self, key: Hashable, guard: Guardrail, verdict: Verdict) -> None:
+    def put(self, key: Hashable, call: ToolCall) -> None:
         with self._lock:
-            self._calls[key] = (guard, verdict)
+            self._calls[key] = call
 
-    def pop(self, key: Hashable) -> tuple[Guardrail, Verdict] | None:
+    def pop(self, key: Hashable) -> ToolCall | None:
         with self._lock:
             return self._calls.pop(key, None)
 

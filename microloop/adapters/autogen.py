@@ -42,7 +42,8 @@ from autogen_core.tools import (
 from autogen_core.tools import ToolSchema
 
 from .. import Guardrail, Verdict
-from ._common import output_text, parse_args, with_nudge
+from .._call import ToolCall
+from ._common import output_text, parse_args
 
 __all__ = ["GuardedTool", "GuardedWorkbench", "HaltTermination"]
 
@@ -85,11 +86,11 @@ class GuardedWorkbench(StaticStreamWorkbench):
         cancellation_token: CancellationToken | None = None,
         call_id: str | None = None,
     ) -> ToolResult:
-        verdict = self.guard.check(name, dict(arguments or {}))
-        if verdict.blocked:
-            return self._refusal(name, verdict)
-        result = await super().call_tool(name, arguments, cancellation_token, call_id)
-        return _recorded(self.guard, verdict, result)
+        call = ToolCall(self.guard, name, dict(arguments or {}))
+        if call.blocked:
+            return self._refusal(name, call.verdict)
+        result = await call.arun(super().call_tool, name, arguments, cancellation_token, call_id)
+        return _recorded(call, result)
 
     async def call_tool_stream(
         self,
@@ -98,12 +99,16 @@ class GuardedWorkbench(StaticStreamWorkbench):
         cancellation_token: CancellationToken | None = None,
         call_id: str | None = None,
     ) -> AsyncGenerator[Any | ToolResult, None]:
-        verdict = self.guard.check(name, dict(arguments or {}))
-        if verdict.blocked:
-            yield self._refusal(name, verdict)
+        call = ToolCall(self.guard, name, dict(arguments or {}))
+        if call.blocked:
+            yield self._refusal(name, call.verdict)
             return
-        async for event in super().call_tool_stream(name, arguments, cancellation_token, call_id):
-            yield _recorded(self.guard, verdict, event) if isinstance(event, ToolResult) else event
+        try:
+            async for event in super().call_tool_stream(name, arguments, cancellation_token, call_id):
+                yield _recorded(call, event) if isinstance(event, ToolResult) else event
+        except Exception as exc:
+            call.failed(exc)
+            raise
 
 
 class GuardedTool(BaseTool[Any, Any]):
@@ -125,17 +130,13 @@ class GuardedTool(BaseTool[Any, Any]):
     async def run_json(
         self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None = None
     ) -> Any:
-        verdict = self.guard.check(self.name, parse_args(args))
-        if verdict.blocked:
-            raise _BlockedCall(verdict.message)
-        try:
-            value = await self._inner.run_json(args, cancellation_token, call_id=call_id)
-        except Exception as exc:
-            self.guard.record(verdict.call_id, f"{type(exc).__name__}: {exc}", error=True)
-            raise
+        call = ToolCall(self.guard, self.name, parse_args(args))
+        if call.blocked:
+            raise _BlockedCall(call.verdict.message)
+        value = await call.arun(self._inner.run_json, args, cancellation_token, call_id=call_id)
         text = self._inner.return_value_as_string(value)
-        self.guard.record(verdict.call_id, text)
-        return with_nudge(text, verdict) if verdict.action == "warn" else value
+        call.done(text)
+        return call.nudged(text) if call.nudge else value
 
     def return_value_as_string(self, value: Any) -> str:
         return value if isinstance(value, str) else self._inner.return_value_as_string(value)
@@ -167,8 +168,8 @@ def _as_tool(tool: BaseTool[Any, Any] | Callable[..., Any]) -> BaseTool[Any, Any
     return FunctionTool(tool, description=(tool.__doc__ or tool.__name__).strip())
 
 
-def _recorded(guard: Guardrail, verdict: Verdict, result: ToolResult) -> ToolResult:
-    guard.record(verdict.call_id, output_text(result.to_text(replace_image="[image]")), error=result.is_error)
-    if verdict.action == "warn" and verdict.message:
-        return result.model_copy(update={"result": [*result.result, TextResultContent(content="\n" + verdict.message)]})
+def _recorded(call: ToolCall, result: ToolResult) -> ToolResult:
+    call.done(output_text(result.to_text(replace_image="[image]")), error=result.is_error)
+    if call.nudge:
+        return result.model_copy(update={"result": [*result.result, TextResultContent(content="\n" + call.nudge)]})
     return result

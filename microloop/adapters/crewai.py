@@ -38,7 +38,8 @@ from crewai.hooks.tool_hooks import (
 )
 
 from .. import Guardrail
-from ._common import PendingCalls, output_text, parse_args, with_nudge
+from .._call import ToolCall
+from ._common import PendingCalls, output_text, parse_args
 
 __all__ = ["guard_crew", "unguard_crew"]
 
@@ -61,29 +62,28 @@ def guard_crew(crew: Any, guard: Guardrail) -> Any:
     def before(ctx: ToolCallHookContext) -> bool | None:
         if not ours(ctx):
             return None
-        verdict = guard.check(ctx.tool_name, parse_args(ctx.tool_input))
+        call = ToolCall(guard, ctx.tool_name, parse_args(ctx.tool_input))
         # The same args dict reaches the after-hook of this call; concurrent calls have their own.
-        pending.put(_key(ctx), guard, verdict)
-        return False if verdict.blocked else None
+        pending.put(_key(ctx), call)
+        return False if call.blocked else None
 
     def after(ctx: ToolCallHookContext) -> str | None:
-        entry = pending.pop(_key(ctx)) if ours(ctx) else None
-        if entry is None:
+        call = pending.pop(_key(ctx)) if ours(ctx) else None
+        if call is None:
             return None
-        _, verdict = entry
-        if verdict.halted:
-            raise HookAborted(verdict.message)
-        if verdict.blocked:
-            return verdict.message
+        if call.halted:
+            raise HookAborted(call.verdict.message)
+        if call.blocked:
+            return call.verdict.message
         # What the tool returned: CrewAI's text for the model may carry extras (a tool reminder on the
         # ReAct path) that would make every answer look new.
         raw = ctx.raw_tool_result if ctx.raw_tool_result is not None else ctx.tool_result
         text = output_text(raw)
         failed = text.startswith(("Error executing tool:", _BLOCKED_BY_HOOK))
-        guard.record(verdict.call_id, text, error=failed)
-        if verdict.action != "warn":
+        call.done(text, error=failed)
+        if not call.nudge:
             return None
-        return with_nudge(ctx.tool_result if isinstance(ctx.tool_result, str) else text, verdict)
+        return call.nudged(ctx.tool_result if isinstance(ctx.tool_result, str) else text)
 
     register_before_tool_call_hook(before)
     register_after_tool_call_hook(after)

@@ -26,7 +26,8 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
 from .. import Guardrail, Verdict
-from ._common import GuardSessions, halt, output_text, with_nudge
+from .._call import ToolCall
+from ._common import GuardSessions, halt, output_text
 
 __all__ = ["ToolCallGuard", "guard_tool_node"]
 
@@ -58,33 +59,23 @@ class ToolCallGuard:
         self._sessions.set_tools(names)
 
     def wrap(self, request: ToolCallRequest, execute: Callable[[ToolCallRequest], ToolResult]) -> ToolResult:
-        guard, verdict = self._check(request)
-        if verdict.blocked:
-            return _blocked_message(request, verdict)
-        try:
-            result = execute(request)
-        except Exception as exc:
-            guard.record(verdict.call_id, f"{type(exc).__name__}: {exc}", error=True)
-            raise
-        return _recorded(guard, verdict, request, result)
+        call = self._check(request)
+        if call.blocked:
+            return _blocked_message(request, call.verdict)
+        return _recorded(call, request, call.run(execute, request))
 
     async def awrap(
         self, request: ToolCallRequest, execute: Callable[[ToolCallRequest], Awaitable[ToolResult]]
     ) -> ToolResult:
-        guard, verdict = self._check(request)
-        if verdict.blocked:
-            return _blocked_message(request, verdict)
-        try:
-            result = await execute(request)
-        except Exception as exc:
-            guard.record(verdict.call_id, f"{type(exc).__name__}: {exc}", error=True)
-            raise
-        return _recorded(guard, verdict, request, result)
+        call = self._check(request)
+        if call.blocked:
+            return _blocked_message(request, call.verdict)
+        return _recorded(call, request, await call.arun(execute, request))
 
-    def _check(self, request: ToolCallRequest) -> tuple[Guardrail, Verdict]:
+    def _check(self, request: ToolCallRequest) -> ToolCall:
         guard = self._sessions.get(self._thread_key(request))
-        call = request.tool_call
-        return guard, guard.check(call["name"], call.get("args") or {})
+        tool_call = request.tool_call
+        return ToolCall(guard, tool_call["name"], tool_call.get("args") or {})
 
     def _thread_key(self, request: ToolCallRequest) -> Hashable | None:
         if not self._per_thread or request.runtime is None:
@@ -103,33 +94,33 @@ def _blocked_message(request: ToolCallRequest, verdict: Verdict) -> ToolMessage:
     )
 
 
-def _recorded(guard: Guardrail, verdict: Verdict, request: ToolCallRequest, result: ToolResult) -> ToolResult:
+def _recorded(call: ToolCall, request: ToolCallRequest, result: ToolResult) -> ToolResult:
     """Record what the tool answered; append a ``warn`` verdict's message to it."""
     call_id = request.tool_call["id"]
     if isinstance(result, ToolMessage):
-        guard.record(verdict.call_id, _content_text(result.content), error=result.status == "error")
-        return _nudged(result, verdict)
+        call.done(_content_text(result.content), error=result.status == "error")
+        return _nudged(result, call)
     if isinstance(result, Command) and isinstance(result.update, dict):
         messages = result.update.get("messages") or []
         for i, message in enumerate(messages):
             if isinstance(message, ToolMessage) and message.tool_call_id == call_id:
-                guard.record(verdict.call_id, _content_text(message.content), error=message.status == "error")
-                if verdict.action == "warn":
-                    messages = [*messages[:i], _nudged(message, verdict), *messages[i + 1 :]]
+                call.done(_content_text(message.content), error=message.status == "error")
+                if call.nudge:
+                    messages = [*messages[:i], _nudged(message, call), *messages[i + 1 :]]
                     update = {**result.update, "messages": messages}
                     return Command(graph=result.graph, update=update, resume=result.resume, goto=result.goto)
                 return result
-    guard.record(verdict.call_id, output_text(repr(result)))
+    call.done(output_text(repr(result)))
     return result
 
 
-def _nudged(message: ToolMessage, verdict: Verdict) -> ToolMessage:
-    if verdict.action != "warn" or not verdict.message:
+def _nudged(message: ToolMessage, call: ToolCall) -> ToolMessage:
+    if not call.nudge:
         return message
     if isinstance(message.content, str):
-        content: Any = with_nudge(message.content, verdict)
+        content: Any = call.nudged(message.content)
     else:
-        content = [*message.content, {"type": "text", "text": verdict.message}]
+        content = [*message.content, {"type": "text", "text": call.nudge}]
     return message.model_copy(update={"content": content})
 
 

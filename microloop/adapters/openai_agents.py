@@ -39,7 +39,8 @@ from agents import (
 )
 
 from .. import Guardrail
-from ._common import PendingCalls, output_text, parse_args, with_nudge
+from .._call import ToolCall
+from ._common import PendingCalls, output_text, parse_args
 
 __all__ = ["guard_tools", "guarded_run_config"]
 
@@ -53,25 +54,25 @@ def guard_tools(tools: Sequence[FunctionTool | Callable[..., Any]], guard: Guard
     @tool_input_guardrail(name="microloop")
     def check_call(data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
         ctx = data.context
-        verdict = guard.check(ctx.tool_name, parse_args(ctx.tool_arguments))
-        if verdict.halted:
+        call = ToolCall(guard, ctx.tool_name, parse_args(ctx.tool_arguments))
+        verdict = call.verdict
+        if call.halted:
             return ToolGuardrailFunctionOutput.raise_exception(output_info=verdict)
-        if verdict.blocked:
+        if call.blocked:
             return ToolGuardrailFunctionOutput.reject_content(verdict.message, output_info=verdict)
-        pending.put(ctx.tool_call_id, guard, verdict)
+        pending.put(ctx.tool_call_id, call)
         return ToolGuardrailFunctionOutput.allow(output_info=verdict)
 
     @tool_output_guardrail(name="microloop")
     def record_result(data: ToolOutputGuardrailData) -> ToolGuardrailFunctionOutput:
-        entry = pending.pop(data.context.tool_call_id)
-        if entry is None:
+        call = pending.pop(data.context.tool_call_id)
+        if call is None:
             return ToolGuardrailFunctionOutput.allow()
-        _, verdict = entry
         text = output_text(data.output)
-        guard.record(verdict.call_id, text)
-        if verdict.action == "warn" and verdict.message:  # the real result, with the nudge after it
-            return ToolGuardrailFunctionOutput.reject_content(with_nudge(text, verdict), output_info=verdict)
-        return ToolGuardrailFunctionOutput.allow(output_info=verdict)
+        call.done(text)
+        if call.nudge:  # the real result, with the nudge after it
+            return ToolGuardrailFunctionOutput.reject_content(call.nudged(text), output_info=call.verdict)
+        return ToolGuardrailFunctionOutput.allow(output_info=call.verdict)
 
     return [
         dataclasses.replace(

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["microloop", "microloop.guardrail", "microloop.errors", "microloop.policy", "microloop.replay"]
+MODULES = ["microloop", "microloop.guardrail", "microloop.errors", "microloop.policy", "microloop.replay", "microloop._call"]
 
 
 @pytest.mark.parametrize("name", MODULES)
