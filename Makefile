@@ -35,7 +35,7 @@ demo-c: lib
 	@$(CC) -std=c11 -O2 -I include examples/c/demo.c $(LDFLAGS_LIB) -o build/demo
 	@./build/demo
 
-test: test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit test-agents test-replay
+test: lint test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit test-agents test-replay
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -163,6 +163,14 @@ python-dist:
 	build/venv-wheel/bin/pip install -q build/dist/*.whl
 	cd build && venv-wheel/bin/python -c "import microloop, os; g = microloop.Guardrail(); print(microloop.__version__, g.check('t', {}).action, os.path.exists(microloop.lib_path()))"
 	build/venv-wheel/bin/microloop demo > /dev/null
+
+# --- Lint: clippy (warnings are errors) on the Rust workspace; ruff and mypy on the Python package,
+# pinned in requirements-dev.txt and configured in pyproject.toml.
+.PHONY: lint
+lint: $(VENV)/.deps
+	$(CARGO) clippy --locked --manifest-path native/Cargo.toml --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check microloop
+	$(VENV)/bin/mypy
 
 # --- The LLM-API proxy (native/proxy): run it, test it with the official openai/anthropic clients, load-test it
 PROXY_VENV := $(ROOT)/.venv-proxy

@@ -3,7 +3,7 @@ side without and with MicroLoop."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Generator, List, Optional, Tuple
 
 from .guardrail import Guardrail, Verdict
 
@@ -14,12 +14,12 @@ TOKENS_PER_TURN = 1500
 
 Call = Tuple[str, dict]
 # An agent is a generator: it yields a call, receives (output, verdict or None), and returns its final answer.
-Agent = Callable[[], "Iterator[Call]"]
+Agent = Callable[[], "Generator[Call, Tuple[str, Optional[Verdict]], str]"]
 
 CAPTCHA = "<html><title>Just a moment...</title> Please verify you are human: solve the CAPTCHA. Ray ID: 7f3a9c2e1b</html>"
 
 
-def browser_agent():  # type: ignore[no-untyped-def]
+def browser_agent():
     """Wants the price list from a page behind a CAPTCHA; re-opens it, hoping it changes."""
     url = "https://shop.example.com/prices"
     while True:
@@ -31,7 +31,7 @@ def browser_agent():  # type: ignore[no-untyped-def]
             return "The page is behind a CAPTCHA; I stopped retrying."
 
 
-def coding_agent():  # type: ignore[no-untyped-def]
+def coding_agent():
     """Re-runs a failing test without changing anything, until told it is a loop; then fixes the code."""
     while True:
         out, verdict = yield ("run_tests", {"path": "tests/test_login.py"})
@@ -100,7 +100,7 @@ def _fmt_call(call: Call) -> str:
     return f"{tool}({inner})"
 
 
-def main(policy: str = "balanced", write=print) -> int:  # type: ignore[no-untyped-def]
+def main(policy: str = "balanced", write=print) -> int:
     scenarios = [
         ("Browser agent", "read the prices on a page behind a CAPTCHA", browser_agent, ["open_page", "screenshot"]),
         ("Coding agent", "make the failing login test pass", coding_agent, ["run_tests", "read_file", "edit_file"]),
@@ -116,7 +116,7 @@ def main(policy: str = "balanced", write=print) -> int:  # type: ignore[no-untyp
         write(f"   without MicroLoop: {len(bare_steps)} calls, {' -> '.join(c[0] for c, _, _ in bare_steps[:4])} -> ... ")
         write(f"                      answer: {bare_answer}")
         write("   with MicroLoop:")
-        for i, (call, out, v) in enumerate(steps, 1):
+        for i, (call, _out, v) in enumerate(steps, 1):
             if v is None or v.action == "allow":
                 mark = "ok   "
             else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from ._version import __version__
 from .errors import MicroLoopError, PolicyError
@@ -74,11 +74,13 @@ def _parsed(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         pass
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-
+    else:
+        import tomli as tomllib
+    try:
         return tomllib.loads(text)
-    except (ImportError, ValueError):
+    except ValueError:
         return text.strip()
 
 

@@ -162,7 +162,7 @@ class Blocked(MicroLoopError):
         self.message = verdict.message
         super().__init__(f"[{verdict.rule}] {verdict.message}")
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self):
         return (type(self), (self.verdict,))
 
 

@@ -41,7 +41,7 @@ _ACTIONS: Tuple[Action, ...] = ("allow", "warn", "block", "halt")
 try:  # CPython's fast field accessor (what namedtuple uses); plain itemgetter elsewhere
     from collections import _tuplegetter  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
-    def _tuplegetter(index: int, doc: str) -> Any:  # type: ignore[misc]
+    def _tuplegetter(index: int, doc: str) -> Any:
         return property(operator.itemgetter(index), doc=doc)
 
 _item = operator.itemgetter
@@ -77,8 +77,8 @@ class Verdict(tuple):
     def __new__(cls, action: Action, rule: str = "", message: str = "", call_id: int = 0, count: int = 0) -> "Verdict":
         return tuple.__new__(cls, (action, rule, message, call_id, count, None))
 
-    action: Action = _tuplegetter(0, "allow, warn, block or halt")  # type: ignore[assignment]
-    call_id: int = _tuplegetter(3, "the id to pass to record(); 0 when the call must not run")  # type: ignore[assignment]
+    action: Action = _tuplegetter(0, "allow, warn, block or halt")
+    call_id: int = _tuplegetter(3, "the id to pass to record(); 0 when the call must not run")
     count: int = _tuplegetter(4, "the count the deciding rule reached (allow: runs of this call in the window)")  # type: ignore[assignment]
     _rule = _tuplegetter(1, "")
     _message = _tuplegetter(2, "")
@@ -118,13 +118,13 @@ class Verdict(tuple):
     def _public(self) -> Tuple[Action, str, str, int, int]:
         return (self.action, self.rule, self.message, self.call_id, self.count)
 
-    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Any]:
         return iter(self._public())
 
     def __len__(self) -> int:
         return 5
 
-    def __getitem__(self, index: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, index: Any) -> Any:
         return self._public()[index]
 
     def __eq__(self, other: object) -> bool:
@@ -141,7 +141,7 @@ class Verdict(tuple):
     def __hash__(self) -> int:
         return hash(self._public())
 
-    def __getnewargs__(self) -> Tuple[Any, ...]:  # type: ignore[override]
+    def __getnewargs__(self) -> Tuple[Any, ...]:
         return self._public()
 
     def __repr__(self) -> str:
@@ -149,7 +149,7 @@ class Verdict(tuple):
         return f"Verdict(action={a!r}, rule={r!r}, message={m!r}, call_id={c!r}, count={n!r})"
 
     def _asdict(self) -> Dict[str, Any]:
-        return dict(zip(self._fields, self._public()))
+        return dict(zip(self._fields, self._public(), strict=True))
 
     def _replace(self, **changes: Any) -> "Verdict":
         d = self._asdict()
@@ -460,7 +460,7 @@ class Guardrail:
         def arguments(a: tuple, kw: dict) -> Dict[str, Any]:
             if simple and len(a) <= n_positional and (var_kw is not None or named.issuperset(kw)):
                 out = dict(defaults)
-                out.update(zip(positional, a))
+                out.update(zip(positional, a, strict=False))
                 if not kw or not (kw.keys() & out.keys() - defaults.keys()):
                     out.update(kw)
                     if required.issubset(out):

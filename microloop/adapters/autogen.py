@@ -57,13 +57,13 @@ class GuardedWorkbench(StaticStreamWorkbench):
         guard: Guardrail,
         tool_overrides: dict[str, ToolOverride] | None = None,
     ) -> None:
-        tools = [_as_tool(t) for t in tools]
-        super().__init__(tools, tool_overrides)
+        base_tools = [_as_tool(t) for t in tools]
+        super().__init__(base_tools, tool_overrides)
         self.guard = guard
         self.halted: Verdict | None = None
         self.termination = HaltTermination()
         overrides = tool_overrides or {}
-        guard.set_tools([(overrides[t.name].name if t.name in overrides else None) or t.name for t in tools])
+        guard.set_tools([(overrides[t.name].name if t.name in overrides else None) or t.name for t in base_tools])
 
     async def list_tools(self) -> list[ToolSchema]:
         return [] if self.halted else await super().list_tools()
@@ -149,7 +149,7 @@ class HaltTermination(ExternalTermination):
         super().__init__()
         self._message = ""
 
-    def set(self, verdict: Verdict | None = None) -> None:  # type: ignore[override]
+    def set(self, verdict: Verdict | None = None) -> None:
         self._message = verdict.message if verdict is not None else "Halted by MicroLoop."
         super().set()
 

@@ -18,7 +18,7 @@ conversations never block each other. Parallel tool calls are checked independen
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from langchain_core.messages import ToolMessage
 from langgraph.prebuilt import ToolNode
@@ -31,7 +31,7 @@ from ._common import GuardSessions, halt, output_text
 
 __all__ = ["ToolCallGuard", "guard_tool_node"]
 
-ToolResult = ToolMessage | Command
+ToolResult: TypeAlias = "ToolMessage | Command"
 
 
 def guard_tool_node(tools: Sequence[Any], guard: Guardrail, **tool_node_kwargs: Any) -> ToolNode:

@@ -47,8 +47,8 @@ __all__ = ["guard_tools", "guarded_run_config"]
 
 def guard_tools(tools: Sequence[FunctionTool | Callable[..., Any]], guard: Guardrail) -> list[FunctionTool]:
     """Copies of ``tools`` (``FunctionTool``s or plain functions) whose every call ``guard`` checks."""
-    tools = [t if isinstance(t, FunctionTool) else function_tool(t) for t in tools]
-    guard.set_tools([t.name for t in tools])
+    function_tools = [t if isinstance(t, FunctionTool) else function_tool(t) for t in tools]
+    guard.set_tools([t.name for t in function_tools])
     pending = PendingCalls()
 
     @tool_input_guardrail(name="microloop")
@@ -80,7 +80,7 @@ def guard_tools(tools: Sequence[FunctionTool | Callable[..., Any]], guard: Guard
             tool_input_guardrails=[*(t.tool_input_guardrails or []), check_call],
             tool_output_guardrails=[*(t.tool_output_guardrails or []), record_result],
         )
-        for t in tools
+        for t in function_tools
     ]
 
 
