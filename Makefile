@@ -23,8 +23,12 @@ CBINDGEN := $(shell if cbindgen --version 2>/dev/null | grep -q " $(CBINDGEN_VER
 $(TOOLS)/bin/cbindgen:
 	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(TOOLS)
 
+# cbindgen writes constants, types, then functions; header_sections.py lays them out in lib.rs's sections.
 header: $(CBINDGEN)
-	$(CBINDGEN) --config native/ffi/cbindgen.toml --crate microloop-ffi --output include/microloop.h native/ffi
+	@mkdir -p build
+	$(CBINDGEN) --config native/ffi/cbindgen.toml --crate microloop-ffi --output build/microloop.raw.h native/ffi
+	python3 native/ffi/header_sections.py build/microloop.raw.h native/ffi/src/lib.rs > build/microloop.h.new
+	mv build/microloop.h.new include/microloop.h
 
 # The story in Python (the CLI from the local virtualenv); `make demo-c` tells it from C.
 demo: python
@@ -44,7 +48,8 @@ test-rust:
 # The header is current, and compiles on its own as C and as C++ (twice included).
 test-header: $(CBINDGEN)
 	@mkdir -p build
-	$(CBINDGEN) --config native/ffi/cbindgen.toml --crate microloop-ffi --output build/microloop.h native/ffi
+	$(CBINDGEN) --config native/ffi/cbindgen.toml --crate microloop-ffi --output build/microloop.raw.h native/ffi
+	python3 native/ffi/header_sections.py build/microloop.raw.h native/ffi/src/lib.rs > build/microloop.h
 	diff -u include/microloop.h build/microloop.h || (echo "include/microloop.h is stale: run 'make header'"; exit 1)
 	printf '#include "microloop.h"\n#include "microloop.h"\nint main(void){return ML_OK;}\n' > build/header_test.c
 	$(CC) -std=c99 -Wall -Wextra -Werror -pedantic -I include build/header_test.c -o build/header_test_c
@@ -53,7 +58,7 @@ test-header: $(CBINDGEN)
 
 test-c: lib
 	@mkdir -p build
-	$(CC) $(CFLAGS_TEST) tests/c/test_abi.c $(LDFLAGS_LIB) -o build/test_abi
+	$(CC) $(CFLAGS_TEST) -pthread tests/c/test_abi.c $(LDFLAGS_LIB) -o build/test_abi
 	$(VALGRIND) ./build/test_abi
 
 clean:

@@ -9,7 +9,11 @@
  *     only with length 0.
  *   - Out-parameters are written only on ML_OK.
  *   - Memory the library returns is freed with the named ml_*_free / ml_verdict_clear, never free().
- *   - Sessions may be used from several threads at once.
+ *   - Sessions may be used from several threads at once; an engine (a compiled policy) may be shared
+ *     by any number of sessions and threads.
+ *
+ * Sections: status codes and errors, versions, engines, sessions, checking a call and recording its
+ * result, counters, fingerprints.
  *
  * Quick start:
  *   ml_session *s; ml_error *err = NULL;
@@ -20,6 +24,10 @@
  *   else { give v.message to the model }
  *   ml_verdict_clear(&v);
  *   ml_session_free(s);
+ *
+ * Many sessions under one policy (a session per thread or conversation): compile it once.
+ *   ml_engine *e; ml_engine_new(policy, policy_len, &e, &err);
+ *   ml_session_new_from_engine(e, &s, &err);   (as often as needed; then ml_engine_free(e))
  */
 
 #ifndef MICROLOOP_H
@@ -32,135 +40,22 @@
 #include <stdint.h>
 #define ML_VERSION_STRING "0.1.0"
 
+#ifdef __cplusplus
+extern "C" {
+#endif  // __cplusplus
 
-/**
- * `ml_verdict.action`: run the call.
- */
-#define ML_ACTION_ALLOW 0
-
-/**
- * Run the call and show `message` to the model with its result: the next like call is blocked.
- */
-#define ML_ACTION_WARN 1
-
-/**
- * Do not run the call; give `message` to the model in place of a result.
- */
-#define ML_ACTION_BLOCK 2
-
-/**
- * Do not run the call; stop the run.
- */
-#define ML_ACTION_HALT 3
-
-#define ML_VERSION_MAJOR 0
-
-#define ML_VERSION_MINOR 1
-
-#define ML_VERSION_PATCH 0
-
-/**
- * `MAJOR * 10000 + MINOR * 100 + PATCH` (a literal, so cffi can read it; a test checks it).
- */
-#define ML_VERSION_NUMBER 100
-
-/**
- * Bumped whenever a change breaks callers compiled against an older header.
- */
-#define ML_ABI_VERSION 1
-
-/**
- * The detail of a failure: a status code, a message and, for a refused policy, the path of the
- * bad entry. Owned by the caller once returned; free it with `ml_error_free`.
- */
-typedef struct ml_error ml_error;
-
-/**
- * A session: one agent run's history of calls under one policy. Opaque.
+/* ================================================================================================
+ * Status codes and errors
  *
- * Thread safety: a session may be used from several threads at once; calls on one session are
- * serialized by an internal lock.
- */
-typedef struct ml_session ml_session;
+ * Every fallible function returns an ml_status (ML_OK is 0; codes are never renumbered) and takes an
+ * optional `ml_error **err_out`: on failure a new ml_error is written there (when err_out is not NULL)
+ * with a message and, for a refused policy, the path of the bad entry.
+ * ================================================================================================ */
 
 /**
  * A status code: 0 is success. Codes are never renumbered.
  */
 typedef int32_t ml_status;
-
-/**
- * The verdict on one call. Set `size = sizeof(ml_verdict)` before passing it to `ml_check_call`
- * (newer library versions may add fields at the end and fill only what `size` covers).
- *
- * `rule` and `message` are NUL-terminated UTF-8 owned by the verdict (NULL for `allow`); release
- * them with `ml_verdict_clear` once read, before the struct is reused or goes out of scope.
- */
-typedef struct ml_verdict {
-  /**
-   * `sizeof(ml_verdict)`, set by the caller.
-   */
-  size_t size;
-  /**
-   * `ML_ACTION_ALLOW`, `ML_ACTION_WARN`, `ML_ACTION_BLOCK` or `ML_ACTION_HALT`.
-   */
-  int32_t action;
-  /**
-   * For allow: how many times this exact call already ran in the window; otherwise the count
-   * the deciding rule reached.
-   */
-  uint32_t count;
-  /**
-   * The id to pass to `ml_record_result`; 0 when the call must not run.
-   */
-  uint64_t call_id;
-  /**
-   * The deciding rule's id (`loop.no_progress`, a policy rule's id); NULL for allow.
-   */
-  char *rule;
-  size_t rule_len;
-  /**
-   * Written for the model; NULL for allow.
-   */
-  char *message;
-  size_t message_len;
-} ml_verdict;
-
-/**
- * Counters of a session. Set `size = sizeof(ml_stats)` before calling `ml_session_stats`.
- * Fields are only ever added at the end; a caller compiled against an older header gets the
- * fields its `size` covers.
- */
-typedef struct ml_stats {
-  size_t size;
-  /**
-   * Calls allowed to run.
-   */
-  uint64_t calls;
-  /**
-   * Calls blocked or halted.
-   */
-  uint64_t blocked;
-  /**
-   * Results recorded as errors.
-   */
-  uint64_t errors;
-  /**
-   * Calls in the history window now.
-   */
-  uint64_t history_len;
-  /**
-   * A hash of the whole history: unchanged by any call that did not change it.
-   */
-  uint64_t history_hash;
-  /**
-   * Results recorded, late ones included.
-   */
-  uint64_t results;
-  /**
-   * Results recorded after their call had left the window.
-   */
-  uint64_t late;
-} ml_stats;
 
 /**
  * Success.
@@ -207,12 +102,134 @@ typedef struct ml_stats {
  */
 #define ML_ERR_PANIC 99
 
-#ifdef __cplusplus
-extern "C" {
-#endif // __cplusplus
+/**
+ * The detail of a failure: a status code, a message and, for a refused policy, the path of the
+ * bad entry. Owned by the caller once returned; free it with `ml_error_free`.
+ */
+typedef struct ml_error ml_error;
 
 /**
- * Creates a session under a policy.
+ * Static text for a status code ("invalid JSON", ...); never NULL, never freed.
+ */
+const char *ml_status_str(ml_status status);
+
+/**
+ * The status code of an error; `ML_ERR_NULL_ARG` for NULL.
+ */
+ml_status ml_error_code(const struct ml_error *err);
+
+/**
+ * The error's message: NUL-terminated UTF-8, borrowed until `ml_error_free`. Writes its length
+ * (without the NUL) to `*len_out` when `len_out` is not NULL. An empty string for NULL.
+ */
+const char *ml_error_message(const struct ml_error *err, size_t *len_out);
+
+/**
+ * For `ML_ERR_INVALID_POLICY`, the path of the bad entry (`tools[2].rules[0].deny_regex`), else
+ * empty. Borrowed until `ml_error_free`; length in `*len_out` when not NULL.
+ */
+const char *ml_error_path(const struct ml_error *err, size_t *len_out);
+
+/**
+ * Frees an error. NULL is a no-op.
+ */
+void ml_error_free(struct ml_error *err);
+
+/* ================================================================================================
+ * Versions
+ *
+ * ML_VERSION_* and ML_ABI_VERSION are the header's; ml_version_number() and ml_abi_version() the
+ * library's. A binding refuses a library whose ABI version differs from the header it was built with.
+ * ================================================================================================ */
+
+#define ML_VERSION_MAJOR 0
+
+#define ML_VERSION_MINOR 1
+
+#define ML_VERSION_PATCH 0
+
+/**
+ * `MAJOR * 10000 + MINOR * 100 + PATCH` (a literal, so cffi can read it; a test checks it).
+ */
+#define ML_VERSION_NUMBER 100
+
+/**
+ * Bumped whenever a change breaks callers compiled against an older header (2: `ml_fingerprint`
+ * takes an engine).
+ */
+#define ML_ABI_VERSION 2
+
+/**
+ * The library's version, "MAJOR.MINOR.PATCH"; static, never freed.
+ */
+const char *ml_version_string(void);
+
+/**
+ * The library's `ML_VERSION_NUMBER`: compare with the header's to detect a mismatch.
+ */
+uint32_t ml_version_number(void);
+
+/**
+ * The library's `ML_ABI_VERSION`: bindings refuse to load a library whose ABI differs.
+ */
+uint32_t ml_abi_version(void);
+
+/* ================================================================================================
+ * Engines
+ *
+ * A compiled policy shared by many sessions: compile it once with ml_engine_new, then make a session
+ * per thread, conversation or worker with ml_session_new_from_engine.
+ * ================================================================================================ */
+
+/**
+ * A compiled policy: its schemas, regexes and limits, ready for any number of sessions. Opaque.
+ *
+ * Thread safety: an engine never changes after `ml_engine_new`, so any number of sessions and
+ * threads may share it at once. Each session made from it holds its own reference: the engine may
+ * be freed while its sessions live.
+ */
+typedef struct ml_engine ml_engine;
+
+/**
+ * Compiles a policy once for many sessions (`ml_session_new_from_engine`): a session per thread or
+ * per conversation then costs no second parse of the policy, compile of its schemas or regexes.
+ *
+ * `policy` is read as by `ml_session_new`: JSON (a policy document, or a preset name as a JSON
+ * string), TOML, or a bare preset name; NULL or empty means `balanced`. Not NUL-terminated.
+ * On success writes a new engine to `*engine_out`; release it with `ml_engine_free`.
+ * Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_POLICY` (the error's path names
+ * the bad entry). Thread-safe.
+ */
+ml_status ml_engine_new(const uint8_t *policy,
+                        size_t policy_len,
+                        struct ml_engine **engine_out,
+                        struct ml_error **err_out);
+
+/**
+ * Releases the caller's reference to an engine. NULL is a no-op. Sessions made from the engine
+ * keep working; it is freed with the last of them. Must not race with another call given this
+ * same pointer.
+ */
+void ml_engine_free(struct ml_engine *engine);
+
+/* ================================================================================================
+ * Sessions
+ *
+ * A session is one agent run's history of calls under one policy. Every function taking a session may
+ * be called from several threads at once: calls on one session are serialized by an internal lock.
+ * ================================================================================================ */
+
+/**
+ * A session: one agent run's history of calls under one policy. Opaque.
+ *
+ * Thread safety: a session may be used from several threads at once; calls on one session are
+ * serialized by an internal lock.
+ */
+typedef struct ml_session ml_session;
+
+/**
+ * Creates a session under a policy (compiled for this session alone: to share one compiled policy
+ * between sessions, use `ml_engine_new` and `ml_session_new_from_engine`).
  *
  * `policy` is the policy's text: JSON (a policy document, or a preset name as a JSON string),
  * TOML, or a bare preset name (`strict`, `balanced`, `permissive`); NULL or empty means
@@ -227,9 +244,100 @@ ml_status ml_session_new(const uint8_t *policy,
                          struct ml_error **err_out);
 
 /**
+ * Creates a session under an engine's policy: an empty history, no tool names. The session holds
+ * its own reference to the engine. On success writes the session to `*session_out`; free it with
+ * `ml_session_free`. Errors: `ML_ERR_NULL_ARG`. Thread-safe: sessions of one engine may be created
+ * and used on any threads.
+ */
+ml_status ml_session_new_from_engine(const struct ml_engine *engine,
+                                     struct ml_session **session_out,
+                                     struct ml_error **err_out);
+
+/**
  * Frees a session. NULL is a no-op. The session must not be in use by another thread.
  */
 void ml_session_free(struct ml_session *session);
+
+/**
+ * Registers the agent's tool names, as a JSON array of strings (`["search", "open_page"]`): a call
+ * to any other tool is then blocked with rule `tool.unknown`, whose message lists these names.
+ * An empty array forgets them. Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`,
+ * `ML_ERR_INVALID_JSON` (not an array of strings). Thread-safe.
+ */
+ml_status ml_session_set_tools(struct ml_session *session,
+                               const uint8_t *names_json,
+                               size_t names_len,
+                               struct ml_error **err_out);
+
+/**
+ * Forgets the session's history, counters and any halt; keeps the policy and the tool names.
+ * Errors: `ML_ERR_NULL_ARG`. Thread-safe.
+ */
+ml_status ml_session_reset(struct ml_session *session, struct ml_error **err_out);
+
+/* ================================================================================================
+ * Checking a call and recording its result
+ *
+ * ml_check_call decides on a call before it runs and fills an ml_verdict; an allowed call is then run
+ * and what it returned is given to ml_record_result under the verdict's call_id.
+ * ================================================================================================ */
+
+/**
+ * `ml_verdict.action`: run the call.
+ */
+#define ML_ACTION_ALLOW 0
+
+/**
+ * Run the call and show `message` to the model with its result: the next like call is blocked.
+ */
+#define ML_ACTION_WARN 1
+
+/**
+ * Do not run the call; give `message` to the model in place of a result.
+ */
+#define ML_ACTION_BLOCK 2
+
+/**
+ * Do not run the call; stop the run.
+ */
+#define ML_ACTION_HALT 3
+
+/**
+ * The verdict on one call. Set `size = sizeof(ml_verdict)` before passing it to `ml_check_call`
+ * (newer library versions may add fields at the end and fill only what `size` covers).
+ *
+ * `rule` and `message` are NUL-terminated UTF-8 owned by the verdict (NULL for `allow`); release
+ * them with `ml_verdict_clear` once read, before the struct is reused or goes out of scope.
+ */
+typedef struct ml_verdict {
+  /**
+   * `sizeof(ml_verdict)`, set by the caller.
+   */
+  size_t size;
+  /**
+   * `ML_ACTION_ALLOW`, `ML_ACTION_WARN`, `ML_ACTION_BLOCK` or `ML_ACTION_HALT`.
+   */
+  int32_t action;
+  /**
+   * For allow: how many times this exact call already ran in the window; otherwise the count
+   * the deciding rule reached.
+   */
+  uint32_t count;
+  /**
+   * The id to pass to `ml_record_result`; 0 when the call must not run.
+   */
+  uint64_t call_id;
+  /**
+   * The deciding rule's id (`loop.no_progress`, a policy rule's id); NULL for allow.
+   */
+  char *rule;
+  size_t rule_len;
+  /**
+   * Written for the model; NULL for allow.
+   */
+  char *message;
+  size_t message_len;
+} ml_verdict;
 
 /**
  * Decides on a tool call before it runs.
@@ -273,22 +381,48 @@ ml_status ml_record_result(struct ml_session *session,
                            bool is_error,
                            struct ml_error **err_out);
 
-/**
- * Registers the agent's tool names, as a JSON array of strings (`["search", "open_page"]`): a call
- * to any other tool is then blocked with rule `tool.unknown`, whose message lists these names.
- * An empty array forgets them. Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`,
- * `ML_ERR_INVALID_JSON` (not an array of strings). Thread-safe.
- */
-ml_status ml_session_set_tools(struct ml_session *session,
-                               const uint8_t *names_json,
-                               size_t names_len,
-                               struct ml_error **err_out);
+/* ================================================================================================
+ * Counters
+ *
+ * A session's counters and a hash of its history.
+ * ================================================================================================ */
 
 /**
- * Forgets the session's history, counters and any halt; keeps the policy and the tool names.
- * Errors: `ML_ERR_NULL_ARG`. Thread-safe.
+ * Counters of a session. Set `size = sizeof(ml_stats)` before calling `ml_session_stats`.
+ * Fields are only ever added at the end; a caller compiled against an older header gets the
+ * fields its `size` covers.
  */
-ml_status ml_session_reset(struct ml_session *session, struct ml_error **err_out);
+typedef struct ml_stats {
+  size_t size;
+  /**
+   * Calls allowed to run.
+   */
+  uint64_t calls;
+  /**
+   * Calls blocked or halted.
+   */
+  uint64_t blocked;
+  /**
+   * Results recorded as errors.
+   */
+  uint64_t errors;
+  /**
+   * Calls in the history window now.
+   */
+  uint64_t history_len;
+  /**
+   * A hash of the whole history: unchanged by any call that did not change it.
+   */
+  uint64_t history_hash;
+  /**
+   * Results recorded, late ones included.
+   */
+  uint64_t results;
+  /**
+   * Results recorded after their call had left the window.
+   */
+  uint64_t late;
+} ml_stats;
 
 /**
  * Reads the session's counters into `*stats_out` (whose `size` the caller set).
@@ -298,59 +432,26 @@ ml_status ml_session_stats(struct ml_session *session,
                            struct ml_stats *stats_out,
                            struct ml_error **err_out);
 
+/* ================================================================================================
+ * Fingerprints
+ *
+ * The canonical fingerprint every binding computes for a call, equal to the one the session keeps.
+ * ================================================================================================ */
+
 /**
- * The canonical fingerprint of a call (tool name + arguments JSON), as every binding computes
- * it: key order, white space and `1` vs `1.0` do not change it. Errors: `ML_ERR_NULL_ARG`,
- * `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_JSON`. Thread-safe.
+ * The canonical fingerprint of a call (tool name + arguments JSON), as a session under `engine`
+ * computes it: key order, white space and `1` vs `1.0` do not change it, and the fields the
+ * engine's policy names in `ignore_fields` are left out at any depth. `engine` may be NULL: then
+ * every field counts. On success writes the fingerprint to `*fingerprint_out`.
+ * Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_JSON`. Thread-safe.
  */
-ml_status ml_fingerprint(const uint8_t *tool,
+ml_status ml_fingerprint(const struct ml_engine *engine,
+                         const uint8_t *tool,
                          size_t tool_len,
                          const uint8_t *args,
                          size_t args_len,
                          uint64_t *fingerprint_out,
                          struct ml_error **err_out);
-
-/**
- * The status code of an error; `ML_ERR_NULL_ARG` for NULL.
- */
-ml_status ml_error_code(const struct ml_error *err);
-
-/**
- * The error's message: NUL-terminated UTF-8, borrowed until `ml_error_free`. Writes its length
- * (without the NUL) to `*len_out` when `len_out` is not NULL. An empty string for NULL.
- */
-const char *ml_error_message(const struct ml_error *err, size_t *len_out);
-
-/**
- * For `ML_ERR_INVALID_POLICY`, the path of the bad entry (`tools[2].rules[0].deny_regex`), else
- * empty. Borrowed until `ml_error_free`; length in `*len_out` when not NULL.
- */
-const char *ml_error_path(const struct ml_error *err, size_t *len_out);
-
-/**
- * Frees an error. NULL is a no-op.
- */
-void ml_error_free(struct ml_error *err);
-
-/**
- * Static text for a status code ("invalid JSON", ...); never NULL, never freed.
- */
-const char *ml_status_str(ml_status status);
-
-/**
- * The library's version, "MAJOR.MINOR.PATCH"; static, never freed.
- */
-const char *ml_version_string(void);
-
-/**
- * The library's `ML_VERSION_NUMBER`: compare with the header's to detect a mismatch.
- */
-uint32_t ml_version_number(void);
-
-/**
- * The library's `ML_ABI_VERSION`: bindings refuse to load a library whose ABI differs.
- */
-uint32_t ml_abi_version(void);
 
 #ifdef __cplusplus
 }  // extern "C"

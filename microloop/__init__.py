@@ -22,6 +22,7 @@ Framework adapters live in ``microloop.adapters`` (imported only on demand).
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 from ._version import __version__
 from .errors import (
@@ -41,11 +42,12 @@ from .errors import (
     RuleViolation,
     UnknownCall,
 )
-from .guardrail import Action, Guardrail, Stats, Verdict
+from .guardrail import Action, Engine, Guardrail, Stats, Verdict
 
 __all__ = [
     "__version__",
     "Guardrail",
+    "Engine",
     "Verdict",
     "Action",
     "Stats",
@@ -94,11 +96,15 @@ def include_path() -> str:
     return _LIB_DIR
 
 
-def fingerprint(tool: str, args: object = None) -> int:
+def fingerprint(tool: str, args: object = None, engine: Optional[Engine] = None) -> int:
     """The canonical 64-bit fingerprint of a call, as every binding computes it: key order, white
-    space and ``1`` vs ``1.0`` do not change it.
+    space and ``1`` vs ``1.0`` do not change it. Every field counts unless ``engine`` is given: then
+    its policy's ``ignore_fields`` are left out, as a session under it does.
 
     >>> fingerprint("search", {"q": "x", "n": 1}) == fingerprint("search", '{"n": 1.0, "q": "x"}')
+    True
+    >>> e = Engine({"loops": {"ignore_fields": ["request_id"]}})
+    >>> fingerprint("search", {"q": "x", "request_id": 1}, e) == fingerprint("search", {"q": "x", "request_id": 2}, e)
     True
     """
     from ._binding import ffi, lib, raise_status
@@ -108,7 +114,7 @@ def fingerprint(tool: str, args: object = None) -> int:
     a = encode_args(args)
     out = ffi.new("uint64_t *")
     errp = ffi.new("ml_error **")
-    status = lib.ml_fingerprint(t, len(t), a, len(a), out, errp)
+    status = lib.ml_fingerprint(engine._e if engine is not None else ffi.NULL, t, len(t), a, len(a), out, errp)
     if status:
         raise_status(status, errp)
     return int(out[0])

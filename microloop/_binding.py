@@ -19,7 +19,7 @@ except ImportError as e:  # pragma: no cover - a broken install
         "`pip install .` (needs cargo and a C compiler) or from a wheel"
     ) from e
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 
 def _check_versions() -> None:

@@ -29,7 +29,7 @@ from ._encode import encode_args, encode_output
 from .errors import ArgumentsNotSerializable, InvalidUTF8, blocked_error
 from .policy import load_policy
 
-__all__ = ["Guardrail", "Verdict", "Stats", "Action"]
+__all__ = ["Guardrail", "Engine", "Verdict", "Stats", "Action"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -194,12 +194,53 @@ def _tool_bytes(tool: Any) -> bytes:
     return bytes(tool)
 
 
+class Engine:
+    """A compiled policy that any number of guards share (``Guardrail(engine)``): the policy is
+    parsed and its schemas and regexes compiled once, so a guard per conversation, request or
+    worker thread costs none of that. Immutable, so safe to share between threads; each guard
+    holds its own reference.
+
+    Args:
+        policy: as for :class:`Guardrail`.
+
+    Raises:
+        PolicyError: the policy was refused; ``.path`` names the bad entry.
+
+    >>> engine = Engine("strict")
+    >>> a, b = Guardrail(engine), Guardrail(engine)
+    >>> a.engine is engine and a.policy == "strict"
+    True
+    """
+
+    __slots__ = ("_e", "_policy", "_source", "__weakref__")
+
+    def __init__(self, policy: Any = "balanced") -> None:
+        text, source = load_policy(policy)
+        self._policy: bytes = text
+        self._source: Optional[str] = source
+        out = ffi.new("ml_engine **")
+        errp = ffi.new("ml_error **")
+        status = lib.ml_engine_new(text, len(text), out, errp)
+        if status:
+            raise_status(status, errp, source)
+        self._e = ffi.gc(out[0], lib.ml_engine_free)
+
+    @property
+    def policy(self) -> str:
+        """The policy as given to the library (JSON or TOML text, or a preset name)."""
+        return self._policy.decode("utf-8", "replace")
+
+    def __repr__(self) -> str:
+        return f"<Engine policy={self.policy[:60]!r}>"
+
+
 class Guardrail:
     """One agent run's history of tool calls under one policy; checks each call before it runs.
 
     Args:
         policy: a preset name (``"strict"``, ``"balanced"``, ``"permissive"``), a dict, a path
-            (``str`` ending in ``.toml``/``.json``, or any ``os.PathLike``), or TOML/JSON text.
+            (``str`` ending in ``.toml``/``.json``, or any ``os.PathLike``), TOML/JSON text, or an
+            :class:`Engine` to share (its policy compiled once for every guard given it).
         tools: the agent's tool names; a call to any other tool is then blocked (``tool.unknown``)
             with a message listing the real ones.
         on_warn: called with the verdict when :meth:`verify` lets a ``warn`` call run.
@@ -216,7 +257,7 @@ class Guardrail:
     'tool.unknown'
     """
 
-    __slots__ = ("_s", "_policy", "_source", "_tools", "_sessions", "_lock", "on_warn", "last_warning", "__weakref__")
+    __slots__ = ("_s", "_engine", "_tools", "_sessions", "_lock", "on_warn", "last_warning", "__weakref__")
 
     def __init__(
         self,
@@ -225,15 +266,13 @@ class Guardrail:
         tools: Optional[Iterable[str]] = None,
         on_warn: Optional[Callable[[Verdict], Any]] = None,
     ) -> None:
-        text, source = load_policy(policy)
-        self._init(text, source, on_warn)
+        self._init(policy if isinstance(policy, Engine) else Engine(policy), on_warn)
         if tools is not None:
             self.set_tools(tools)
 
-    def _init(self, text: bytes, source: Optional[str], on_warn: Optional[Callable[[Verdict], Any]]) -> None:
+    def _init(self, engine: Engine, on_warn: Optional[Callable[[Verdict], Any]]) -> None:
         self._s = ffi.NULL
-        self._policy = text
-        self._source = source
+        self._engine = engine
         self._tools: Optional[List[str]] = None
         self._sessions: Dict[str, Guardrail] = {}
         self._lock = threading.Lock()
@@ -241,9 +280,9 @@ class Guardrail:
         self.last_warning: Optional[Verdict] = None
         out = ffi.new("ml_session **")
         errp = ffi.new("ml_error **")
-        status = lib.ml_session_new(text, len(text), out, errp)
+        status = lib.ml_session_new_from_engine(engine._e, out, errp)
         if status:
-            raise_status(status, errp, source)
+            raise_status(status, errp)
         self._s = ffi.gc(out[0], lib.ml_session_free)
 
     # -- the calls -------------------------------------------------------------------------------
@@ -361,7 +400,12 @@ class Guardrail:
     @property
     def policy(self) -> str:
         """The policy as given to the library (JSON text or a preset name)."""
-        return self._policy.decode("utf-8", "replace")
+        return self._engine.policy
+
+    @property
+    def engine(self) -> Engine:
+        """The compiled policy this guard checks under, to share with other guards."""
+        return self._engine
 
     @property
     def tools(self) -> Optional[List[str]]:
@@ -371,7 +415,7 @@ class Guardrail:
     # -- sessions ------------------------------------------------------------------------------------
 
     def session(self, name: str) -> "Guardrail":
-        """An independent history under the same policy (and tool names), cached by ``name``.
+        """An independent history under the same compiled policy (and tool names), cached by ``name``.
 
         Use one per agent, conversation or LangGraph thread id:
 
@@ -388,7 +432,7 @@ class Guardrail:
             s = self._sessions.get(name)
             if s is None:
                 s = Guardrail.__new__(Guardrail)
-                s._init(self._policy, self._source, self.on_warn)
+                s._init(self._engine, self.on_warn)
                 if self._tools:
                     s.set_tools(self._tools)
                 self._sessions[name] = s

@@ -37,7 +37,7 @@ import (
 
 // ABIVersion is the C ABI this package was written against; the package panics at init when
 // the loaded library reports another, since calls would then be undefined.
-const ABIVersion = 1
+const ABIVersion = 2
 
 func init() {
 	if got := uint32(C.ml_abi_version()); got != ABIVersion {
@@ -144,9 +144,78 @@ func NewSession(policy string) (*Session, error) {
 	if rc != C.ML_OK {
 		return nil, takeError(rc, cerr)
 	}
+	return wrapSession(ptr), nil
+}
+
+func wrapSession(ptr *C.ml_session) *Session {
 	s := &Session{ptr: ptr}
 	runtime.SetFinalizer(s, (*Session).free)
-	return s, nil
+	return s
+}
+
+// Engine is a compiled policy that any number of sessions share: NewEngine parses the policy and
+// compiles its schemas and regexes once, and Engine.NewSession then costs none of that (a
+// session per goroutine, conversation or worker). An Engine never changes, so it is safe for use
+// by many goroutines at once; sessions hold their own reference to it, so closing the Engine does
+// not affect the sessions made from it.
+type Engine struct {
+	mu  sync.RWMutex // guards ptr as Session.mu does
+	ptr *C.ml_engine
+}
+
+// NewEngine compiles a policy, given as to NewSession.
+func NewEngine(policy string) (*Engine, error) {
+	var ptr *C.ml_engine
+	var cerr *C.ml_error
+	rc := C.ml_engine_new(stringPtr(policy), C.size_t(len(policy)), &ptr, &cerr)
+	runtime.KeepAlive(policy)
+	if rc != C.ML_OK {
+		return nil, takeError(rc, cerr)
+	}
+	e := &Engine{ptr: ptr}
+	runtime.SetFinalizer(e, (*Engine).free)
+	return e, nil
+}
+
+func (e *Engine) free() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	C.ml_engine_free(e.ptr)
+	e.ptr = nil
+}
+
+// Close releases the engine; sessions made from it keep working. Closing twice is a no-op; calls
+// after Close return ErrClosed.
+func (e *Engine) Close() error {
+	runtime.SetFinalizer(e, nil)
+	e.free()
+	return nil
+}
+
+// NewSession creates a session under the engine's policy, with an empty history.
+func (e *Engine) NewSession() (*Session, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ptr == nil {
+		return nil, ErrClosed
+	}
+	var ptr *C.ml_session
+	var cerr *C.ml_error
+	if rc := C.ml_session_new_from_engine(e.ptr, &ptr, &cerr); rc != C.ML_OK {
+		return nil, takeError(rc, cerr)
+	}
+	return wrapSession(ptr), nil
+}
+
+// Fingerprint is the fingerprint a session under this engine keeps for a call: as the package's
+// Fingerprint, with the fields the policy's ignore_fields names left out.
+func (e *Engine) Fingerprint(tool string, args []byte) (uint64, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ptr == nil {
+		return 0, ErrClosed
+	}
+	return fingerprint(e.ptr, tool, args)
 }
 
 func (s *Session) free() {
@@ -306,11 +375,16 @@ func (s *Session) Stats() (Stats, error) {
 }
 
 // Fingerprint is the canonical fingerprint of a call, as every binding computes it: key order,
-// white space and 1 vs 1.0 do not change it.
+// white space and 1 vs 1.0 do not change it. Every field counts: Engine.Fingerprint leaves out
+// the policy's ignore_fields.
 func Fingerprint(tool string, args []byte) (uint64, error) {
+	return fingerprint(nil, tool, args)
+}
+
+func fingerprint(engine *C.ml_engine, tool string, args []byte) (uint64, error) {
 	var fp C.uint64_t
 	var cerr *C.ml_error
-	rc := C.ml_fingerprint(stringPtr(tool), C.size_t(len(tool)), bytesPtr(args), C.size_t(len(args)), &fp, &cerr)
+	rc := C.ml_fingerprint(engine, stringPtr(tool), C.size_t(len(tool)), bytesPtr(args), C.size_t(len(args)), &fp, &cerr)
 	runtime.KeepAlive(tool)
 	runtime.KeepAlive(args)
 	if rc != C.ML_OK {

@@ -236,3 +236,66 @@ func TestCloseDuringConcurrentCalls(t *testing.T) {
 	s.Close()
 	wg.Wait()
 }
+
+func TestAnEngineIsSharedBySessionsWithTheirOwnHistories(t *testing.T) {
+	if _, err := NewEngine(`{"loops": {"max_identicl": 3}}`); err == nil {
+		t.Fatal("a bad policy gave an engine")
+	}
+	e, err := NewEngine("strict")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions := make([]*Session, 8)
+	for i := range sessions {
+		if sessions[i], err = e.NewSession(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Close() // the sessions keep their own reference
+	if _, err := e.NewSession(); err != ErrClosed {
+		t.Fatalf("NewSession after Close: %v", err)
+	}
+	var wg sync.WaitGroup
+	blockedAt := make([]int, len(sessions))
+	for i, s := range sessions {
+		wg.Add(1)
+		go func(i int, s *Session) {
+			defer wg.Done()
+			defer s.Close()
+			blockedAt[i] = -1
+			for n := 0; n < 3; n++ {
+				v, err := s.Check("open_page", []byte(`{"url": "x"}`))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !v.MayRun() {
+					blockedAt[i] = n
+					return
+				}
+				s.Record(v.CallID, []byte("CAPTCHA"), false)
+			}
+		}(i, s)
+	}
+	wg.Wait()
+	for i, at := range blockedAt {
+		if at != 1 { // strict: the same answer once, then the same call is a loop
+			t.Errorf("session %d blocked at call %d, want 1", i, at)
+		}
+	}
+}
+
+func TestAnEngineFingerprintLeavesOutTheIgnoredFields(t *testing.T) {
+	e, err := NewEngine(`{"loops": {"ignore_fields": ["request_id"]}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	a, _ := e.Fingerprint("search", []byte(`{"q": "x", "request_id": 1}`))
+	b, _ := e.Fingerprint("search", []byte(`{"q": "x", "request_id": 2}`))
+	c, _ := Fingerprint("search", []byte(`{"q": "x", "request_id": 1}`))
+	d, _ := Fingerprint("search", []byte(`{"q": "x", "request_id": 2}`))
+	if a != b || a == 0 || c == d {
+		t.Fatalf("engine %x %x, without %x %x", a, b, c, d)
+	}
+}

@@ -35,9 +35,24 @@ export interface Stats {
   late: number;
 }
 
-export class Session {
+/** A compiled policy shared by any number of sessions (compiled once); sessions keep their own
+ *  reference, so closing the engine does not affect them. */
+export class Engine {
   /** @throws PolicyError when the policy is refused (its `path` names the bad entry). */
   constructor(policy?: Policy);
+  /** A new session under this engine's policy, with an empty history. */
+  newSession(): Session;
+  /** The fingerprint a session under this engine keeps (the policy's `ignore_fields` left out). */
+  fingerprint(tool: string | Uint8Array, args?: Args): bigint;
+  /** Releases the engine; its sessions keep working. Idempotent. */
+  close(): void;
+  readonly closed: boolean;
+}
+
+export class Session {
+  /** `policy` may be an Engine to share.
+   *  @throws PolicyError when the policy is refused (its `path` names the bad entry). */
+  constructor(policy?: Policy | Engine);
   /** Decides on a tool call before it runs. `tool` may be raw bytes. */
   check(tool: string | Uint8Array, args?: Args): Verdict;
   /** Records what an allowed call returned: text, bytes, or a value serialized as JSON. A result
@@ -53,7 +68,7 @@ export class Session {
   readonly closed: boolean;
 }
 
-/** The canonical fingerprint of a call, as every binding computes it. */
+/** The canonical fingerprint of a call, as every binding computes it; every field counts. */
 export function fingerprint(tool: string | Uint8Array, args?: Args): bigint;
 
 /** The loaded library's version, "MAJOR.MINOR.PATCH". */

@@ -6,7 +6,7 @@
 const path = require('node:path');
 const koffi = require('koffi');
 
-const ABI_VERSION = 1;
+const ABI_VERSION = 2;
 
 // --- Errors: one class per ml_status, all MicroLoopError.
 
@@ -58,6 +58,7 @@ function libraryPath() {
 
 const lib = koffi.load(libraryPath());
 koffi.opaque('ml_session');
+koffi.opaque('ml_engine');
 koffi.opaque('ml_error');
 const Verdict_t = koffi.struct('ml_verdict', {
   size: 'size_t', action: 'int32_t', count: 'uint32_t', call_id: 'uint64_t',
@@ -75,13 +76,16 @@ const ml = {
   version_string: lib.func('const char *ml_version_string(void)'),
   session_new: lib.func('int32_t ml_session_new(const char *policy, size_t len, void *session_out, void *err_out)'),
   session_free: lib.func('void ml_session_free(ml_session *s)'),
+  engine_new: lib.func('int32_t ml_engine_new(const char *policy, size_t len, void *engine_out, void *err_out)'),
+  engine_free: lib.func('void ml_engine_free(ml_engine *e)'),
+  session_new_from_engine: lib.func('int32_t ml_session_new_from_engine(ml_engine *e, void *session_out, void *err_out)'),
   check_call: lib.func('int32_t ml_check_call(ml_session *s, const char *tool, size_t tool_len, const char *args, size_t args_len, void *verdict_out, void *err_out)'),
   verdict_clear: lib.func('void ml_verdict_clear(void *verdict)'),
   record_result: lib.func('int32_t ml_record_result(ml_session *s, uint64_t call_id, const char *output, size_t len, bool is_error, void *err_out)'),
   set_tools: lib.func('int32_t ml_session_set_tools(ml_session *s, const char *names, size_t len, void *err_out)'),
   reset: lib.func('int32_t ml_session_reset(ml_session *s, void *err_out)'),
   stats: lib.func('int32_t ml_session_stats(ml_session *s, void *stats_out, void *err_out)'),
-  fingerprint: lib.func('int32_t ml_fingerprint(const char *tool, size_t tool_len, const char *args, size_t args_len, void *fp_out, void *err_out)'),
+  fingerprint: lib.func('int32_t ml_fingerprint(ml_engine *engine, const char *tool, size_t tool_len, const char *args, size_t args_len, void *fp_out, void *err_out)'),
   error_code: lib.func('int32_t ml_error_code(ml_error *err)'),
   error_message: lib.func('const char *ml_error_message(ml_error *err, void *len_out)'),
   error_path: lib.func('const char *ml_error_path(ml_error *err, void *len_out)'),
@@ -154,18 +158,72 @@ function decodeString(buf, ptrOffset, lenOffset) {
   return len === 0 ? '' : koffi.decode(ptr, 'char', len);
 }
 
-// Frees a session nobody closed, when it is garbage-collected.
+// Frees a session or an engine nobody closed, when it is garbage-collected.
 const registry = new FinalizationRegistry((handle) => ml.session_free(handle));
+const engineRegistry = new FinalizationRegistry((handle) => ml.engine_free(handle));
+
+function policyText(policy) {
+  return typeof policy === 'string' ? policy : JSON.stringify(policy);
+}
+
+/**
+ * A compiled policy that any number of sessions share: the policy is parsed and its schemas and
+ * regexes compiled once, so `engine.newSession()` (a session per conversation or worker) costs none
+ * of that. Sessions keep their own reference: closing the engine does not affect them.
+ */
+class Engine {
+  /** @param {string|object} [policy] as for `new Session(policy)`. */
+  constructor(policy = 'balanced') {
+    const text = policyText(policy);
+    errBox.writeBigUInt64LE(0n);
+    const rc = ml.engine_new(text, Buffer.byteLength(text, 'utf8'), ptrBox, errBox);
+    if (rc !== 0) raise(rc);
+    this._handle = ptrBox.readBigUInt64LE(0);
+    engineRegistry.register(this, this._handle, this);
+  }
+
+  _live() {
+    if (this._handle === null) throw new SessionClosedError();
+    return this._handle;
+  }
+
+  /** A new session under this engine's policy, with an empty history. */
+  newSession() {
+    return new Session(this);
+  }
+
+  /** The fingerprint a session under this engine keeps for a call (its `ignore_fields` left out). */
+  fingerprint(tool, args) {
+    return fingerprintWith(this._live(), tool, args);
+  }
+
+  /** Releases the engine; its sessions keep working. Closing twice is a no-op. */
+  close() {
+    if (this._handle === null) return;
+    engineRegistry.unregister(this);
+    ml.engine_free(this._handle);
+    this._handle = null;
+  }
+
+  get closed() {
+    return this._handle === null;
+  }
+}
 
 class Session {
   /**
    * @param {string|object} [policy] a preset name ('strict', 'balanced', 'permissive'), a policy
-   *   document as JSON text, or a policy object; omitted means 'balanced'.
+   *   document as JSON text, a policy object, or an Engine to share; omitted means 'balanced'.
    */
   constructor(policy = 'balanced') {
-    const text = typeof policy === 'string' ? policy : JSON.stringify(policy);
     errBox.writeBigUInt64LE(0n);
-    const rc = ml.session_new(text, Buffer.byteLength(text, 'utf8'), ptrBox, errBox);
+    let rc;
+    if (policy instanceof Engine) {
+      rc = ml.session_new_from_engine(policy._live(), ptrBox, errBox);
+    } else {
+      const text = policyText(policy);
+      rc = ml.session_new(text, Buffer.byteLength(text, 'utf8'), ptrBox, errBox);
+    }
     if (rc !== 0) raise(rc);
     this._handle = ptrBox.readBigUInt64LE(0);
     registry.register(this, this._handle, this);
@@ -267,18 +325,24 @@ class Session {
   }
 }
 
-/** The canonical fingerprint of a call (a 64-bit BigInt), as every binding computes it. */
+/** The canonical fingerprint of a call (a 64-bit BigInt), as every binding computes it; every
+ *  field counts (`engine.fingerprint` leaves out the policy's `ignore_fields`). */
 function fingerprint(tool, args) {
+  return fingerprintWith(null, tool, args);
+}
+
+function fingerprintWith(engine, tool, args) {
   const [t, tlen] = textArg(tool, 'tool');
   const [a, alen] = argsArg(args);
   errBox.writeBigUInt64LE(0n);
-  const rc = ml.fingerprint(t, tlen, a, alen, ptrBox, errBox);
+  const rc = ml.fingerprint(engine, t, tlen, a, alen, ptrBox, errBox);
   if (rc !== 0) raise(rc);
   return ptrBox.readBigUInt64LE(0);
 }
 
 module.exports = {
   Session,
+  Engine,
   fingerprint,
   version: ml.version_string(),
   ABI_VERSION,

@@ -1,6 +1,7 @@
 /* The C ABI from C: a loop scenario and every bad input, run under valgrind by `make test`.
  * Each bad input must give its status and a message, and leave the session's history unchanged. */
 #include <assert.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,9 +229,105 @@ static void versions(void) {
     CHECK(strcmp(ml_status_str(ML_ERR_INVALID_JSON), "invalid JSON") == 0, "status_str");
     CHECK(strcmp(ml_status_str(12345), "unknown status") == 0, "status_str unknown");
     uint64_t a = 0, b = 1;
-    CHECK(ml_fingerprint(U8("t"), 1, U8("{\"a\":1,\"b\":2}"), 13, &a, NULL) == ML_OK, "fingerprint");
-    CHECK(ml_fingerprint(U8("t"), 1, U8("{\"b\":2.0, \"a\":1}"), 16, &b, NULL) == ML_OK, "fingerprint");
+    CHECK(ml_fingerprint(NULL, U8("t"), 1, U8("{\"a\":1,\"b\":2}"), 13, &a, NULL) == ML_OK, "fingerprint");
+    CHECK(ml_fingerprint(NULL, U8("t"), 1, U8("{\"b\":2.0, \"a\":1}"), 16, &b, NULL) == ML_OK, "fingerprint");
     CHECK(a == b, "key order changed the fingerprint");
+}
+
+/* An engine: one compiled policy, many sessions with their own histories; sessions outlive it. */
+static void engines(void) {
+    ml_engine *e = NULL;
+    ml_error *err = NULL;
+    expect_error(ml_engine_new(U8("{\"loops\": {\"max_identicl\": 3}}"), 30, &e, &err), ML_ERR_INVALID_POLICY, &err, "bad policy");
+    CHECK(e == NULL, "engine_out written on failure");
+    expect_error(ml_engine_new(U8("strict"), 6, NULL, &err), ML_ERR_NULL_ARG, &err, "NULL engine_out");
+    ml_session *s = NULL;
+    expect_error(ml_session_new_from_engine(NULL, &s, &err), ML_ERR_NULL_ARG, &err, "NULL engine");
+    CHECK(s == NULL, "session_out written on failure");
+
+    CHECK(ml_engine_new(U8("strict"), 6, &e, NULL) == ML_OK, "engine_new");
+    expect_error(ml_session_new_from_engine(e, NULL, &err), ML_ERR_NULL_ARG, &err, "NULL session_out");
+    ml_session *one = NULL, *two = NULL;
+    CHECK(ml_session_new_from_engine(e, &one, NULL) == ML_OK && one != NULL, "session one");
+    CHECK(ml_session_new_from_engine(e, &two, NULL) == ML_OK && two != NULL, "session two");
+    ml_engine_free(e); /* the sessions hold their own references */
+    ml_engine_free(NULL);
+    ml_verdict v = check(one, "open_page", "{\"url\": \"x\"}");
+    CHECK(v.action == ML_ACTION_ALLOW, "one: the first call is allowed (action %d)", v.action);
+    CHECK(ml_record_result(one, v.call_id, U8("CAPTCHA"), 7, false, NULL) == ML_OK, "record");
+    ml_verdict_clear(&v);
+    /* strict (max_no_progress 1): the same call after the same answer is a loop in `one`; `two`
+     * has its own, empty history. */
+    v = check(one, "open_page", "{\"url\": \"x\"}");
+    CHECK(v.action == ML_ACTION_BLOCK, "one: the second call under strict is blocked (action %d)", v.action);
+    ml_verdict_clear(&v);
+    v = check(two, "open_page", "{\"url\": \"x\"}");
+    CHECK(v.action == ML_ACTION_ALLOW && v.count == 0, "two shares nothing with one");
+    ml_verdict_clear(&v);
+    ml_session_free(one);
+    ml_session_free(two);
+}
+
+/* ml_fingerprint under an engine leaves out its policy's ignore_fields, as the session does. */
+static void fingerprint_ignore_fields(void) {
+    const char *policy = "{\"loops\": {\"ignore_fields\": [\"request_id\"]}}";
+    ml_engine *e = NULL;
+    CHECK(ml_engine_new(U8(policy), strlen(policy), &e, NULL) == ML_OK, "engine");
+    const char *a1 = "{\"q\": \"x\", \"meta\": {\"request_id\": 1}}", *a2 = "{\"q\": \"x\", \"meta\": {\"request_id\": 2}}";
+    uint64_t f1 = 0, f2 = 1, g1 = 0, g2 = 0;
+    CHECK(ml_fingerprint(e, U8("search"), 6, U8(a1), strlen(a1), &f1, NULL) == ML_OK, "fp 1");
+    CHECK(ml_fingerprint(e, U8("search"), 6, U8(a2), strlen(a2), &f2, NULL) == ML_OK, "fp 2");
+    CHECK(f1 == f2, "the engine's ignore_fields were not left out");
+    CHECK(ml_fingerprint(NULL, U8("search"), 6, U8(a1), strlen(a1), &g1, NULL) == ML_OK, "fp without engine");
+    CHECK(ml_fingerprint(NULL, U8("search"), 6, U8(a2), strlen(a2), &g2, NULL) == ML_OK, "fp without engine");
+    CHECK(g1 != g2, "without an engine every field counts");
+    ml_error *err = NULL;
+    expect_error(ml_fingerprint(e, U8("search"), 6, U8("{"), 1, &f1, &err), ML_ERR_INVALID_JSON, &err, "fp of bad JSON");
+    expect_error(ml_fingerprint(e, U8("search"), 6, U8("{}"), 2, NULL, &err), ML_ERR_NULL_ARG, &err, "fp NULL out");
+    /* The session under the same engine takes the two calls as the same call. */
+    ml_session *s = NULL;
+    CHECK(ml_session_new_from_engine(e, &s, NULL) == ML_OK, "session");
+    ml_verdict v = check(s, "search", a1);
+    ml_verdict_clear(&v);
+    v = check(s, "search", a2);
+    CHECK(v.action == ML_ACTION_ALLOW && v.count == 1, "the session counted the call once before (count %u)", v.count);
+    ml_verdict_clear(&v);
+    ml_session_free(s);
+    ml_engine_free(e);
+}
+
+/* Threads share one engine: each makes its own session and runs the same loop to its block. */
+#define THREADS 4
+static void *engine_worker(void *arg) {
+    ml_engine *e = arg;
+    ml_session *s = NULL;
+    intptr_t blocked_at = -1;
+    if (ml_session_new_from_engine(e, &s, NULL) != ML_OK) return (void *)(intptr_t)-2;
+    for (int i = 0; i < 4 && blocked_at < 0; i++) {
+        ml_verdict v;
+        memset(&v, 0, sizeof v);
+        v.size = sizeof v;
+        if (ml_check_call(s, U8("poll"), 4, U8("{\"job\": 7}"), 10, &v, NULL) != ML_OK) blocked_at = -3;
+        else if (v.action >= ML_ACTION_BLOCK) blocked_at = i;
+        else ml_record_result(s, v.call_id, U8("pending"), 7, false, NULL);
+        ml_verdict_clear(&v);
+    }
+    ml_session_free(s);
+    return (void *)blocked_at;
+}
+
+static void engine_shared_by_threads(void) {
+    ml_engine *e = NULL;
+    CHECK(ml_engine_new(U8("balanced"), 8, &e, NULL) == ML_OK, "engine");
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) CHECK(pthread_create(&t[i], NULL, engine_worker, e) == 0, "pthread_create");
+    for (int i = 0; i < THREADS; i++) {
+        void *r = NULL;
+        pthread_join(t[i], &r);
+        /* balanced: the same answer twice is warned, the third try is blocked. */
+        CHECK((intptr_t)r == 2, "thread %d: blocked at call %ld, want 2", i, (long)(intptr_t)r);
+    }
+    ml_engine_free(e);
 }
 
 int main(void) {
@@ -238,6 +335,9 @@ int main(void) {
     loop_scenario();
     bad_inputs();
     old_stats_size();
+    engines();
+    fingerprint_ignore_fields();
+    engine_shared_by_threads();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }

@@ -282,3 +282,48 @@ def test_a_verdict_behaves_as_the_tuple_action_rule_message_call_id_count(guard:
     assert blocked._replace(action="halt").halted and blocked != warned
     assert repr(allowed) == f"Verdict(action='allow', rule='', message='', call_id={allowed.call_id}, count=0)"
     assert blocked._asdict() == dict(zip(Verdict._fields, blocked))
+
+
+def test_guards_share_an_engine_and_keep_their_own_histories() -> None:
+    import threading
+
+    from microloop import Engine
+
+    engine = Engine("strict")
+    guards = [Guardrail(engine) for _ in range(6)]
+    assert all(g.engine is engine and g.policy == "strict" for g in guards)
+    del engine  # each guard holds its own reference
+    blocked_at: dict = {}
+
+    def run(i: int, guard: Guardrail) -> None:
+        for n in range(3):
+            v = guard.check("open_page", {"url": "https://example.com"})
+            if v.blocked:
+                blocked_at[i] = n
+                return
+            guard.record(v.call_id, "Please solve the CAPTCHA")
+
+    threads = [threading.Thread(target=run, args=(i, g)) for i, g in enumerate(guards)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert blocked_at == {i: 1 for i in range(6)}  # strict: a loop after one same answer, in each
+    assert guards[0].session("a").engine is guards[0].engine
+
+
+def test_an_engine_refuses_a_bad_policy_and_fingerprints_without_ignored_fields(tmp_path: pathlib.Path) -> None:
+    from microloop import Engine, fingerprint
+
+    path = tmp_path / "p.toml"
+    path.write_text("[loops]\nmax_identicl = 3\n")
+    with pytest.raises(PolicyError) as e:
+        Engine(path)
+    assert e.value.source == str(path) and "max_identicl" in str(e.value)
+    engine = Engine({"loops": {"ignore_fields": ["request_id"]}})
+    a, b = {"q": "x", "meta": {"request_id": 1}}, {"q": "x", "meta": {"request_id": 2}}
+    assert fingerprint("search", a, engine) == fingerprint("search", b, engine)
+    assert fingerprint("search", a) != fingerprint("search", b)
+    guard = Guardrail(engine)
+    guard.check("search", a)
+    assert guard.check("search", b).count == 1  # the same call for the session, as for the fingerprint

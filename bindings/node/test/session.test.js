@@ -78,5 +78,28 @@ test('forgotten sessions are freed by the garbage collector', async () => {
 
 test('the library version is reported', () => {
   assert.match(ml.version, /^\d+\.\d+\.\d+$/);
-  assert.equal(ml.ABI_VERSION, 1);
+  assert.equal(ml.ABI_VERSION, 2);
+});
+
+test('an engine is shared by sessions with their own histories, which outlive it', () => {
+  assert.throws(() => new ml.Engine({ loops: { max_identicl: 3 } }), (e) => e instanceof ml.PolicyError);
+  const engine = new ml.Engine('strict');
+  const one = engine.newSession();
+  const two = new ml.Session(engine);
+  engine.close();
+  engine.close();
+  assert.throws(() => engine.newSession(), ml.SessionClosedError);
+  const v = one.check('open_page', { url: 'x' });
+  one.record(v.callId, 'CAPTCHA');
+  assert.equal(one.check('open_page', { url: 'x' }).action, 'block'); // strict: no progress once
+  assert.equal(two.check('open_page', { url: 'x' }).action, 'allow');
+  one.close();
+  two.close();
+});
+
+test("an engine's fingerprint leaves out the policy's ignore_fields", () => {
+  const engine = new ml.Engine({ loops: { ignore_fields: ['request_id'] } });
+  assert.equal(engine.fingerprint('search', { q: 'x', request_id: 1 }), engine.fingerprint('search', { q: 'x', request_id: 2 }));
+  assert.notEqual(ml.fingerprint('search', { q: 'x', request_id: 1 }), ml.fingerprint('search', { q: 'x', request_id: 2 }));
+  engine.close();
 });

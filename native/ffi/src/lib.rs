@@ -6,19 +6,25 @@
 //! "last error": Go and koffi callers change OS threads between calls). `catch_unwind` guards every
 //! entry, so no panic crosses into the caller. Out-parameters are written only on success.
 //!
-//! The header is generated from this file by cbindgen (see `cbindgen.toml`); the doc comments here
-//! are the contract C callers read.
+//! The header is generated from this file by cbindgen (see `cbindgen.toml`), then laid out in the
+//! sections marked below (`// ==== Title ====`, followed by `//` lines that introduce the section)
+//! by `header_sections.py`: each public item goes in the section it is written under, in this
+//! file's order. The doc comments here are the contract C callers read.
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]
 
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use microloop_core::{canon, CheckError, PolicyError, RecordError, Session, Verdict};
+use microloop_core::{canon, CheckError, Engine, PolicyError, RecordError, Session, Verdict};
 
+// ==== Status codes and errors ====
+// Every fallible function returns an ml_status (ML_OK is 0; codes are never renumbered) and takes an
+// optional `ml_error **err_out`: on failure a new ml_error is written there (when err_out is not NULL)
+// with a message and, for a refused policy, the path of the bad entry.
 
 /// A status code: 0 is success. Codes are never renumbered.
 pub type ml_status = i32;
@@ -42,22 +48,160 @@ pub const ML_ERR_INVALID_ARG: ml_status = 7;
 /// A bug inside the library was caught before it could cross the boundary.
 pub const ML_ERR_PANIC: ml_status = 99;
 
-/// `ml_verdict.action`: run the call.
-pub const ML_ACTION_ALLOW: i32 = 0;
-/// Run the call and show `message` to the model with its result: the next like call is blocked.
-pub const ML_ACTION_WARN: i32 = 1;
-/// Do not run the call; give `message` to the model in place of a result.
-pub const ML_ACTION_BLOCK: i32 = 2;
-/// Do not run the call; stop the run.
-pub const ML_ACTION_HALT: i32 = 3;
+/// The detail of a failure: a status code, a message and, for a refused policy, the path of the
+/// bad entry. Owned by the caller once returned; free it with `ml_error_free`.
+pub struct ml_error {
+    code: ml_status,
+    message: CString,
+    path: CString,
+}
+
+/// Static text for a status code ("invalid JSON", ...); never NULL, never freed.
+#[no_mangle]
+pub extern "C" fn ml_status_str(status: ml_status) -> *const c_char {
+    let s: &'static std::ffi::CStr = match status {
+        ML_OK => c"ok",
+        ML_ERR_NULL_ARG => c"NULL argument",
+        ML_ERR_INVALID_UTF8 => c"invalid UTF-8",
+        ML_ERR_INVALID_JSON => c"invalid JSON",
+        ML_ERR_INVALID_POLICY => c"invalid policy",
+        ML_ERR_UNKNOWN_CALL => c"unknown call id",
+        ML_ERR_ALREADY_RECORDED => c"result already recorded",
+        ML_ERR_INVALID_ARG => c"invalid argument",
+        ML_ERR_PANIC => c"internal error",
+        _ => c"unknown status",
+    };
+    s.as_ptr()
+}
+
+/// The status code of an error; `ML_ERR_NULL_ARG` for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn ml_error_code(err: *const ml_error) -> ml_status {
+    unsafe { err.as_ref() }.map_or(ML_ERR_NULL_ARG, |e| e.code)
+}
+
+/// The error's message: NUL-terminated UTF-8, borrowed until `ml_error_free`. Writes its length
+/// (without the NUL) to `*len_out` when `len_out` is not NULL. An empty string for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn ml_error_message(err: *const ml_error, len_out: *mut usize) -> *const c_char {
+    error_text(err, len_out, |e| &e.message)
+}
+
+/// For `ML_ERR_INVALID_POLICY`, the path of the bad entry (`tools[2].rules[0].deny_regex`), else
+/// empty. Borrowed until `ml_error_free`; length in `*len_out` when not NULL.
+#[no_mangle]
+pub unsafe extern "C" fn ml_error_path(err: *const ml_error, len_out: *mut usize) -> *const c_char {
+    error_text(err, len_out, |e| &e.path)
+}
+
+fn error_text(err: *const ml_error, len_out: *mut usize, field: impl Fn(&ml_error) -> &CString) -> *const c_char {
+    let text: &std::ffi::CStr = match unsafe { err.as_ref() } {
+        Some(e) => field(e),
+        None => c"",
+    };
+    if let Some(len) = unsafe { len_out.as_mut() } {
+        *len = text.to_bytes().len();
+    }
+    text.as_ptr()
+}
+
+/// Frees an error. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn ml_error_free(err: *mut ml_error) {
+    if !err.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(err) })));
+    }
+}
+
+// ==== Versions ====
+// ML_VERSION_* and ML_ABI_VERSION are the header's; ml_version_number() and ml_abi_version() the
+// library's. A binding refuses a library whose ABI version differs from the header it was built with.
 
 pub const ML_VERSION_MAJOR: u32 = 0;
 pub const ML_VERSION_MINOR: u32 = 1;
 pub const ML_VERSION_PATCH: u32 = 0;
 /// `MAJOR * 10000 + MINOR * 100 + PATCH` (a literal, so cffi can read it; a test checks it).
 pub const ML_VERSION_NUMBER: u32 = 100;
-/// Bumped whenever a change breaks callers compiled against an older header.
-pub const ML_ABI_VERSION: u32 = 1;
+/// Bumped whenever a change breaks callers compiled against an older header (2: `ml_fingerprint`
+/// takes an engine).
+pub const ML_ABI_VERSION: u32 = 2;
+
+/// The library's version, "MAJOR.MINOR.PATCH"; static, never freed.
+#[no_mangle]
+pub extern "C" fn ml_version_string() -> *const c_char {
+    static VERSION: OnceLock<CString> = OnceLock::new();
+    VERSION
+        .get_or_init(|| to_cstring(format!("{ML_VERSION_MAJOR}.{ML_VERSION_MINOR}.{ML_VERSION_PATCH}")))
+        .as_ptr()
+}
+
+/// The library's `ML_VERSION_NUMBER`: compare with the header's to detect a mismatch.
+#[no_mangle]
+pub extern "C" fn ml_version_number() -> u32 {
+    ML_VERSION_NUMBER
+}
+
+/// The library's `ML_ABI_VERSION`: bindings refuse to load a library whose ABI differs.
+#[no_mangle]
+pub extern "C" fn ml_abi_version() -> u32 {
+    ML_ABI_VERSION
+}
+
+// ==== Engines ====
+// A compiled policy shared by many sessions: compile it once with ml_engine_new, then make a session
+// per thread, conversation or worker with ml_session_new_from_engine.
+
+/// A compiled policy: its schemas, regexes and limits, ready for any number of sessions. Opaque.
+///
+/// Thread safety: an engine never changes after `ml_engine_new`, so any number of sessions and
+/// threads may share it at once. Each session made from it holds its own reference: the engine may
+/// be freed while its sessions live.
+pub struct ml_engine {
+    inner: Arc<Engine>,
+}
+
+/// Compiles a policy once for many sessions (`ml_session_new_from_engine`): a session per thread or
+/// per conversation then costs no second parse of the policy, compile of its schemas or regexes.
+///
+/// `policy` is read as by `ml_session_new`: JSON (a policy document, or a preset name as a JSON
+/// string), TOML, or a bare preset name; NULL or empty means `balanced`. Not NUL-terminated.
+/// On success writes a new engine to `*engine_out`; release it with `ml_engine_free`.
+/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_POLICY` (the error's path names
+/// the bad entry). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_engine_new(
+    policy: *const u8,
+    policy_len: usize,
+    engine_out: *mut *mut ml_engine,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        if engine_out.is_null() {
+            return Err(Failure::new(ML_ERR_NULL_ARG, "engine_out is NULL"));
+        }
+        let inner = unsafe { compile(policy, policy_len)? };
+        unsafe { *engine_out = Box::into_raw(Box::new(ml_engine { inner })) };
+        Ok(())
+    })
+}
+
+/// Releases the caller's reference to an engine. NULL is a no-op. Sessions made from the engine
+/// keep working; it is freed with the last of them. Must not race with another call given this
+/// same pointer.
+#[no_mangle]
+pub unsafe extern "C" fn ml_engine_free(engine: *mut ml_engine) {
+    if engine.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `engine` came from `ml_engine_new` and is freed once.
+        drop(unsafe { Box::from_raw(engine) });
+    }));
+}
+
+// ==== Sessions ====
+// A session is one agent run's history of calls under one policy. Every function taking a session may
+// be called from several threads at once: calls on one session are serialized by an internal lock.
 
 /// A session: one agent run's history of calls under one policy. Opaque.
 ///
@@ -67,13 +211,109 @@ pub struct ml_session {
     inner: Mutex<Session>,
 }
 
-/// The detail of a failure: a status code, a message and, for a refused policy, the path of the
-/// bad entry. Owned by the caller once returned; free it with `ml_error_free`.
-pub struct ml_error {
-    code: ml_status,
-    message: CString,
-    path: CString,
+/// Creates a session under a policy (compiled for this session alone: to share one compiled policy
+/// between sessions, use `ml_engine_new` and `ml_session_new_from_engine`).
+///
+/// `policy` is the policy's text: JSON (a policy document, or a preset name as a JSON string),
+/// TOML, or a bare preset name (`strict`, `balanced`, `permissive`); NULL or empty means
+/// `balanced`. Not NUL-terminated.
+/// On success writes a new session to `*session_out`; free it with `ml_session_free`.
+/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_POLICY` (the error's path names
+/// the bad entry). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_new(
+    policy: *const u8,
+    policy_len: usize,
+    session_out: *mut *mut ml_session,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        if session_out.is_null() {
+            return Err(Failure::new(ML_ERR_NULL_ARG, "session_out is NULL"));
+        }
+        let engine = unsafe { compile(policy, policy_len)? };
+        unsafe { *session_out = new_session(engine) };
+        Ok(())
+    })
 }
+
+/// Creates a session under an engine's policy: an empty history, no tool names. The session holds
+/// its own reference to the engine. On success writes the session to `*session_out`; free it with
+/// `ml_session_free`. Errors: `ML_ERR_NULL_ARG`. Thread-safe: sessions of one engine may be created
+/// and used on any threads.
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_new_from_engine(
+    engine: *const ml_engine,
+    session_out: *mut *mut ml_session,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        // SAFETY: a non-NULL engine comes from `ml_engine_new` and is not yet freed.
+        let engine = unsafe { engine.as_ref() }.ok_or_else(|| Failure::new(ML_ERR_NULL_ARG, "the engine is NULL"))?;
+        if session_out.is_null() {
+            return Err(Failure::new(ML_ERR_NULL_ARG, "session_out is NULL"));
+        }
+        unsafe { *session_out = new_session(Arc::clone(&engine.inner)) };
+        Ok(())
+    })
+}
+
+/// Frees a session. NULL is a no-op. The session must not be in use by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_free(session: *mut ml_session) {
+    if session.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `session` came from `ml_session_new` and is freed once.
+        drop(unsafe { Box::from_raw(session) });
+    }));
+}
+
+/// Registers the agent's tool names, as a JSON array of strings (`["search", "open_page"]`): a call
+/// to any other tool is then blocked with rule `tool.unknown`, whose message lists these names.
+/// An empty array forgets them. Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`,
+/// `ML_ERR_INVALID_JSON` (not an array of strings). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_set_tools(
+    session: *mut ml_session,
+    names_json: *const u8,
+    names_len: usize,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        let s = unsafe { session_ref(session)? };
+        let text = unsafe { str_arg(names_json, names_len, "the tool names")? };
+        let names: Vec<String> = serde_json::from_str(text).map_err(|e| {
+            Failure::new(ML_ERR_INVALID_JSON, format!("the tool names must be a JSON array of strings: {e}"))
+        })?;
+        s.lock().set_tools(&names);
+        Ok(())
+    })
+}
+
+/// Forgets the session's history, counters and any halt; keeps the policy and the tool names.
+/// Errors: `ML_ERR_NULL_ARG`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_reset(session: *mut ml_session, err_out: *mut *mut ml_error) -> ml_status {
+    boundary(err_out, || {
+        unsafe { session_ref(session)? }.lock().reset();
+        Ok(())
+    })
+}
+
+// ==== Checking a call and recording its result ====
+// ml_check_call decides on a call before it runs and fills an ml_verdict; an allowed call is then run
+// and what it returned is given to ml_record_result under the verdict's call_id.
+
+/// `ml_verdict.action`: run the call.
+pub const ML_ACTION_ALLOW: i32 = 0;
+/// Run the call and show `message` to the model with its result: the next like call is blocked.
+pub const ML_ACTION_WARN: i32 = 1;
+/// Do not run the call; give `message` to the model in place of a result.
+pub const ML_ACTION_BLOCK: i32 = 2;
+/// Do not run the call; stop the run.
+pub const ML_ACTION_HALT: i32 = 3;
 
 /// The verdict on one call. Set `size = sizeof(ml_verdict)` before passing it to `ml_check_call`
 /// (newer library versions may add fields at the end and fill only what `size` covers).
@@ -99,6 +339,88 @@ pub struct ml_verdict {
     pub message_len: usize,
 }
 
+/// Decides on a tool call before it runs.
+///
+/// `tool` is the tool's name and `args` its arguments as JSON text, both UTF-8 and not
+/// NUL-terminated. On success fills `*verdict_out` (whose `size` the caller set); an allowed call
+/// (`ML_ACTION_ALLOW` / `ML_ACTION_WARN`) enters the history under `verdict_out->call_id`: report
+/// what it returned with `ml_record_result`. A blocked or halted call leaves the history unchanged.
+/// Arguments over the policy's `max_args_bytes` are blocked (`budget.args_size`) before parsing.
+/// Errors (the history is unchanged): `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`,
+/// `ML_ERR_INVALID_JSON`, `ML_ERR_INVALID_ARG` (empty tool name, `size` too small). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_check_call(
+    session: *mut ml_session,
+    tool: *const u8,
+    tool_len: usize,
+    args: *const u8,
+    args_len: usize,
+    verdict_out: *mut ml_verdict,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        let s = unsafe { session_ref(session)? };
+        // SAFETY: a non-NULL verdict points to a caller-owned `ml_verdict` of at least `size` bytes.
+        let out = unsafe { verdict_out.as_mut() }.ok_or_else(|| Failure::new(ML_ERR_NULL_ARG, "verdict_out is NULL"))?;
+        if out.size < std::mem::size_of::<ml_verdict>() {
+            return Err(Failure::new(ML_ERR_INVALID_ARG, "verdict_out->size is smaller than sizeof(ml_verdict); set it first"));
+        }
+        let tool = unsafe { str_arg(tool, tool_len, "the tool name")? };
+        let args = unsafe { bytes_arg(args, args_len, "the arguments")? };
+        // The core checks UTF-8 (once) after judging the size, so oversized arguments are
+        // answered in time independent of their length.
+        let mut session = s.lock();
+        let v = session.check(tool, args, now_ms()).map_err(check_error)?;
+        write_verdict(out, &v);
+        Ok(())
+    })
+}
+
+/// Releases the strings a verdict owns and sets them to NULL. NULL, or a verdict without strings,
+/// is a no-op; calling it twice is safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_verdict_clear(verdict: *mut ml_verdict) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: a non-NULL verdict was filled by `ml_check_call` (or zeroed by the caller).
+        let Some(v) = (unsafe { verdict.as_mut() }) else { return };
+        for (p, len) in [(&mut v.rule, &mut v.rule_len), (&mut v.message, &mut v.message_len)] {
+            if !p.is_null() {
+                // SAFETY: the pointer came from `CString::into_raw` in `write_verdict`.
+                drop(unsafe { CString::from_raw(*p) });
+            }
+            *p = ptr::null_mut();
+            *len = 0;
+        }
+    }));
+}
+
+/// Records what an allowed call returned: `output` (UTF-8 or any bytes; JSON is compared as JSON,
+/// anything else as bytes after volatile parts are masked) and whether it failed.
+///
+/// A result that comes after its call has left the history window (a slow tool beside many fast
+/// ones) is accepted as *late* (`ml_stats.late`): it still counts toward the error budget, and a
+/// successful write is still progress, but it is compared with nothing.
+/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_UNKNOWN_CALL` (id 0, or never issued by this session),
+/// `ML_ERR_ALREADY_RECORDED`. Thread-safe; results may be recorded in any order.
+#[no_mangle]
+pub unsafe extern "C" fn ml_record_result(
+    session: *mut ml_session,
+    call_id: u64,
+    output: *const u8,
+    output_len: usize,
+    is_error: bool,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        let s = unsafe { session_ref(session)? };
+        let output = unsafe { bytes_arg(output, output_len, "the output")? };
+        s.lock().record(call_id, output, is_error).map_err(record_error)
+    })
+}
+
+// ==== Counters ====
+// A session's counters and a hash of its history.
+
 /// Counters of a session. Set `size = sizeof(ml_stats)` before calling `ml_session_stats`.
 /// Fields are only ever added at the end; a caller compiled against an older header gets the
 /// fields its `size` covers.
@@ -121,7 +443,72 @@ pub struct ml_stats {
     pub late: u64,
 }
 
-// ---- the boundary ------------------------------------------------------------------------
+/// Reads the session's counters into `*stats_out` (whose `size` the caller set).
+/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_ARG` (`size` too small). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_stats(
+    session: *mut ml_session,
+    stats_out: *mut ml_stats,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        let s = unsafe { session_ref(session)? };
+        let out = unsafe { stats_out.as_mut() }.ok_or_else(|| Failure::new(ML_ERR_NULL_ARG, "stats_out is NULL"))?;
+        // The size of `ml_stats` in the first ABI is the least a caller may pass.
+        if out.size < std::mem::offset_of!(ml_stats, results) {
+            return Err(Failure::new(ML_ERR_INVALID_ARG, "stats_out->size is smaller than sizeof(ml_stats); set it first"));
+        }
+        let st = s.lock().stats();
+        out.calls = st.calls;
+        out.blocked = st.blocked;
+        out.errors = st.errors;
+        out.history_len = st.history_len as u64;
+        out.history_hash = st.history_hash;
+        if out.size >= std::mem::size_of::<ml_stats>() {
+            out.results = st.results;
+            out.late = st.late;
+        }
+        Ok(())
+    })
+}
+
+// ==== Fingerprints ====
+// The canonical fingerprint every binding computes for a call, equal to the one the session keeps.
+
+/// The canonical fingerprint of a call (tool name + arguments JSON), as a session under `engine`
+/// computes it: key order, white space and `1` vs `1.0` do not change it, and the fields the
+/// engine's policy names in `ignore_fields` are left out at any depth. `engine` may be NULL: then
+/// every field counts. On success writes the fingerprint to `*fingerprint_out`.
+/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_JSON`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_fingerprint(
+    engine: *const ml_engine,
+    tool: *const u8,
+    tool_len: usize,
+    args: *const u8,
+    args_len: usize,
+    fingerprint_out: *mut u64,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        if fingerprint_out.is_null() {
+            return Err(Failure::new(ML_ERR_NULL_ARG, "fingerprint_out is NULL"));
+        }
+        let tool = unsafe { str_arg(tool, tool_len, "the tool name")? };
+        let args = unsafe { str_arg(args, args_len, "the arguments")? };
+        // SAFETY: a non-NULL engine comes from `ml_engine_new` and is not yet freed.
+        let ignore: &[String] = match unsafe { engine.as_ref() } {
+            Some(e) => &e.inner.policy.ignore_fields,
+            None => &[],
+        };
+        let h = canon::hash_json(args.as_bytes(), ignore)
+            .map_err(|e| Failure::new(ML_ERR_INVALID_JSON, format!("the arguments are not valid JSON: {e}")))?;
+        unsafe { *fingerprint_out = canon::call_fingerprint(tool, h.fingerprint) };
+        Ok(())
+    })
+}
+
+// ---- the boundary (internal) ---------------------------------------------------------------
 
 struct Failure {
     code: ml_status,
@@ -249,290 +636,14 @@ fn write_verdict(out: &mut ml_verdict, v: &Verdict) {
     out.message_len = message_len;
 }
 
-// ---- sessions ----------------------------------------------------------------------------
-
-/// Creates a session under a policy.
-///
-/// `policy` is the policy's text: JSON (a policy document, or a preset name as a JSON string),
-/// TOML, or a bare preset name (`strict`, `balanced`, `permissive`); NULL or empty means
-/// `balanced`. Not NUL-terminated.
-/// On success writes a new session to `*session_out`; free it with `ml_session_free`.
-/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_POLICY` (the error's path names
-/// the bad entry). Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn ml_session_new(
-    policy: *const u8,
-    policy_len: usize,
-    session_out: *mut *mut ml_session,
-    err_out: *mut *mut ml_error,
-) -> ml_status {
-    boundary(err_out, || {
-        if session_out.is_null() {
-            return Err(Failure::new(ML_ERR_NULL_ARG, "session_out is NULL"));
-        }
-        let text = unsafe { str_arg(policy, policy_len, "the policy")? };
-        let engine = microloop_host::engine_for(microloop_host::parse_text(text)?)?;
-        let s = Box::new(ml_session { inner: Mutex::new(Session::new(engine)) });
-        unsafe { *session_out = Box::into_raw(s) };
-        Ok(())
-    })
+/// Parses and compiles policy text (see `ml_session_new`).
+unsafe fn compile(policy: *const u8, policy_len: usize) -> Result<Arc<Engine>, Failure> {
+    let text = unsafe { str_arg(policy, policy_len, "the policy")? };
+    Ok(microloop_host::engine_for(microloop_host::parse_text(text)?)?)
 }
 
-/// Frees a session. NULL is a no-op. The session must not be in use by another thread.
-#[no_mangle]
-pub unsafe extern "C" fn ml_session_free(session: *mut ml_session) {
-    if session.is_null() {
-        return;
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `session` came from `ml_session_new` and is freed once.
-        drop(unsafe { Box::from_raw(session) });
-    }));
-}
-
-/// Decides on a tool call before it runs.
-///
-/// `tool` is the tool's name and `args` its arguments as JSON text, both UTF-8 and not
-/// NUL-terminated. On success fills `*verdict_out` (whose `size` the caller set); an allowed call
-/// (`ML_ACTION_ALLOW` / `ML_ACTION_WARN`) enters the history under `verdict_out->call_id`: report
-/// what it returned with `ml_record_result`. A blocked or halted call leaves the history unchanged.
-/// Arguments over the policy's `max_args_bytes` are blocked (`budget.args_size`) before parsing.
-/// Errors (the history is unchanged): `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`,
-/// `ML_ERR_INVALID_JSON`, `ML_ERR_INVALID_ARG` (empty tool name, `size` too small). Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn ml_check_call(
-    session: *mut ml_session,
-    tool: *const u8,
-    tool_len: usize,
-    args: *const u8,
-    args_len: usize,
-    verdict_out: *mut ml_verdict,
-    err_out: *mut *mut ml_error,
-) -> ml_status {
-    boundary(err_out, || {
-        let s = unsafe { session_ref(session)? };
-        // SAFETY: a non-NULL verdict points to a caller-owned `ml_verdict` of at least `size` bytes.
-        let out = unsafe { verdict_out.as_mut() }.ok_or_else(|| Failure::new(ML_ERR_NULL_ARG, "verdict_out is NULL"))?;
-        if out.size < std::mem::size_of::<ml_verdict>() {
-            return Err(Failure::new(ML_ERR_INVALID_ARG, "verdict_out->size is smaller than sizeof(ml_verdict); set it first"));
-        }
-        let tool = unsafe { str_arg(tool, tool_len, "the tool name")? };
-        let args = unsafe { bytes_arg(args, args_len, "the arguments")? };
-        // The core checks UTF-8 (once) after judging the size, so oversized arguments are
-        // answered in time independent of their length.
-        let mut session = s.lock();
-        let v = session.check(tool, args, now_ms()).map_err(check_error)?;
-        write_verdict(out, &v);
-        Ok(())
-    })
-}
-
-/// Releases the strings a verdict owns and sets them to NULL. NULL, or a verdict without strings,
-/// is a no-op; calling it twice is safe.
-#[no_mangle]
-pub unsafe extern "C" fn ml_verdict_clear(verdict: *mut ml_verdict) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: a non-NULL verdict was filled by `ml_check_call` (or zeroed by the caller).
-        let Some(v) = (unsafe { verdict.as_mut() }) else { return };
-        for (p, len) in [(&mut v.rule, &mut v.rule_len), (&mut v.message, &mut v.message_len)] {
-            if !p.is_null() {
-                // SAFETY: the pointer came from `CString::into_raw` in `write_verdict`.
-                drop(unsafe { CString::from_raw(*p) });
-            }
-            *p = ptr::null_mut();
-            *len = 0;
-        }
-    }));
-}
-
-/// Records what an allowed call returned: `output` (UTF-8 or any bytes; JSON is compared as JSON,
-/// anything else as bytes after volatile parts are masked) and whether it failed.
-///
-/// A result that comes after its call has left the history window (a slow tool beside many fast
-/// ones) is accepted as *late* (`ml_stats.late`): it still counts toward the error budget, and a
-/// successful write is still progress, but it is compared with nothing.
-/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_UNKNOWN_CALL` (id 0, or never issued by this session),
-/// `ML_ERR_ALREADY_RECORDED`. Thread-safe; results may be recorded in any order.
-#[no_mangle]
-pub unsafe extern "C" fn ml_record_result(
-    session: *mut ml_session,
-    call_id: u64,
-    output: *const u8,
-    output_len: usize,
-    is_error: bool,
-    err_out: *mut *mut ml_error,
-) -> ml_status {
-    boundary(err_out, || {
-        let s = unsafe { session_ref(session)? };
-        let output = unsafe { bytes_arg(output, output_len, "the output")? };
-        s.lock().record(call_id, output, is_error).map_err(record_error)
-    })
-}
-
-/// Registers the agent's tool names, as a JSON array of strings (`["search", "open_page"]`): a call
-/// to any other tool is then blocked with rule `tool.unknown`, whose message lists these names.
-/// An empty array forgets them. Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`,
-/// `ML_ERR_INVALID_JSON` (not an array of strings). Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn ml_session_set_tools(
-    session: *mut ml_session,
-    names_json: *const u8,
-    names_len: usize,
-    err_out: *mut *mut ml_error,
-) -> ml_status {
-    boundary(err_out, || {
-        let s = unsafe { session_ref(session)? };
-        let text = unsafe { str_arg(names_json, names_len, "the tool names")? };
-        let names: Vec<String> = serde_json::from_str(text).map_err(|e| {
-            Failure::new(ML_ERR_INVALID_JSON, format!("the tool names must be a JSON array of strings: {e}"))
-        })?;
-        s.lock().set_tools(&names);
-        Ok(())
-    })
-}
-
-/// Forgets the session's history, counters and any halt; keeps the policy and the tool names.
-/// Errors: `ML_ERR_NULL_ARG`. Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn ml_session_reset(session: *mut ml_session, err_out: *mut *mut ml_error) -> ml_status {
-    boundary(err_out, || {
-        unsafe { session_ref(session)? }.lock().reset();
-        Ok(())
-    })
-}
-
-/// Reads the session's counters into `*stats_out` (whose `size` the caller set).
-/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_ARG` (`size` too small). Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn ml_session_stats(
-    session: *mut ml_session,
-    stats_out: *mut ml_stats,
-    err_out: *mut *mut ml_error,
-) -> ml_status {
-    boundary(err_out, || {
-        let s = unsafe { session_ref(session)? };
-        let out = unsafe { stats_out.as_mut() }.ok_or_else(|| Failure::new(ML_ERR_NULL_ARG, "stats_out is NULL"))?;
-        // The size of `ml_stats` in the first ABI is the least a caller may pass.
-        if out.size < std::mem::offset_of!(ml_stats, results) {
-            return Err(Failure::new(ML_ERR_INVALID_ARG, "stats_out->size is smaller than sizeof(ml_stats); set it first"));
-        }
-        let st = s.lock().stats();
-        out.calls = st.calls;
-        out.blocked = st.blocked;
-        out.errors = st.errors;
-        out.history_len = st.history_len as u64;
-        out.history_hash = st.history_hash;
-        if out.size >= std::mem::size_of::<ml_stats>() {
-            out.results = st.results;
-            out.late = st.late;
-        }
-        Ok(())
-    })
-}
-
-/// The canonical fingerprint of a call (tool name + arguments JSON), as every binding computes
-/// it: key order, white space and `1` vs `1.0` do not change it. Errors: `ML_ERR_NULL_ARG`,
-/// `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_JSON`. Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn ml_fingerprint(
-    tool: *const u8,
-    tool_len: usize,
-    args: *const u8,
-    args_len: usize,
-    fingerprint_out: *mut u64,
-    err_out: *mut *mut ml_error,
-) -> ml_status {
-    boundary(err_out, || {
-        if fingerprint_out.is_null() {
-            return Err(Failure::new(ML_ERR_NULL_ARG, "fingerprint_out is NULL"));
-        }
-        let tool = unsafe { str_arg(tool, tool_len, "the tool name")? };
-        let args = unsafe { str_arg(args, args_len, "the arguments")? };
-        let h = canon::hash_json(args.as_bytes(), &[])
-            .map_err(|e| Failure::new(ML_ERR_INVALID_JSON, format!("the arguments are not valid JSON: {e}")))?;
-        unsafe { *fingerprint_out = canon::call_fingerprint(tool, h.fingerprint) };
-        Ok(())
-    })
-}
-
-// ---- errors and versions -----------------------------------------------------------------
-
-/// The status code of an error; `ML_ERR_NULL_ARG` for NULL.
-#[no_mangle]
-pub unsafe extern "C" fn ml_error_code(err: *const ml_error) -> ml_status {
-    unsafe { err.as_ref() }.map_or(ML_ERR_NULL_ARG, |e| e.code)
-}
-
-/// The error's message: NUL-terminated UTF-8, borrowed until `ml_error_free`. Writes its length
-/// (without the NUL) to `*len_out` when `len_out` is not NULL. An empty string for NULL.
-#[no_mangle]
-pub unsafe extern "C" fn ml_error_message(err: *const ml_error, len_out: *mut usize) -> *const c_char {
-    error_text(err, len_out, |e| &e.message)
-}
-
-/// For `ML_ERR_INVALID_POLICY`, the path of the bad entry (`tools[2].rules[0].deny_regex`), else
-/// empty. Borrowed until `ml_error_free`; length in `*len_out` when not NULL.
-#[no_mangle]
-pub unsafe extern "C" fn ml_error_path(err: *const ml_error, len_out: *mut usize) -> *const c_char {
-    error_text(err, len_out, |e| &e.path)
-}
-
-fn error_text(err: *const ml_error, len_out: *mut usize, field: impl Fn(&ml_error) -> &CString) -> *const c_char {
-    let text: &std::ffi::CStr = match unsafe { err.as_ref() } {
-        Some(e) => field(e),
-        None => c"",
-    };
-    if let Some(len) = unsafe { len_out.as_mut() } {
-        *len = text.to_bytes().len();
-    }
-    text.as_ptr()
-}
-
-/// Frees an error. NULL is a no-op.
-#[no_mangle]
-pub unsafe extern "C" fn ml_error_free(err: *mut ml_error) {
-    if !err.is_null() {
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(err) })));
-    }
-}
-
-/// Static text for a status code ("invalid JSON", ...); never NULL, never freed.
-#[no_mangle]
-pub extern "C" fn ml_status_str(status: ml_status) -> *const c_char {
-    let s: &'static std::ffi::CStr = match status {
-        ML_OK => c"ok",
-        ML_ERR_NULL_ARG => c"NULL argument",
-        ML_ERR_INVALID_UTF8 => c"invalid UTF-8",
-        ML_ERR_INVALID_JSON => c"invalid JSON",
-        ML_ERR_INVALID_POLICY => c"invalid policy",
-        ML_ERR_UNKNOWN_CALL => c"unknown call id",
-        ML_ERR_ALREADY_RECORDED => c"result already recorded",
-        ML_ERR_INVALID_ARG => c"invalid argument",
-        ML_ERR_PANIC => c"internal error",
-        _ => c"unknown status",
-    };
-    s.as_ptr()
-}
-
-/// The library's version, "MAJOR.MINOR.PATCH"; static, never freed.
-#[no_mangle]
-pub extern "C" fn ml_version_string() -> *const c_char {
-    static VERSION: OnceLock<CString> = OnceLock::new();
-    VERSION
-        .get_or_init(|| to_cstring(format!("{ML_VERSION_MAJOR}.{ML_VERSION_MINOR}.{ML_VERSION_PATCH}")))
-        .as_ptr()
-}
-
-/// The library's `ML_VERSION_NUMBER`: compare with the header's to detect a mismatch.
-#[no_mangle]
-pub extern "C" fn ml_version_number() -> u32 {
-    ML_VERSION_NUMBER
-}
-
-/// The library's `ML_ABI_VERSION`: bindings refuse to load a library whose ABI differs.
-#[no_mangle]
-pub extern "C" fn ml_abi_version() -> u32 {
-    ML_ABI_VERSION
+fn new_session(engine: Arc<Engine>) -> *mut ml_session {
+    Box::into_raw(Box::new(ml_session { inner: Mutex::new(Session::new(engine)) }))
 }
 
 #[cfg(test)]
