@@ -119,7 +119,7 @@ class Replay:
                 steps.append(step)
                 pending[ev.id] = (mid, step)
             else:
-                hit = pending.pop(ev.id, None)  # type: ignore[union-attr]
+                hit = pending.pop(ev.id, None)
                 if hit is None:
                     continue
                 mid, step = hit

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeGuard, Union
 
 __all__ = ["Call", "Result", "Run", "FORMATS", "detect", "parse", "load", "UnknownFormat"]
 
@@ -110,8 +110,13 @@ def _command_call(cid: str, command: str, tokens: Optional[int] = None) -> Call:
     return Call(cid, word, {"command": command}, tokens)
 
 
-def _is_dict_list(x: Any) -> bool:
+def _is_dict_list(x: Any) -> TypeGuard[List[dict]]:
     return isinstance(x, list) and bool(x) and all(isinstance(m, dict) for m in x)
+
+
+def _dict(x: Any) -> dict:
+    """``x`` when it is a dict, else an empty one."""
+    return x if isinstance(x, dict) else {}
 
 
 # --- OpenAI / Anthropic messages (and the JSONL of them) ------------------------------------------
@@ -128,7 +133,7 @@ def _message_events(messages: List[dict]) -> List[Event]:
         for k, tc in enumerate(m.get("tool_calls") or []):
             if not isinstance(tc, dict):
                 continue
-            fn = tc.get("function") if isinstance(tc.get("function"), dict) else tc  # tau2: flat
+            fn = tc["function"] if isinstance(tc.get("function"), dict) else tc  # tau2: flat
             args = fn.get("arguments")
             turn.append(Call(str(tc.get("id") or f"{i}.{k}"), fn.get("name") or "", args if args is not None else "{}"))
         if isinstance(m.get("function_call"), dict):
@@ -294,7 +299,7 @@ def read_codex(doc: List[dict], name: str) -> List[Run]:
         if d.get("type") == "response_item":
             _responses_item(p, pending, events, d.get("timestamp"))
         elif d.get("type") == "event_msg" and p.get("type") == "token_count":
-            info = p.get("info") if isinstance(p.get("info"), dict) else {}
+            info = _dict(p.get("info"))
             _split(pending, _usage_tokens(info.get("last_token_usage")))
             pending = []
     return [Run(name, "codex-cli", events)]
@@ -349,7 +354,7 @@ def read_gemini_cli(doc: dict, name: str) -> List[Run]:
                 text = "\n".join(texts)
                 code = _EXIT.search(text[-400:])  # the shell tool reports "Exit Code: N" at the end
                 results.append(Result(cid, text, tc.get("status") == "error" or bool(code and int(code.group(1)) != 0)))
-        tokens = m.get("tokens") if isinstance(m.get("tokens"), dict) else {}
+        tokens = _dict(m.get("tokens"))
         _split(turn, _num(tokens.get("total")) or None)
         events.extend(turn)
         events.extend(results)
@@ -368,7 +373,7 @@ def read_gemini_contents(doc: Any, name: str) -> List[Run]:
     events: List[Event] = []
     waiting: Dict[str, List[str]] = {}  # tool name -> ids of its calls with no response yet
     n = 0
-    for c in items:
+    for c in items or []:
         for part in c.get("parts") or []:
             if not isinstance(part, dict):
                 continue
@@ -418,25 +423,25 @@ def _openhands_events(history: List[dict]) -> List[Event]:
             action = e.get("action")
             if action in _OH_SKIP_ACTIONS:
                 continue
-            meta = e.get("tool_call_metadata") if isinstance(e.get("tool_call_metadata"), dict) else {}
+            meta = _dict(e.get("tool_call_metadata"))
             tool = meta.get("function_name") or action
             args = dict(e.get("args") or {})
             for k in ("thought", "is_input", "blocking", "hidden", "confirmation_state", "security_risk", "is_static", "cwd", "impl_source", "reasoning_content"):
                 args.pop(k, None)
             tokens = None
-            resp = meta.get("model_response") if isinstance(meta.get("model_response"), dict) else {}
+            resp = _dict(meta.get("model_response"))
             usage = _usage_tokens(resp.get("usage"))
             if usage:
                 share = max(1, _num(meta.get("total_calls_in_response")) or 1)
                 tokens = usage // share
-            events.append(Call(str(e.get("id")), tool, args, tokens, e.get("timestamp")))
+            events.append(Call(str(e.get("id")), str(tool or ""), args, tokens, e.get("timestamp")))
         elif "observation" in e and e.get("cause") is not None:
             obs = e.get("observation")
             if obs in ("agent_state_changed", "recall", "null", "user_rejected"):
                 continue
             text = _text_of(e.get("content", e.get("message", "")))
-            extras = e.get("extras") if isinstance(e.get("extras"), dict) else {}
-            meta = extras.get("metadata") if isinstance(extras.get("metadata"), dict) else {}
+            extras = _dict(e.get("extras"))
+            meta = _dict(extras.get("metadata"))
             code = meta.get("exit_code", extras.get("exit_code"))
             failed = obs == "error" or (isinstance(code, int) and code not in (0, -1))
             events.append(Result(str(e.get("cause")), text, failed))
@@ -446,7 +451,7 @@ def _openhands_events(history: List[dict]) -> List[Event]:
 def read_openhands(doc: Any, name: str) -> List[Run]:
     if isinstance(doc, dict):
         hist = doc.get("history") if _is_openhands_events(doc.get("history")) else doc.get("trajectory")
-        return [Run(str(doc.get("instance_id") or name), "openhands", _openhands_events(hist))]
+        return [Run(str(doc.get("instance_id") or name), "openhands", _openhands_events(hist or []))]
     if _is_openhands_events(doc):
         return [Run(name, "openhands", _openhands_events(doc))]
     return [Run(f"{name}#{d.get('instance_id') or i + 1}", "openhands", _openhands_events(d["history"])) for i, d in enumerate(doc)]
@@ -486,7 +491,7 @@ _RETURNCODE = re.compile(r"<returncode>\s*(-?\d+)\s*</returncode>")
 def is_mini_swe_agent(doc: Any) -> bool:
     if not isinstance(doc, dict) or not _is_messages(doc.get("messages")):
         return False
-    info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
+    info = _dict(doc.get("info"))
     return str(doc.get("trajectory_format", "")).startswith("mini-swe-agent") or "mini_version" in info
 
 
@@ -505,8 +510,8 @@ def read_mini_swe_agent(doc: dict, name: str) -> List[Run]:
             blocks = _BASH_BLOCK.findall(content)
             waiting = None
             if len(blocks) == 1:  # mini-swe-agent runs a reply only when it has exactly one block
-                extra = m.get("extra") if isinstance(m.get("extra"), dict) else {}
-                resp = extra.get("response") if isinstance(extra.get("response"), dict) else {}
+                extra = _dict(m.get("extra"))
+                resp = _dict(extra.get("response"))
                 waiting = f"m{i}"
                 events.append(_command_call(waiting, blocks[0], _usage_tokens(resp.get("usage") or m.get("usage"))))
         elif m.get("role") in ("user", "tool") and waiting:
@@ -563,7 +568,7 @@ def read_langsmith(doc: List[dict], name: str) -> List[Run]:
     for d in doc:
         traces.setdefault(str(d.get("trace_id") or d.get("id")), []).append(d)
     runs = []
-    for t, (trace, items) in enumerate(traces.items()):
+    for _t, (trace, items) in enumerate(traces.items()):
         events: List[Event] = []
         for d in sorted(items, key=lambda d: str(d.get("start_time") or "")):
             if d.get("run_type") != "tool":
