@@ -183,3 +183,27 @@ def test_check_percentiles() -> None:
     p50, p99 = samples[len(samples) // 2] / 1000, samples[len(samples) * 99 // 100] / 1000
     print(f"\nguard.check 256-byte args ({_encode.ENCODER}): p50 {p50:.2f} us, p99 {p99:.2f} us, max {samples[-1] / 1000:.1f} us")
     assert p50 < 5 and p99 < 20, (p50, p99)
+
+
+def full_window_guard() -> Guardrail:
+    """A guard whose 256-call window is full, every call with its result recorded."""
+    guard = fresh_guard()
+    for i in range(300):
+        v = guard.check("search", ARGS[i % N_ARGS])
+        guard.record(v.call_id, f"{i} results: ...")
+    return guard
+
+
+def test_save_full_window(benchmark) -> None:
+    """guard.save() of a full 256-call window (issue #22); prints the snapshot's size."""
+    guard = full_window_guard()
+    data = benchmark(guard.save)
+    print(f"\nsnapshot of a full window: {len(data)} bytes")
+
+
+def test_load_full_window(benchmark) -> None:
+    """Guardrail.load() of that snapshot under a shared engine (no policy compile)."""
+    guard = full_window_guard()
+    data = guard.save()
+    engine = guard.engine
+    benchmark(lambda: Guardrail.load(data, engine))

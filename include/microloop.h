@@ -13,7 +13,7 @@
  *     by any number of sessions and threads.
  *
  * Sections: status codes and errors, versions, engines, sessions, checking a call and recording its
- * result, counters, fingerprints.
+ * result, counters, snapshots, fingerprints.
  *
  * Quick start:
  *   ml_session *s; ml_error *err = NULL;
@@ -431,6 +431,72 @@ typedef struct ml_stats {
 ml_status ml_session_stats(struct ml_session *session,
                            struct ml_stats *stats_out,
                            struct ml_error **err_out);
+
+/* ================================================================================================
+ * Snapshots
+ *
+ * A session's history as bytes, so a run can go on in another process or on another machine (a
+ * worker that resumes a conversation, a serverless step): ml_session_save, then ml_session_load
+ * under an engine. The bytes are versioned and checksummed; they hold the history window, the
+ * counters, the registered tool names and any halt, not the policy: they name the policy's hash,
+ * and a session is loaded under another policy only when the caller says so.
+ * ================================================================================================ */
+
+/**
+ * `ml_session_load`: the bytes are not a MicroLoop snapshot, or are corrupt or truncated.
+ */
+#define ML_ERR_INVALID_SNAPSHOT 8
+
+/**
+ * `ml_session_load`: the snapshot was written by a newer MicroLoop, in a format this one cannot read.
+ */
+#define ML_ERR_SNAPSHOT_VERSION 9
+
+/**
+ * `ml_session_load`: the snapshot was saved under another policy (and `ML_LOAD_ANY_POLICY` was not given).
+ */
+#define ML_ERR_POLICY_MISMATCH 10
+
+/**
+ * `ml_session_load` flag: load a snapshot saved under another policy; its history is then judged
+ * by the engine's rules.
+ */
+#define ML_LOAD_ANY_POLICY 1
+
+/**
+ * Saves a session as bytes for `ml_session_load`: its history window, counters, registered tool
+ * names and any halt (calls still waiting for their result included: record them on the loaded
+ * session under the same ids). Compact (about 100 bytes per call in the window) and independent
+ * of the machine.
+ * On success writes the bytes to `*bytes_out` and their length to `*len_out`; the bytes are the
+ * caller's: free them with `ml_bytes_free(bytes, len)`. The session is unchanged.
+ * Errors: `ML_ERR_NULL_ARG`. Thread-safe (the save sees the session between two calls).
+ */
+ml_status ml_session_save(struct ml_session *session,
+                          uint8_t **bytes_out,
+                          size_t *len_out,
+                          struct ml_error **err_out);
+
+/**
+ * Frees bytes returned by `ml_session_save`, given with their length. NULL is a no-op.
+ */
+void ml_bytes_free(uint8_t *bytes, size_t len);
+
+/**
+ * Creates a session from `ml_session_save`'s bytes, under `engine`'s policy. `flags`: 0, or
+ * `ML_LOAD_ANY_POLICY`. The loaded session gives exactly the verdicts the saved one would have
+ * given. On success writes it to `*session_out`; free it with `ml_session_free`.
+ * Errors (nothing is created): `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_SNAPSHOT` (not a snapshot,
+ * corrupt or truncated), `ML_ERR_SNAPSHOT_VERSION` (written by a newer MicroLoop),
+ * `ML_ERR_POLICY_MISMATCH` (saved under another policy), `ML_ERR_INVALID_ARG` (an unknown flag).
+ * Thread-safe.
+ */
+ml_status ml_session_load(const struct ml_engine *engine,
+                          const uint8_t *bytes,
+                          size_t len,
+                          uint32_t flags,
+                          struct ml_session **session_out,
+                          struct ml_error **err_out);
 
 /* ================================================================================================
  * Fingerprints

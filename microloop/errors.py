@@ -12,6 +12,9 @@
     │   ├── UnknownCall              ML_ERR_UNKNOWN_CALL: record() with an id never issued
     │   ├── AlreadyRecorded          ML_ERR_ALREADY_RECORDED
     │   ├── InvalidArgument          ML_ERR_INVALID_ARG: e.g. an empty tool name
+    │   ├── InvalidSnapshot          ML_ERR_INVALID_SNAPSHOT: not a snapshot, corrupt or truncated
+    │   ├── SnapshotVersion          ML_ERR_SNAPSHOT_VERSION: a snapshot from a newer MicroLoop
+    │   ├── PolicyMismatch           ML_ERR_POLICY_MISMATCH: a snapshot saved under another policy
     │   └── InternalError            ML_ERR_PANIC: a bug in the library, caught at the boundary
     └── Blocked                      a call was refused (.verdict); raised by ``Guardrail.verify``
         ├── LoopDetected             rule ``loop.*``
@@ -46,6 +49,9 @@ __all__ = [
     "UnknownCall",
     "AlreadyRecorded",
     "InvalidArgument",
+    "InvalidSnapshot",
+    "SnapshotVersion",
+    "PolicyMismatch",
     "InternalError",
     "Blocked",
     "LoopDetected",
@@ -136,6 +142,25 @@ class InvalidArgument(NativeError, ValueError):
     status, status_name = 7, "invalid_argument"
 
 
+class InvalidSnapshot(NativeError, ValueError):
+    """``ML_ERR_INVALID_SNAPSHOT``: the bytes are not a session snapshot, or are corrupt or truncated."""
+
+    status, status_name = 8, "invalid_snapshot"
+
+
+class SnapshotVersion(NativeError, ValueError):
+    """``ML_ERR_SNAPSHOT_VERSION``: the snapshot was written by a newer MicroLoop."""
+
+    status, status_name = 9, "snapshot_version"
+
+
+class PolicyMismatch(NativeError, ValueError):
+    """``ML_ERR_POLICY_MISMATCH``: the snapshot was saved under another policy (``any_policy=True``
+    loads it anyway)."""
+
+    status, status_name = 10, "policy_mismatch"
+
+
 class InternalError(NativeError):
     """``ML_ERR_PANIC``: a bug inside the library, caught before it crossed the boundary."""
 
@@ -143,7 +168,11 @@ class InternalError(NativeError):
 
 
 NATIVE_ERRORS: Dict[int, Type[NativeError]] = {
-    cls.status: cls for cls in (NullArgument, InvalidUTF8, InvalidJSON, UnknownCall, AlreadyRecorded, InvalidArgument, InternalError)
+    cls.status: cls
+    for cls in (
+        NullArgument, InvalidUTF8, InvalidJSON, UnknownCall, AlreadyRecorded, InvalidArgument,
+        InvalidSnapshot, SnapshotVersion, PolicyMismatch, InternalError,
+    )
 }
 
 

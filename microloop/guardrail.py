@@ -270,7 +270,7 @@ class Guardrail:
         if tools is not None:
             self.set_tools(tools)
 
-    def _init(self, engine: Engine, on_warn: Optional[Callable[[Verdict], Any]]) -> None:
+    def _init(self, engine: Engine, on_warn: Optional[Callable[[Verdict], Any]], session: Any = None) -> None:
         self._s = ffi.NULL
         self._engine = engine
         self._tools: Optional[List[str]] = None
@@ -278,6 +278,9 @@ class Guardrail:
         self._lock = threading.Lock()
         self.on_warn = on_warn
         self.last_warning: Optional[Verdict] = None
+        if session is not None:
+            self._s = session
+            return
         out = ffi.new("ml_session **")
         errp = ffi.new("ml_error **")
         status = lib.ml_session_new_from_engine(engine._e, out, errp)
@@ -385,6 +388,69 @@ class Guardrail:
         if status:
             raise_status(status, errp)
         self.last_warning = None
+
+    # -- snapshots -----------------------------------------------------------------------------------
+
+    def save(self) -> bytes:
+        """The session as bytes for :meth:`load`, in this process or another: its history window,
+        counters, registered tool names and any halt (not the policy: the bytes name its hash; not
+        the sessions made by :meth:`session`). The guard is unchanged.
+
+        >>> guard = Guardrail("balanced")
+        >>> guard.record(guard.check("open_page", {"url": "x"}).call_id, "CAPTCHA")
+        >>> again = Guardrail.load(guard.save(), "balanced")
+        >>> again.check("open_page", {"url": "x"}).action
+        'warn'
+        """
+        bytes_out = ffi.new("uint8_t **")
+        len_out = ffi.new("size_t *")
+        errp = ffi.new("ml_error **")
+        status = lib.ml_session_save(self._s, bytes_out, len_out, errp)
+        if status:
+            raise_status(status, errp)
+        try:
+            return ffi.buffer(bytes_out[0], len_out[0])[:]
+        finally:
+            lib.ml_bytes_free(bytes_out[0], len_out[0])
+
+    @classmethod
+    def load(
+        cls,
+        snapshot: bytes,
+        policy: Any = "balanced",
+        *,
+        any_policy: bool = False,
+        tools: Optional[Iterable[str]] = None,
+        on_warn: Optional[Callable[[Verdict], Any]] = None,
+    ) -> "Guardrail":
+        """A guard from :meth:`save`'s bytes under ``policy`` (an :class:`Engine` or anything
+        :class:`Guardrail` takes): it gives exactly the verdicts the saved one would have given.
+
+        Raises:
+            PolicyMismatch: the bytes were saved under another policy (``any_policy=True`` loads
+                them anyway, judged by the new rules).
+            InvalidSnapshot: the bytes are not a snapshot, or are corrupt or truncated.
+            SnapshotVersion: the bytes come from a newer MicroLoop.
+
+        The session keeps the tool names it had registered (calls to other tools stay blocked);
+        ``tools=`` replaces them, and is what :attr:`tools` then lists.
+        """
+        engine = policy if isinstance(policy, Engine) else Engine(policy)
+        data = bytes(snapshot)
+        out = ffi.new("ml_session **")
+        errp = ffi.new("ml_error **")
+        status = lib.ml_session_load(engine._e, data, len(data), lib.ML_LOAD_ANY_POLICY if any_policy else 0, out, errp)
+        if status:
+            raise_status(status, errp)
+        guard = cls.__new__(cls)
+        guard._init(engine, on_warn, session=ffi.gc(out[0], lib.ml_session_free))
+        if tools is not None:
+            guard.set_tools(tools)
+        return guard
+
+    def __reduce__(self) -> Any:
+        # Pickled as the policy and a snapshot (on_warn and named sessions are left out).
+        return (_unpickle, (self._engine._policy, self.save(), self._tools))
 
     @property
     def stats(self) -> Stats:
@@ -559,3 +625,9 @@ class Guardrail:
 
         wrapper.__signature__ = sig  # type: ignore[attr-defined]
         return wrapper
+
+
+def _unpickle(policy: bytes, snapshot: bytes, tools: Optional[List[str]]) -> Guardrail:
+    guard = Guardrail.load(snapshot, Engine(policy))
+    guard._tools = tools
+    return guard

@@ -21,6 +21,9 @@ const (
 	StatusUnknownCall     Status = C.ML_ERR_UNKNOWN_CALL
 	StatusAlreadyRecorded Status = C.ML_ERR_ALREADY_RECORDED
 	StatusInvalidArgument Status = C.ML_ERR_INVALID_ARG
+	StatusInvalidSnapshot Status = C.ML_ERR_INVALID_SNAPSHOT // not a snapshot, corrupt or truncated
+	StatusSnapshotVersion Status = C.ML_ERR_SNAPSHOT_VERSION // a snapshot from a newer MicroLoop
+	StatusPolicyMismatch  Status = C.ML_ERR_POLICY_MISMATCH  // a snapshot saved under another policy
 	StatusPanic           Status = C.ML_ERR_PANIC
 )
 
@@ -63,6 +66,9 @@ var (
 	ErrUnknownCall     = &Error{Status: StatusUnknownCall}
 	ErrAlreadyRecorded = &Error{Status: StatusAlreadyRecorded}
 	ErrInvalidArgument = &Error{Status: StatusInvalidArgument}
+	ErrInvalidSnapshot = &Error{Status: StatusInvalidSnapshot}
+	ErrSnapshotVersion = &Error{Status: StatusSnapshotVersion}
+	ErrPolicyMismatch  = &Error{Status: StatusPolicyMismatch}
 	ErrPanic           = &Error{Status: StatusPanic}
 )
 

@@ -207,6 +207,30 @@ func (e *Engine) NewSession() (*Session, error) {
 	return wrapSession(ptr), nil
 }
 
+// LoadSession creates a session from Session.Save's bytes under the engine's policy; it gives
+// exactly the verdicts the saved session would have given. Bytes saved under another policy are
+// refused (StatusPolicyMismatch) unless anyPolicy; bytes that are not a snapshot, corrupt or
+// truncated give StatusInvalidSnapshot, a snapshot of a newer MicroLoop StatusSnapshotVersion.
+func (e *Engine) LoadSession(snapshot []byte, anyPolicy bool) (*Session, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ptr == nil {
+		return nil, ErrClosed
+	}
+	var flags C.uint32_t
+	if anyPolicy {
+		flags = C.ML_LOAD_ANY_POLICY
+	}
+	var ptr *C.ml_session
+	var cerr *C.ml_error
+	rc := C.ml_session_load(e.ptr, bytesPtr(snapshot), C.size_t(len(snapshot)), flags, &ptr, &cerr)
+	runtime.KeepAlive(snapshot)
+	if rc != C.ML_OK {
+		return nil, takeError(rc, cerr)
+	}
+	return wrapSession(ptr), nil
+}
+
 // Fingerprint is the fingerprint a session under this engine keeps for a call: as the package's
 // Fingerprint, with the fields the policy's ignore_fields names left out.
 func (e *Engine) Fingerprint(tool string, args []byte) (uint64, error) {
@@ -346,6 +370,25 @@ func (s *Session) Reset() error {
 		return takeError(rc, cerr)
 	}
 	return nil
+}
+
+// Save returns the session as bytes for Engine.LoadSession, in this process or another: its
+// history window, counters, registered tool names and any halt (not the policy: the bytes name its
+// hash). The session is unchanged.
+func (s *Session) Save() ([]byte, error) {
+	ptr, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	var data *C.uint8_t
+	var n C.size_t
+	var cerr *C.ml_error
+	if rc := C.ml_session_save(ptr, &data, &n, &cerr); rc != C.ML_OK {
+		return nil, takeError(rc, cerr)
+	}
+	defer C.ml_bytes_free(data, n)
+	return C.GoBytes(unsafe.Pointer(data), C.int(n)), nil
 }
 
 // Stats reads the session's counters.

@@ -299,3 +299,49 @@ func TestAnEngineFingerprintLeavesOutTheIgnoredFields(t *testing.T) {
 		t.Fatalf("engine %x %x, without %x %x", a, b, c, d)
 	}
 }
+
+func TestASavedSessionLoadsUnderItsPolicyOnly(t *testing.T) {
+	s := newSession(t, "balanced")
+	v, _ := s.Check("open_page", []byte(`{"url": "x"}`))
+	s.Record(v.CallID, []byte("CAPTCHA"), false)
+	b, err := s.Save()
+	if err != nil || len(b) == 0 {
+		t.Fatal(err)
+	}
+	strict, _ := NewEngine("strict")
+	defer strict.Close()
+	if _, err := strict.LoadSession(b, false); !errors.Is(err, ErrPolicyMismatch) {
+		t.Fatalf("another policy: %v", err)
+	}
+	if loaded, err := strict.LoadSession(b, true); err != nil {
+		t.Fatal(err)
+	} else {
+		loaded.Close()
+	}
+	balanced, _ := NewEngine("balanced")
+	defer balanced.Close()
+	bad := append([]byte(nil), b...)
+	bad[len(bad)/2] ^= 1
+	for _, c := range []struct {
+		name  string
+		bytes []byte
+		want  error
+	}{{"corrupt", bad, ErrInvalidSnapshot}, {"truncated", b[:len(b)-3], ErrInvalidSnapshot}, {"foreign", []byte("GIF89a..."), ErrInvalidSnapshot}, {"empty", nil, ErrInvalidSnapshot}} {
+		if _, err := balanced.LoadSession(c.bytes, false); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	future := append([]byte(nil), b...)
+	future[4] = 99
+	if _, err := balanced.LoadSession(future, false); !errors.Is(err, ErrSnapshotVersion) {
+		t.Errorf("future version: %v", err)
+	}
+	loaded, err := balanced.LoadSession(b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loaded.Close()
+	if v, _ := loaded.Check("open_page", []byte(`{"url": "x"}`)); v.Action != Warn {
+		t.Fatalf("the loaded session forgot the first call: %v", v.Action)
+	}
+}

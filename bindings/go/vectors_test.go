@@ -25,6 +25,9 @@ var statusNames = map[string]Status{
 	"unknown_call":     StatusUnknownCall,
 	"already_recorded": StatusAlreadyRecorded,
 	"invalid_argument": StatusInvalidArgument,
+	"invalid_snapshot": StatusInvalidSnapshot,
+	"snapshot_version": StatusSnapshotVersion,
+	"policy_mismatch":  StatusPolicyMismatch,
 	"panic":            StatusPanic,
 }
 
@@ -168,6 +171,30 @@ func expectStatus(err error, want string) error {
 	return nil
 }
 
+// saveAndLoad saves s and loads the bytes under an engine of the same policy: the counters and the
+// history must come through unchanged.
+func saveAndLoad(s *Session, policy string) (*Session, error) {
+	before, _ := s.Stats()
+	b, err := s.Save()
+	if err != nil {
+		return nil, fmt.Errorf("Save: %v", err)
+	}
+	e, err := NewEngine(policy)
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	loaded, err := e.LoadSession(b, false)
+	if err != nil {
+		return nil, fmt.Errorf("LoadSession: %v", err)
+	}
+	if after, _ := loaded.Stats(); after != before {
+		loaded.Close()
+		return nil, fmt.Errorf("the loaded session's counters differ: %+v then %+v", before, after)
+	}
+	return loaded, nil
+}
+
 func runVector(t *testing.T, doc *vector) error {
 	var policy string
 	if err := json.Unmarshal(doc.Policy, &policy); err != nil {
@@ -190,12 +217,21 @@ func runVector(t *testing.T, doc *vector) error {
 	if err != nil {
 		return fmt.Errorf("policy refused: %v", err)
 	}
-	defer s.Close()
+	defer func() { s.Close() }()
 
 	var lastCallID uint64
 	for i, step := range doc.Steps {
 		fail := func(format string, a ...any) error {
 			return fmt.Errorf("step %d: %s", i, fmt.Sprintf(format, a...))
+		}
+		if _, ok := step["save_and_load"]; ok {
+			loaded, err := saveAndLoad(s, policy)
+			if err != nil {
+				return fail("%v", err)
+			}
+			s.Close()
+			s = loaded
+			continue
 		}
 		before := history(t, s)
 		if raw, ok := step["tools"]; ok {

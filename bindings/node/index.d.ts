@@ -42,6 +42,9 @@ export class Engine {
   constructor(policy?: Policy);
   /** A new session under this engine's policy, with an empty history. */
   newSession(): Session;
+  /** A session from `session.save()`'s bytes under this engine's policy (another policy's bytes
+   *  throw PolicyMismatchError unless `anyPolicy`; bad bytes InvalidSnapshotError). */
+  loadSession(snapshot: Uint8Array, options?: { anyPolicy?: boolean }): Session;
   /** The fingerprint a session under this engine keeps (the policy's `ignore_fields` left out). */
   fingerprint(tool: string | Uint8Array, args?: Args): bigint;
   /** Releases the engine; its sessions keep working. Idempotent. */
@@ -63,6 +66,8 @@ export class Session {
   /** Forgets the history, counters and any halt; keeps the policy and the tool names. */
   reset(): void;
   stats(): Stats;
+  /** The session as bytes for `engine.loadSession`: history, counters, tool names, any halt. */
+  save(): Buffer;
   /** Frees the session; further calls throw SessionClosedError. Idempotent. */
   close(): void;
   readonly closed: boolean;
@@ -90,5 +95,8 @@ export class InvalidJSONError extends MicroLoopError {}
 export class UnknownCallError extends MicroLoopError {}
 export class AlreadyRecordedError extends MicroLoopError {}
 export class InvalidArgumentError extends MicroLoopError {}
+export class InvalidSnapshotError extends MicroLoopError {}
+export class SnapshotVersionError extends MicroLoopError {}
+export class PolicyMismatchError extends MicroLoopError {}
 export class InternalError extends MicroLoopError {}
 export class SessionClosedError extends MicroLoopError {}

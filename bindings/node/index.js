@@ -29,6 +29,9 @@ class InvalidJSONError extends MicroLoopError {}
 class UnknownCallError extends MicroLoopError {}
 class AlreadyRecordedError extends MicroLoopError {}
 class InvalidArgumentError extends MicroLoopError {}
+class InvalidSnapshotError extends MicroLoopError {}
+class SnapshotVersionError extends MicroLoopError {}
+class PolicyMismatchError extends MicroLoopError {}
 class InternalError extends MicroLoopError {}
 class SessionClosedError extends MicroLoopError {
   constructor() {
@@ -44,6 +47,9 @@ const ERRORS = {
   5: [UnknownCallError, 'unknown_call'],
   6: [AlreadyRecordedError, 'already_recorded'],
   7: [InvalidArgumentError, 'invalid_argument'],
+  8: [InvalidSnapshotError, 'invalid_snapshot'],
+  9: [SnapshotVersionError, 'snapshot_version'],
+  10: [PolicyMismatchError, 'policy_mismatch'],
   99: [InternalError, 'panic'],
 };
 
@@ -79,6 +85,9 @@ const ml = {
   engine_new: lib.func('int32_t ml_engine_new(const char *policy, size_t len, void *engine_out, void *err_out)'),
   engine_free: lib.func('void ml_engine_free(ml_engine *e)'),
   session_new_from_engine: lib.func('int32_t ml_session_new_from_engine(ml_engine *e, void *session_out, void *err_out)'),
+  session_save: lib.func('int32_t ml_session_save(ml_session *s, void *bytes_out, void *len_out, void *err_out)'),
+  session_load: lib.func('int32_t ml_session_load(ml_engine *e, const uint8_t *bytes, size_t len, uint32_t flags, void *session_out, void *err_out)'),
+  bytes_free: lib.func('void ml_bytes_free(void *bytes, size_t len)'),
   check_call: lib.func('int32_t ml_check_call(ml_session *s, const char *tool, size_t tool_len, const char *args, size_t args_len, void *verdict_out, void *err_out)'),
   verdict_clear: lib.func('void ml_verdict_clear(void *verdict)'),
   record_result: lib.func('int32_t ml_record_result(ml_session *s, uint64_t call_id, const char *output, size_t len, bool is_error, void *err_out)'),
@@ -158,6 +167,9 @@ function decodeString(buf, ptrOffset, lenOffset) {
   return len === 0 ? '' : koffi.decode(ptr, 'char', len);
 }
 
+// Marks a Session built around a handle ml_session_load returned.
+const loadedSession = Symbol('loaded session');
+
 // Frees a session or an engine nobody closed, when it is garbage-collected.
 const registry = new FinalizationRegistry((handle) => ml.session_free(handle));
 const engineRegistry = new FinalizationRegistry((handle) => ml.engine_free(handle));
@@ -192,6 +204,21 @@ class Engine {
     return new Session(this);
   }
 
+  /**
+   * A session from `session.save()`'s bytes, under this engine's policy: it gives exactly the
+   * verdicts the saved one would have given. Bytes saved under another policy throw
+   * PolicyMismatchError unless `anyPolicy`; bytes that are not a snapshot, corrupt or truncated
+   * InvalidSnapshotError; a snapshot from a newer MicroLoop SnapshotVersionError.
+   */
+  loadSession(snapshot, { anyPolicy = false } = {}) {
+    const engine = this._live();
+    if (!(snapshot instanceof Uint8Array)) throw new TypeError('snapshot must be a Uint8Array');
+    errBox.writeBigUInt64LE(0n);
+    const rc = ml.session_load(engine, snapshot, snapshot.byteLength, anyPolicy ? 1 : 0, ptrBox, errBox);
+    if (rc !== 0) raise(rc);
+    return new Session(loadedSession, ptrBox.readBigUInt64LE(0));
+  }
+
   /** The fingerprint a session under this engine keeps for a call (its `ignore_fields` left out). */
   fingerprint(tool, args) {
     return fingerprintWith(this._live(), tool, args);
@@ -215,7 +242,12 @@ class Session {
    * @param {string|object} [policy] a preset name ('strict', 'balanced', 'permissive'), a policy
    *   document as JSON text, a policy object, or an Engine to share; omitted means 'balanced'.
    */
-  constructor(policy = 'balanced') {
+  constructor(policy = 'balanced', handle = undefined) {
+    if (policy === loadedSession) {
+      this._handle = handle;
+      registry.register(this, this._handle, this);
+      return;
+    }
     errBox.writeBigUInt64LE(0n);
     let rc;
     if (policy instanceof Engine) {
@@ -312,6 +344,26 @@ class Session {
     };
   }
 
+  /**
+   * The session as bytes (a Buffer) for `engine.loadSession`, in this process or another: its
+   * history window, counters, registered tool names and any halt (not the policy: the bytes name
+   * its hash). The session is unchanged.
+   */
+  save() {
+    const handle = this._live();
+    errBox.writeBigUInt64LE(0n);
+    const lenBox = Buffer.alloc(8);
+    const rc = ml.session_save(handle, ptrBox, lenBox, errBox);
+    if (rc !== 0) raise(rc);
+    const ptr = ptrBox.readBigUInt64LE(0);
+    const len = Number(lenBox.readBigUInt64LE(0));
+    try {
+      return Buffer.from(koffi.decode(ptr, 'uint8_t', len));
+    } finally {
+      ml.bytes_free(ptr, len);
+    }
+  }
+
   /** Frees the session; closing twice is a no-op, other calls then throw SessionClosedError. */
   close() {
     if (this._handle === null) return;
@@ -354,6 +406,9 @@ module.exports = {
   UnknownCallError,
   AlreadyRecordedError,
   InvalidArgumentError,
+  InvalidSnapshotError,
+  SnapshotVersionError,
+  PolicyMismatchError,
   InternalError,
   SessionClosedError,
 };

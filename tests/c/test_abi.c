@@ -296,6 +296,55 @@ static void fingerprint_ignore_fields(void) {
     ml_engine_free(e);
 }
 
+/* A saved session loads under its policy only; bad bytes get their status and create nothing. */
+static void snapshots(void) {
+    ml_session *s = NULL;
+    ml_error *err = NULL;
+    CHECK(ml_session_new(U8("balanced"), 8, &s, NULL) == ML_OK, "session");
+    ml_verdict v = check(s, "open_page", "{\"url\": \"x\"}");
+    CHECK(ml_record_result(s, v.call_id, U8("CAPTCHA"), 7, false, NULL) == ML_OK, "record");
+    ml_verdict_clear(&v);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    expect_error(ml_session_save(s, NULL, &len, &err), ML_ERR_NULL_ARG, &err, "save NULL bytes_out");
+    expect_error(ml_session_save(NULL, &bytes, &len, &err), ML_ERR_NULL_ARG, &err, "save NULL session");
+    CHECK(ml_session_save(s, &bytes, &len, NULL) == ML_OK && bytes && len > 16, "save");
+    ml_session_free(s);
+
+    ml_engine *balanced = NULL, *strict = NULL;
+    CHECK(ml_engine_new(U8("balanced"), 8, &balanced, NULL) == ML_OK, "engine");
+    CHECK(ml_engine_new(U8("strict"), 6, &strict, NULL) == ML_OK, "engine");
+    ml_session *loaded = NULL;
+    expect_error(ml_session_load(strict, bytes, len, 0, &loaded, &err), ML_ERR_POLICY_MISMATCH, &err, "another policy");
+    CHECK(loaded == NULL, "session_out written on failure");
+    CHECK(ml_session_load(strict, bytes, len, ML_LOAD_ANY_POLICY, &loaded, NULL) == ML_OK, "ML_LOAD_ANY_POLICY");
+    ml_session_free(loaded);
+    loaded = NULL;
+    expect_error(ml_session_load(balanced, bytes, len, 2, &loaded, &err), ML_ERR_INVALID_ARG, &err, "unknown flag");
+    expect_error(ml_session_load(balanced, bytes, len - 1, 0, &loaded, &err), ML_ERR_INVALID_SNAPSHOT, &err, "truncated");
+    expect_error(ml_session_load(balanced, U8("GIF89a"), 6, 0, &loaded, &err), ML_ERR_INVALID_SNAPSHOT, &err, "foreign");
+    expect_error(ml_session_load(balanced, NULL, 0, 0, &loaded, &err), ML_ERR_INVALID_SNAPSHOT, &err, "empty");
+    expect_error(ml_session_load(balanced, NULL, 5, 0, &loaded, &err), ML_ERR_NULL_ARG, &err, "NULL with a length");
+    uint8_t *copy = malloc(len);
+    memcpy(copy, bytes, len);
+    copy[len / 2] ^= 1;
+    expect_error(ml_session_load(balanced, copy, len, 0, &loaded, &err), ML_ERR_INVALID_SNAPSHOT, &err, "corrupt");
+    memcpy(copy, bytes, len);
+    copy[4] = 99;
+    expect_error(ml_session_load(balanced, copy, len, 0, &loaded, &err), ML_ERR_SNAPSHOT_VERSION, &err, "future version");
+    free(copy);
+    CHECK(loaded == NULL, "session_out written on failure");
+    CHECK(ml_session_load(balanced, bytes, len, 0, &loaded, NULL) == ML_OK, "load");
+    v = check(loaded, "open_page", "{\"url\": \"x\"}");
+    CHECK(v.action == ML_ACTION_WARN, "the loaded session goes on (action %d)", v.action);
+    ml_verdict_clear(&v);
+    ml_session_free(loaded);
+    ml_bytes_free(bytes, len);
+    ml_bytes_free(NULL, 0);
+    ml_engine_free(balanced);
+    ml_engine_free(strict);
+}
+
 /* Threads share one engine: each makes its own session and runs the same loop to its block. */
 #define THREADS 4
 static void *engine_worker(void *arg) {
@@ -338,6 +387,7 @@ int main(void) {
     engines();
     fingerprint_ignore_fields();
     engine_shared_by_threads();
+    snapshots();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }

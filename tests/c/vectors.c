@@ -29,6 +29,9 @@ static const char *status_name(ml_status s) {
     case ML_ERR_UNKNOWN_CALL: return "unknown_call";
     case ML_ERR_ALREADY_RECORDED: return "already_recorded";
     case ML_ERR_INVALID_ARG: return "invalid_argument";
+    case ML_ERR_INVALID_SNAPSHOT: return "invalid_snapshot";
+    case ML_ERR_SNAPSHOT_VERSION: return "snapshot_version";
+    case ML_ERR_POLICY_MISMATCH: return "policy_mismatch";
     case ML_ERR_PANIC: return "panic";
     default: return "unknown";
     }
@@ -169,6 +172,31 @@ static bool expect_stats(ml_session *s, size_t i, const json *want) {
     return true;
 }
 
+/* Saves *s, loads the bytes under an engine of the same policy, and puts the loaded session in
+ * its place: counters and history must come through unchanged. */
+static bool save_and_load(ml_session **s, size_t i, bytes policy) {
+    ml_stats before = { .size = sizeof before }, after = { .size = sizeof after };
+    ml_session_stats(*s, &before, NULL);
+    uint8_t *snap = NULL;
+    size_t len = 0;
+    ml_status rc = ml_session_save(*s, &snap, &len, NULL);
+    if (rc != ML_OK || !snap || !len)
+        return failf(i, "ml_session_save gave %s", status_name(rc));
+    ml_engine *e = NULL;
+    ml_session *loaded = NULL;
+    rc = ml_engine_new(policy.data, policy.len, &e, NULL);
+    if (rc == ML_OK)
+        rc = ml_session_load(e, snap, len, 0, &loaded, NULL);
+    ml_engine_free(e);
+    ml_bytes_free(snap, len);
+    if (rc != ML_OK)
+        return failf(i, "ml_session_load gave %s", status_name(rc));
+    ml_session_free(*s);
+    *s = loaded;
+    ml_session_stats(*s, &after, NULL);
+    return memcmp(&before, &after, sizeof before) == 0 || failf(i, "the loaded session's counters differ");
+}
+
 static bool check_step(ml_session *s, size_t i, const json *step, uint64_t *last_call_id) {
     history before = history_of(s);
     const json *v;
@@ -296,7 +324,6 @@ static bool run_vector(const char *path) {
     ml_session *s = NULL;
     ml_error *err = NULL;
     ml_status rc = ml_session_new(policy.data, policy.len, &s, &err);
-    free(policy.data);
     bool ok = true;
     const json *pe = json_get(doc, "policy_error");
     if (pe) {
@@ -310,19 +337,26 @@ static bool run_vector(const char *path) {
         }
         ml_error_free(err);
         ml_session_free(s);
+        free(policy.data);
         json_free(doc);
         return ok;
     }
     if (rc != ML_OK) {
         failf(0, "policy refused: %s (%s)", ml_error_message(err, NULL), ml_error_path(err, NULL));
         ml_error_free(err);
+        free(policy.data);
         json_free(doc);
         return false;
     }
     const json *steps = json_get(doc, "steps");
     uint64_t last_call_id = 0;
-    for (size_t i = 0; ok && steps && steps->type == JSON_ARRAY && i < steps->n; i++)
-        ok = check_step(s, i, &steps->items[i], &last_call_id);
+    for (size_t i = 0; ok && steps && steps->type == JSON_ARRAY && i < steps->n; i++) {
+        if (json_get(&steps->items[i], "save_and_load"))
+            ok = save_and_load(&s, i, policy);
+        else
+            ok = check_step(s, i, &steps->items[i], &last_call_id);
+    }
+    free(policy.data);
     ml_session_free(s);
     json_free(doc);
     return ok;

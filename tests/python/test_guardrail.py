@@ -327,3 +327,32 @@ def test_an_engine_refuses_a_bad_policy_and_fingerprints_without_ignored_fields(
     guard = Guardrail(engine)
     guard.check("search", a)
     assert guard.check("search", b).count == 1  # the same call for the session, as for the fingerprint
+
+
+def test_a_guard_saved_and_loaded_goes_on_where_it_was_under_its_policy_only() -> None:
+    import pickle
+
+    from microloop import Engine, InvalidSnapshot, PolicyMismatch, SnapshotVersion
+
+    guard = Guardrail("balanced", tools=["open_page"])
+    v = guard.check("open_page", {"url": "x"})
+    guard.record(v.call_id, "CAPTCHA")
+    pending = guard.check("open_page", {"url": "y"})  # checked, its result comes after the load
+    data = guard.save()
+    assert isinstance(data, bytes) and data[:4] == b"MLSS" and guard.save() == data
+    with pytest.raises(PolicyMismatch):
+        Guardrail.load(data, "strict")
+    assert Guardrail.load(data, "strict", any_policy=True).stats.calls == 2
+    corrupt = bytearray(data)
+    corrupt[len(data) // 2] ^= 1
+    future = bytearray(data)
+    future[4] = 99
+    for bad, exc in [(bytes(corrupt), InvalidSnapshot), (data[:-3], InvalidSnapshot), (b"GIF89a", InvalidSnapshot), (b"", InvalidSnapshot), (bytes(future), SnapshotVersion)]:
+        with pytest.raises(exc):
+            Guardrail.load(bad, "balanced")
+    for again in (Guardrail.load(data, Engine("balanced")), pickle.loads(pickle.dumps(guard))):
+        assert again.stats == guard.stats
+        again.record(pending.call_id, "page y")
+        assert again.check("open_page", {"url": "x"}).action == "warn"  # the loop spans the save
+        assert again.check("serach", {}).rule == "tool.unknown"  # the tool names came through
+    assert pickle.loads(pickle.dumps(guard)).tools == ["open_page"]

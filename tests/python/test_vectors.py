@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import pickle
 from typing import Any, Optional
 
 import pytest
@@ -52,8 +53,16 @@ def status_of(e: BaseException) -> str:
     return e.status_name
 
 
+def reloaded(guard: Guardrail) -> Guardrail:
+    """The guard pickled and unpickled (a snapshot under the same policy): the counters come through."""
+    again = pickle.loads(pickle.dumps(guard))
+    assert again.stats == guard.stats and again.policy == guard.policy and again.tools == guard.tools
+    return again
+
+
 @pytest.mark.parametrize("path", FILES, ids=[os.path.basename(f)[:-5] for f in FILES])
-def test_vector(path: str) -> None:
+@pytest.mark.parametrize("pickled", [False, True], ids=["", "pickled-each-step"])
+def test_vector(path: str, pickled: bool) -> None:
     with open(path, encoding="utf-8") as f:
         doc = json.load(f)
     policy = doc["policy"]
@@ -66,6 +75,10 @@ def test_vector(path: str) -> None:
     last_call_id = 0
     for i, step in enumerate(doc["steps"]):
         where = f"step {i} ({json.dumps(step)[:200]})"
+        if pickled or "save_and_load" in step:
+            guard = reloaded(guard)
+            if "save_and_load" in step:
+                continue
         before = history(guard)
         if "tools" in step:
             guard.set_tools(step["tools"])

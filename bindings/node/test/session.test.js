@@ -103,3 +103,28 @@ test("an engine's fingerprint leaves out the policy's ignore_fields", () => {
   assert.notEqual(ml.fingerprint('search', { q: 'x', request_id: 1 }), ml.fingerprint('search', { q: 'x', request_id: 2 }));
   engine.close();
 });
+
+test('a saved session loads under its policy only, and goes on where it was', () => {
+  const s = new ml.Session('balanced');
+  const v = s.check('open_page', { url: 'x' });
+  s.record(v.callId, 'CAPTCHA');
+  const bytes = s.save();
+  s.close();
+  const strict = new ml.Engine('strict');
+  assert.throws(() => strict.loadSession(bytes), ml.PolicyMismatchError);
+  strict.loadSession(bytes, { anyPolicy: true }).close();
+  strict.close();
+  const balanced = new ml.Engine('balanced');
+  const corrupt = Buffer.from(bytes);
+  corrupt[corrupt.length >> 1] ^= 1;
+  assert.throws(() => balanced.loadSession(corrupt), ml.InvalidSnapshotError);
+  assert.throws(() => balanced.loadSession(bytes.subarray(0, bytes.length - 3)), ml.InvalidSnapshotError);
+  assert.throws(() => balanced.loadSession(Buffer.from('GIF89a')), ml.InvalidSnapshotError);
+  const future = Buffer.from(bytes);
+  future[4] = 99;
+  assert.throws(() => balanced.loadSession(future), ml.SnapshotVersionError);
+  const loaded = balanced.loadSession(bytes);
+  assert.equal(loaded.check('open_page', { url: 'x' }).action, 'warn');
+  loaded.close();
+  balanced.close();
+});

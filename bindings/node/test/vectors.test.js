@@ -7,7 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { Session, MicroLoopError } = require('..');
+const { Session, Engine, MicroLoopError } = require('..');
 
 const dir = path.join(__dirname, '..', '..', '..', 'tests', 'vectors');
 const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
@@ -62,11 +62,22 @@ function runVector(doc) {
     assert.deepEqual({ path: error.path, message: error.message }, { path: doc.policy_error.path, message: doc.policy_error.message });
     return;
   }
-  const s = new Session(policy);
+  let s = new Session(policy);
   try {
     let lastCallId = 0;
     doc.steps.forEach((step, i) => {
       const where = `step ${i} ${JSON.stringify(step).slice(0, 200)}`;
+      if ('save_and_load' in step) {
+        // Saved, then loaded under an engine of the same policy: the counters come through.
+        const before = s.stats();
+        const engine = new Engine(policy);
+        const loaded = engine.loadSession(s.save());
+        engine.close();
+        s.close();
+        s = loaded;
+        assert.deepEqual(s.stats(), before, `${where}: the loaded session's counters differ`);
+        return;
+      }
       const before = history(s);
       if ('tools' in step) return s.setTools(JSON.stringify(step.tools));
       if ('reset' in step) return s.reset();

@@ -19,7 +19,7 @@ use std::ptr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use microloop_core::{canon, CheckError, Engine, PolicyError, RecordError, Session, Verdict};
+use microloop_core::{canon, CheckError, Engine, PolicyError, RecordError, Session, SnapshotError, Verdict};
 
 // ==== Status codes and errors ====
 // Every fallible function returns an ml_status (ML_OK is 0; codes are never renumbered) and takes an
@@ -68,6 +68,9 @@ pub extern "C" fn ml_status_str(status: ml_status) -> *const c_char {
         ML_ERR_UNKNOWN_CALL => c"unknown call id",
         ML_ERR_ALREADY_RECORDED => c"result already recorded",
         ML_ERR_INVALID_ARG => c"invalid argument",
+        ML_ERR_INVALID_SNAPSHOT => c"invalid snapshot",
+        ML_ERR_SNAPSHOT_VERSION => c"snapshot from a newer version",
+        ML_ERR_POLICY_MISMATCH => c"snapshot of another policy",
         ML_ERR_PANIC => c"internal error",
         _ => c"unknown status",
     };
@@ -468,6 +471,104 @@ pub unsafe extern "C" fn ml_session_stats(
             out.results = st.results;
             out.late = st.late;
         }
+        Ok(())
+    })
+}
+
+// ==== Snapshots ====
+// A session's history as bytes, so a run can go on in another process or on another machine (a
+// worker that resumes a conversation, a serverless step): ml_session_save, then ml_session_load
+// under an engine. The bytes are versioned and checksummed; they hold the history window, the
+// counters, the registered tool names and any halt, not the policy: they name the policy's hash,
+// and a session is loaded under another policy only when the caller says so.
+
+/// `ml_session_load`: the bytes are not a MicroLoop snapshot, or are corrupt or truncated.
+pub const ML_ERR_INVALID_SNAPSHOT: ml_status = 8;
+/// `ml_session_load`: the snapshot was written by a newer MicroLoop, in a format this one cannot read.
+pub const ML_ERR_SNAPSHOT_VERSION: ml_status = 9;
+/// `ml_session_load`: the snapshot was saved under another policy (and `ML_LOAD_ANY_POLICY` was not given).
+pub const ML_ERR_POLICY_MISMATCH: ml_status = 10;
+
+/// `ml_session_load` flag: load a snapshot saved under another policy; its history is then judged
+/// by the engine's rules.
+pub const ML_LOAD_ANY_POLICY: u32 = 1;
+
+/// Saves a session as bytes for `ml_session_load`: its history window, counters, registered tool
+/// names and any halt (calls still waiting for their result included: record them on the loaded
+/// session under the same ids). Compact (about 100 bytes per call in the window) and independent
+/// of the machine.
+/// On success writes the bytes to `*bytes_out` and their length to `*len_out`; the bytes are the
+/// caller's: free them with `ml_bytes_free(bytes, len)`. The session is unchanged.
+/// Errors: `ML_ERR_NULL_ARG`. Thread-safe (the save sees the session between two calls).
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_save(
+    session: *mut ml_session,
+    bytes_out: *mut *mut u8,
+    len_out: *mut usize,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        let s = unsafe { session_ref(session)? };
+        if bytes_out.is_null() || len_out.is_null() {
+            return Err(Failure::new(ML_ERR_NULL_ARG, "bytes_out or len_out is NULL"));
+        }
+        let bytes = s.lock().save().into_boxed_slice();
+        let len = bytes.len();
+        unsafe {
+            *bytes_out = Box::into_raw(bytes) as *mut u8;
+            *len_out = len;
+        }
+        Ok(())
+    })
+}
+
+/// Frees bytes returned by `ml_session_save`, given with their length. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn ml_bytes_free(bytes: *mut u8, len: usize) {
+    if bytes.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `bytes` and `len` came from `ml_session_save` and are freed once.
+        drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(bytes, len)) });
+    }));
+}
+
+/// Creates a session from `ml_session_save`'s bytes, under `engine`'s policy. `flags`: 0, or
+/// `ML_LOAD_ANY_POLICY`. The loaded session gives exactly the verdicts the saved one would have
+/// given. On success writes it to `*session_out`; free it with `ml_session_free`.
+/// Errors (nothing is created): `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_SNAPSHOT` (not a snapshot,
+/// corrupt or truncated), `ML_ERR_SNAPSHOT_VERSION` (written by a newer MicroLoop),
+/// `ML_ERR_POLICY_MISMATCH` (saved under another policy), `ML_ERR_INVALID_ARG` (an unknown flag).
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_load(
+    engine: *const ml_engine,
+    bytes: *const u8,
+    len: usize,
+    flags: u32,
+    session_out: *mut *mut ml_session,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        // SAFETY: a non-NULL engine comes from `ml_engine_new` and is not yet freed.
+        let engine = unsafe { engine.as_ref() }.ok_or_else(|| Failure::new(ML_ERR_NULL_ARG, "the engine is NULL"))?;
+        if session_out.is_null() {
+            return Err(Failure::new(ML_ERR_NULL_ARG, "session_out is NULL"));
+        }
+        if flags & !ML_LOAD_ANY_POLICY != 0 {
+            return Err(Failure::new(ML_ERR_INVALID_ARG, format!("unknown flags {flags:#x} (ML_LOAD_ANY_POLICY is {ML_LOAD_ANY_POLICY})")));
+        }
+        let bytes = unsafe { bytes_arg(bytes, len, "the snapshot")? };
+        let session = Session::load(Arc::clone(&engine.inner), bytes, flags & ML_LOAD_ANY_POLICY != 0).map_err(|e| {
+            let code = match e {
+                SnapshotError::FutureVersion(_) => ML_ERR_SNAPSHOT_VERSION,
+                SnapshotError::PolicyMismatch { .. } => ML_ERR_POLICY_MISMATCH,
+                SnapshotError::Foreign | SnapshotError::Corrupt | SnapshotError::Malformed(_) => ML_ERR_INVALID_SNAPSHOT,
+            };
+            Failure::new(code, e.to_string())
+        })?;
+        unsafe { *session_out = Box::into_raw(Box::new(ml_session { inner: Mutex::new(session) })) };
         Ok(())
     })
 }

@@ -1,4 +1,6 @@
-//! Runs every shared test vector (`tests/vectors/*.json`) through the C ABI.
+//! Runs every shared test vector (`tests/vectors/*.json`) through the C ABI, then again with the
+//! session saved and loaded (`ml_session_save` / `ml_session_load`) before every step: a loaded
+//! session must give exactly the verdicts of the uninterrupted one.
 //!
 //! The Python, C, Go and Node bindings run the same files; all must agree. The format is described
 //! in `tests/vectors/README.md`. Besides each step's expectation, the runner checks two invariants:
@@ -29,6 +31,9 @@ fn status_name(s: ml_status) -> &'static str {
         ML_ERR_UNKNOWN_CALL => "unknown_call",
         ML_ERR_ALREADY_RECORDED => "already_recorded",
         ML_ERR_INVALID_ARG => "invalid_argument",
+        ML_ERR_INVALID_SNAPSHOT => "invalid_snapshot",
+        ML_ERR_SNAPSHOT_VERSION => "snapshot_version",
+        ML_ERR_POLICY_MISMATCH => "policy_mismatch",
         ML_ERR_PANIC => "panic",
         _ => "unknown",
     }
@@ -113,7 +118,35 @@ fn result_of(step: &Value) -> Option<Vec<u8>> {
     }
 }
 
-fn run_vector(path: &Path) -> Result<(), String> {
+/// Saves the session, loads the bytes under an engine of the same policy and puts the loaded session
+/// in its place; the counters and the history must come through unchanged.
+fn save_and_load(session: &mut Session, policy: &str) -> Result<(), String> {
+    let before = all_stats(session);
+    let (mut bytes, mut len) = (ptr::null_mut(), 0usize);
+    let status = unsafe { ml_session_save(session.0, &mut bytes, &mut len, ptr::null_mut()) };
+    if status != ML_OK || bytes.is_null() || len == 0 {
+        return Err(format!("ml_session_save gave {}", status_name(status)));
+    }
+    let mut engine = ptr::null_mut();
+    assert_eq!(unsafe { ml_engine_new(policy.as_ptr(), policy.len(), &mut engine, ptr::null_mut()) }, ML_OK);
+    let mut raw = ptr::null_mut();
+    let mut err = ptr::null_mut();
+    let status = unsafe { ml_session_load(engine, bytes, len, 0, &mut raw, &mut err) };
+    unsafe { ml_engine_free(engine) };
+    unsafe { ml_bytes_free(bytes, len) };
+    if status != ML_OK {
+        return Err(format!("ml_session_load gave {}: {:?}", status_name(status), take_error(err)));
+    }
+    *session = Session(raw);
+    let after = all_stats(session);
+    let key = |s: &ml_stats| (s.calls, s.blocked, s.errors, s.history_len, s.history_hash, s.results, s.late);
+    if key(&before) != key(&after) {
+        return Err(format!("the loaded session's counters differ: {:?} then {:?}", key(&before), key(&after)));
+    }
+    Ok(())
+}
+
+fn run_vector(path: &Path, reload_every_step: bool) -> Result<(), String> {
     let doc: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).map_err(|e| e.to_string())?;
     let policy = match &doc["policy"] {
         Value::String(s) => s.clone(),
@@ -135,11 +168,17 @@ fn run_vector(path: &Path) -> Result<(), String> {
     if status != ML_OK {
         return Err(format!("policy refused: {:?}", take_error(err)));
     }
-    let session = Session(raw);
+    let mut session = Session(raw);
     let mut last_call_id = 0u64;
 
     for (i, step) in doc["steps"].as_array().unwrap().iter().enumerate() {
         let fail = |what: String| Err(format!("step {i} ({step}): {what}"));
+        if reload_every_step || step.get("save_and_load").is_some() {
+            save_and_load(&mut session, &policy).map_err(|e| format!("step {i}: {e}"))?;
+            if step.get("save_and_load").is_some() {
+                continue;
+            }
+        }
         let before = stats(&session);
         if let Some(tools) = step.get("tools") {
             let text = tools.to_string();
@@ -277,7 +316,17 @@ fn every_shared_vector_passes() {
     assert!(files.len() >= 40, "only {} vectors", files.len());
     let failures: Vec<String> = files
         .iter()
-        .filter_map(|f| run_vector(f).err().map(|e| format!("{}: {e}", f.file_name().unwrap().to_string_lossy())))
+        .filter_map(|f| run_vector(f, false).err().map(|e| format!("{}: {e}", f.file_name().unwrap().to_string_lossy())))
+        .collect();
+    assert!(failures.is_empty(), "{} of {} vectors failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_shared_vector_passes_with_the_session_saved_and_loaded_before_each_step() {
+    let files = vector_files();
+    let failures: Vec<String> = files
+        .iter()
+        .filter_map(|f| run_vector(f, true).err().map(|e| format!("{}: {e}", f.file_name().unwrap().to_string_lossy())))
         .collect();
     assert!(failures.is_empty(), "{} of {} vectors failed:\n{}", failures.len(), files.len(), failures.join("\n"));
 }
