@@ -466,7 +466,7 @@ ml_status ml_session_stats(struct ml_session *session,
 /**
  * Saves a session as bytes for `ml_session_load`: its history window, counters, registered tool
  * names and any halt (calls still waiting for their result included: record them on the loaded
- * session under the same ids). Compact (about 100 bytes per call in the window) and independent
+ * session under the same ids). Compact (about 40 bytes per call in the window) and independent
  * of the machine.
  * On success writes the bytes to `*bytes_out` and their length to `*len_out`; the bytes are the
  * caller's: free them with `ml_bytes_free(bytes, len)`. The session is unchanged.
