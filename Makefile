@@ -39,7 +39,7 @@ demo-c: lib
 	@$(CC) -std=c11 -O2 -I include examples/c/demo.c $(LDFLAGS_LIB) -o build/demo
 	@./build/demo
 
-test: lint test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit test-agents test-replay
+test: lint test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit test-agents test-proxy-agents test-replay
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -194,7 +194,14 @@ $(PROXY_VENV)/.ok: tests/proxy/requirements.txt
 
 # pytest exit 5 (nothing collected) is a failure here: these tests must run.
 test-proxy: proxy-build $(PROXY_VENV)/.ok
-	MICROLOOP_PROXY_BIN=$(PROXY_BIN) $(PROXY_VENV)/bin/python -m pytest tests/proxy -q -p no:cacheprovider
+	MICROLOOP_PROXY_BIN=$(PROXY_BIN) $(PROXY_VENV)/bin/python -m pytest tests/proxy -q -p no:cacheprovider \
+	  --ignore=tests/proxy/test_proxy_agents.py
+
+# The real Claude Code and Codex CLI (tests/agents' pinned install) through the proxy.
+.PHONY: test-proxy-agents
+test-proxy-agents: proxy-build $(PROXY_VENV)/.ok agents-install
+	MICROLOOP_PROXY_BIN=$(PROXY_BIN) MICROLOOP_AGENTS_BIN=$(AGENTS_NPM)/node_modules/.bin \
+	  $(PROXY_VENV)/bin/python -m pytest tests/proxy/test_proxy_agents.py -q -p no:cacheprovider
 
 bench-proxy: proxy-build
 	SKIP_BUILD=1 bash bench/proxy_load.sh

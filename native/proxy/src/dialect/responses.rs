@@ -364,9 +364,20 @@ impl ResponseStream {
                 }
             }
             "response.output_item.done" => {
+                // Some servers send a call's item only when done, without `output_item.added`.
+                if is_call(&ev["item"]) {
+                    self.hold.on = true;
+                    self.first_held.get_or_insert(index);
+                }
                 self.items.insert(index, ev["item"].clone());
             }
             "response.completed" | "response.incomplete" | "response.failed" => {
+                // Or only in the terminal event's output.
+                let output = ev.pointer("/response/output").and_then(Value::as_array);
+                if let Some(first) = output.and_then(|o| o.iter().position(is_call)) {
+                    self.hold.on = true;
+                    self.first_held.get_or_insert(first as u64);
+                }
                 self.response = Some(ev["response"].clone());
                 self.ended = true;
             }
