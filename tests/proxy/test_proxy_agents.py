@@ -49,7 +49,7 @@ def catcher():
     c.close()
 
 
-@pytest.mark.parametrize("name", ["claude-code", "codex"])
+@pytest.mark.parametrize("name", ["claude-code", "codex", "gemini"])
 def test_the_stuck_command_is_stopped_and_the_model_pivots(name, tmp_path, catcher):
     agent = clis.AGENTS[name](AGENTS_BIN, Path("/nonexistent-hook"))
     exe = AGENTS_BIN / agent.exe

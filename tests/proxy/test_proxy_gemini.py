@@ -115,7 +115,8 @@ def test_a_warning_is_appended_to_the_latest_function_response(stack):
     script(upstream, [tool_answer(1), tool_answer(2), text_answer("ok")])
     ran, _ = run_agent(client(proxy), False)
     last = seen(upstream)[2]["body"]["contents"][-1]["parts"]
-    assert "functionResponse" in last[0] and last[-1]["text"].startswith("[microloop] ")
+    output = last[-1]["functionResponse"]["response"]["output"]
+    assert output.startswith("Please solve the CAPTCHA\n\n[microloop] "), output
 
 
 def test_a_broken_upstream_stream_is_a_clear_error_not_a_hang(stack):

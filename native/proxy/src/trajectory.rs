@@ -151,6 +151,19 @@ pub fn content_text(content: Option<&Value>) -> Vec<u8> {
     }
 }
 
+/// Lines of a tool's output that change on every run whatever the command did: Codex's `Chunk ID:`
+/// and `Wall time:` header, Gemini CLI's `Process Group PGID:` footer. They are left out, so the
+/// same output reads the same.
+pub fn mask_volatile(output: Vec<u8>) -> Vec<u8> {
+    const VOLATILE: [&str; 3] = ["Chunk ID:", "Wall time:", "Process Group PGID:"];
+    let text = String::from_utf8_lossy(&output);
+    if !VOLATILE.iter().any(|v| text.contains(v)) {
+        return output;
+    }
+    let kept: Vec<&str> = text.split('\n').filter(|l| !VOLATILE.iter().any(|v| l.starts_with(v))).collect();
+    kept.join("\n").into_bytes()
+}
+
 /// OpenAI tool messages carry no error flag: a result reads as an error when it starts like one.
 pub fn looks_like_error(output: &[u8]) -> bool {
     let s = String::from_utf8_lossy(&output[..output.len().min(64)]).trim_start().to_ascii_lowercase();

@@ -13,8 +13,8 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::{Hold, event_data, sse_data, Dialect, ErrorKind, Follower, Outcome, Step, ToolCall, ToolResult};
-use crate::trajectory::{content_text, looks_like_error};
+use super::{append_text, Hold, event_data, sse_data, Dialect, ErrorKind, Follower, Outcome, Step, ToolCall, ToolResult};
+use crate::trajectory::{content_text, looks_like_error, mask_volatile};
 
 pub struct Gemini;
 
@@ -118,10 +118,10 @@ impl Dialect for Gemini {
                 };
                 let response = fr.get("response");
                 let error = response.and_then(|r| r.get("error")).filter(|e| !e.is_null());
-                let output = match response.and_then(|r| r.get("output").or_else(|| r.get("content"))) {
+                let output = mask_volatile(match response.and_then(|r| r.get("output").or_else(|| r.get("content"))) {
                     Some(v) if error.is_none() => content_text(Some(v)),
                     _ => content_text(error.or(response)),
-                };
+                });
                 let is_error = error.is_some() || looks_like_error(&output);
                 results.push(ToolResult { call_id: id, output, is_error });
             }
@@ -142,10 +142,16 @@ impl Dialect for Gemini {
                 return false;
             }
             let Some(ps) = c.get_mut("parts").and_then(Value::as_array_mut) else { continue };
-            if ps.iter().any(|p| response_of(p).is_some()) {
-                ps.push(json!({"text": text}));
-                return true;
+            // Into the latest function response itself: its output (or error) text, else a field.
+            let Some(fr) = ps.iter_mut().rev().find_map(|p| p.get_mut("functionResponse")) else { continue };
+            let Some(r) = fr.get_mut("response").and_then(Value::as_object_mut) else { continue };
+            match ["output", "error"].iter().find(|k| r.get(**k).is_some_and(Value::is_string)) {
+                Some(k) => append_text(fr.get_mut("response").unwrap(), k, text),
+                None => {
+                    r.insert("microloop_note".into(), Value::String(text.to_owned()));
+                }
             }
+            return true;
         }
         false
     }

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::openai::openai_error;
 use super::{Hold, event_data, sse_event, Dialect, ErrorKind, Follower, Outcome, Step, ToolCall, ToolResult};
-use crate::trajectory::{content_text, looks_like_error};
+use crate::trajectory::{content_text, looks_like_error, mask_volatile};
 
 pub struct Responses;
 
@@ -283,17 +283,6 @@ fn item_call(item: &Value) -> Option<ToolCall> {
         (None, None) => "{}".to_owned(),
     };
     Some(ToolCall { id: item.get("call_id").and_then(Value::as_str).unwrap_or("").to_owned(), name, args })
-}
-
-/// Codex's exec output opens with lines that change on every call (`Chunk ID: e5a8fa`,
-/// `Wall time: 0.0021 seconds`): they are left out, so the same output reads the same.
-pub fn mask_volatile(output: Vec<u8>) -> Vec<u8> {
-    if !output.starts_with(b"Chunk ID:") && !output.starts_with(b"Wall time:") {
-        return output;
-    }
-    let text = String::from_utf8_lossy(&output);
-    let kept: Vec<&str> = text.split('\n').filter(|l| !l.starts_with("Chunk ID:") && !l.starts_with("Wall time:")).collect();
-    kept.join("\n").into_bytes()
 }
 
 /// Codex reports a command's exit status in its output.
