@@ -117,7 +117,7 @@ impl Agent {
                         let err = r.and_then(|r| r.get("error")).filter(|e| !e.is_null());
                         match err {
                             Some(e) => (output_text(Some(e)), true),
-                            None => (output_text(r.and_then(|r| r.get("llmContent")).or(r)), false),
+                            None => gemini_output(&output_text(r.and_then(|r| r.get("llmContent")).or(r))),
                         }
                     }
                     (_, Agent::Codex) => codex_output(&output_text(v.get("tool_response"))),
@@ -221,6 +221,24 @@ fn codex_output(raw: &str) -> (String, bool) {
                 continue;
             }
             header = false;
+        }
+        kept.push_str(line);
+    }
+    (kept, error)
+}
+
+/// Gemini CLI's shell output ends with lines that change on every run (`Process Group PGID: N`,
+/// `Background PIDs: …`): they are left out, and the exit code read from `Exit Code: N`.
+fn gemini_output(raw: &str) -> (String, bool) {
+    let mut error = false;
+    let mut kept = String::with_capacity(raw.len());
+    for line in raw.split_inclusive('\n') {
+        let l = line.trim_end();
+        if l.starts_with("Process Group PGID:") || l.starts_with("Background PIDs:") {
+            continue;
+        }
+        if let Some(code) = l.strip_prefix("Exit Code: ") {
+            error = code.trim() != "0";
         }
         kept.push_str(line);
     }
@@ -354,6 +372,18 @@ mod tests {
         assert!(matches!(Agent::Cline.parse(&pre).unwrap(), Event::Pre { session, tool, .. } if session == "t1" && tool == "execute_command"));
         let post = json!({"taskId":"t1","hookName":"PostToolUse","postToolUse":{"toolName":"execute_command","parameters":{"command":"ls"},"result":"a b","success":false}});
         assert!(matches!(Agent::Cline.parse(&post).unwrap(), Event::Post { error: true, output, .. } if output == "a b"));
+    }
+
+    #[test]
+    fn gemini_shell_output_loses_its_process_ids_and_keeps_the_exit_code() {
+        let run = |pgid: u32| {
+            let content = format!("<untrusted_context>\nOutput: FAIL test_split\nmake: *** Error 1\nExit Code: 2\nProcess Group PGID: {pgid}\n</untrusted_context>");
+            json!({"session_id":"g","hook_event_name":"AfterTool","tool_name":"run_shell_command","tool_input":{"command":"make test"},"tool_response":{"llmContent":content}})
+        };
+        let (a, b) = (Agent::Gemini.parse(&run(8541)).unwrap(), Agent::Gemini.parse(&run(8550)).unwrap());
+        assert_eq!(a, b);
+        assert!(matches!(a, Event::Post { output, error: true, .. } if !output.contains("PGID") && output.contains("Exit Code: 2")));
+        assert!(!gemini_output("Output: ok\nExit Code: 0\nProcess Group PGID: 7\n").1);
     }
 
     #[test]
