@@ -207,3 +207,47 @@ def test_load_full_window(benchmark) -> None:
     data = guard.save()
     engine = guard.engine
     benchmark(lambda: Guardrail.load(data, engine))
+
+
+def test_check_through_a_redis_store_percentiles() -> None:
+    """guard.check through RedisStore against a local redis-server (issue #22), timed call by call
+    next to the in-memory check; the session holds a full 256-call window."""
+    import shutil
+    import socket
+    import subprocess
+
+    redis = pytest.importorskip("redis")
+    from microloop.store import RedisStore
+
+    server = shutil.which("redis-server")
+    if not server:
+        pytest.skip("no redis-server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port)
+        for _ in range(200):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        guards = {"in memory": fresh_guard(), "redis store": Guardrail({"loops": {"max_near_duplicate": 0}}, store=RedisStore(client, "bench"))}
+        clock = time.perf_counter_ns
+        for name, guard in guards.items():
+            for i in range(300):
+                guard.record(guard.check("search", ARGS[i % N_ARGS]).call_id, "3 results: ...")
+            samples = []
+            for i in range(300, 3300):
+                a = ARGS[i % N_ARGS]
+                t0 = clock()
+                guard.check("search", a)
+                samples.append(clock() - t0)
+            samples.sort()
+            p50, p99 = samples[len(samples) // 2] / 1000, samples[len(samples) * 99 // 100] / 1000
+            print(f"\nguard.check, {name}: p50 {p50:.1f} us, p99 {p99:.1f} us")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

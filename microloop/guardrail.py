@@ -244,6 +244,9 @@ class Guardrail:
         tools: the agent's tool names; a call to any other tool is then blocked (``tool.unknown``)
             with a message listing the real ones.
         on_warn: called with the verdict when :meth:`verify` lets a ``warn`` call run.
+        store: keep the session outside the process, e.g. ``RedisStore(client, key=...)``
+            (:mod:`microloop.store`): it is loaded before each call and saved after with a
+            compare-and-set, so many workers share one history without losing each other's calls.
 
     Raises:
         PolicyError: the policy was refused; ``.path`` names the bad entry.
@@ -257,7 +260,7 @@ class Guardrail:
     'tool.unknown'
     """
 
-    __slots__ = ("_s", "_engine", "_tools", "_sessions", "_lock", "on_warn", "last_warning", "__weakref__")
+    __slots__ = ("_s", "_engine", "_tools", "_sessions", "_lock", "_store", "on_warn", "last_warning", "__weakref__")
 
     def __init__(
         self,
@@ -265,17 +268,22 @@ class Guardrail:
         *,
         tools: Optional[Iterable[str]] = None,
         on_warn: Optional[Callable[[Verdict], Any]] = None,
+        store: Any = None,
     ) -> None:
         self._init(policy if isinstance(policy, Engine) else Engine(policy), on_warn)
+        if store is not None:
+            self._store = store
+            self.__class__ = _StoredGuardrail
         if tools is not None:
             self.set_tools(tools)
 
     def _init(self, engine: Engine, on_warn: Optional[Callable[[Verdict], Any]], session: Any = None) -> None:
         self._s = ffi.NULL
+        self._store = None
         self._engine = engine
         self._tools: Optional[List[str]] = None
         self._sessions: Dict[str, Guardrail] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: a stored guard holds it around set_tools
         self.on_warn = on_warn
         self.last_warning: Optional[Verdict] = None
         if session is not None:
@@ -625,6 +633,66 @@ class Guardrail:
 
         wrapper.__signature__ = sig  # type: ignore[attr-defined]
         return wrapper
+
+
+class _StoredGuardrail(Guardrail):
+    """A :class:`Guardrail` whose session lives in a store: each call loads it, runs, and saves it
+    with a compare-and-set, made again on the newer session when another writer came first."""
+
+    __slots__ = ()
+
+    def _stored(self, op: Callable[[], Any], write: bool = True) -> Any:
+        from .store import StoreConflict
+
+        store = self._store
+        with self._lock:
+            for _ in range(store.max_attempts):
+                version, snapshot = store.load()
+                self._s = self._session_from(snapshot)
+                result = op()
+                if not write or store.save(version, Guardrail.save(self)):
+                    return result
+            raise StoreConflict(f"{store!r}: {store.max_attempts} saves in a row lost to other writers")
+
+    def _session_from(self, snapshot: Optional[bytes]) -> Any:
+        out = ffi.new("ml_session **")
+        errp = ffi.new("ml_error **")
+        if snapshot is None:
+            status = lib.ml_session_new_from_engine(self._engine._e, out, errp)
+        else:
+            status = lib.ml_session_load(self._engine._e, snapshot, len(snapshot), 0, out, errp)
+        if status:
+            raise_status(status, errp)
+        session = ffi.gc(out[0], lib.ml_session_free)
+        if snapshot is None and self._tools:
+            text = json.dumps(self._tools, ensure_ascii=False).encode("utf-8", "surrogatepass")
+            status = lib.ml_session_set_tools(session, text, len(text), errp)
+            if status:
+                raise_status(status, errp)
+        return session
+
+    def check(self, tool: Union[str, bytes], args: Any = None) -> Verdict:
+        verdict: Verdict = self._stored(lambda: Guardrail.check(self, tool, args))
+        return verdict
+
+    def record(self, call_id: int, output: Any = None, error: bool = False) -> None:
+        self._stored(lambda: Guardrail.record(self, call_id, output, error))
+
+    def set_tools(self, names: Iterable[str]) -> None:
+        tools = list(names) if not isinstance(names, (str, bytes)) else names
+        self._stored(lambda: Guardrail.set_tools(self, tools))
+
+    def reset(self) -> None:
+        self._stored(lambda: Guardrail.reset(self))
+
+    @property
+    def stats(self) -> Stats:
+        stats: Stats = self._stored(lambda: Guardrail.stats.fget(self), write=False)  # type: ignore[attr-defined]
+        return stats
+
+    def save(self) -> bytes:
+        data: bytes = self._stored(lambda: Guardrail.save(self), write=False)
+        return data
 
 
 def _unpickle(policy: bytes, snapshot: bytes, tools: Optional[List[str]]) -> Guardrail:
