@@ -167,6 +167,7 @@ class Stats(NamedTuple):
     history_hash: int  #: a hash of the whole history, unchanged by any call that did not change it
     results: int  #: results recorded, late ones included
     late: int  #: results recorded after their call had left the window
+    observed: int = 0  #: observe mode: calls let run although the verdict was warn, block or halt
 
 
 _new_verdict = tuple.__new__
@@ -248,6 +249,11 @@ class Guardrail:
             (:mod:`microloop.store`): it is loaded before each call and saved after with a
             compare-and-set, so many workers share one history without losing each other's calls.
 
+    A policy with ``mode = "observe"`` (shadow mode) gives an
+    :class:`~microloop._observe.ObservingGuardrail`: every verdict is computed, logged (its
+    ``observe_log=`` argument: a path or a text file) and counted in ``stats.observed``, and every
+    call is allowed.
+
     Raises:
         PolicyError: the policy was refused; ``.path`` names the bad entry.
 
@@ -261,6 +267,14 @@ class Guardrail:
     """
 
     __slots__ = ("_s", "_engine", "_tools", "_sessions", "_lock", "_store", "on_warn", "last_warning", "__weakref__")
+
+    def __new__(cls, policy: Any = "balanced", *args: Any, **kwargs: Any) -> "Guardrail":
+        if cls is Guardrail:  # a policy in observe mode (shadow mode) gets the observing guard
+            from ._observe import ObservingGuardrail, observe_mode
+
+            if observe_mode(policy):
+                cls = ObservingGuardrail
+        return object.__new__(cls)
 
     def __init__(
         self,

@@ -373,6 +373,9 @@ pub struct Policy {
     /// Block calls to tools outside the agent's registered tool set (`tool.unknown`).
     pub deny_unknown_tools: bool,
     pub tools: Vec<ToolPolicy>,
+    /// `mode = "observe"` (shadow mode): the host computes, logs and counts every verdict but
+    /// lets every call run. The session's verdicts are the same in both modes; the host acts on it.
+    pub observe: bool,
 }
 
 impl Default for Policy {
@@ -410,7 +413,7 @@ struct BudgetDoc {
 }
 
 /// Every key the top level of a policy document accepts.
-pub const TOP_LEVEL_KEYS: &[&str] = &["preset", "loops", "budget", "deny_unknown_tools", "tools"];
+pub const TOP_LEVEL_KEYS: &[&str] = &["preset", "mode", "loops", "budget", "deny_unknown_tools", "tools"];
 
 /// The default `budget.max_args_bytes`: 1 MiB.
 pub const DEFAULT_MAX_ARGS_BYTES: usize = 1 << 20;
@@ -525,6 +528,7 @@ impl Policy {
             },
             deny_unknown_tools: true,
             tools: Vec::new(),
+            observe: false,
         }
     }
 
@@ -565,6 +569,14 @@ impl Policy {
             Some(other) => return Err(PolicyError::new("preset", format!("expected a preset name, found {}", kind(&other)))),
         };
         let mut policy = Policy::preset(preset);
+        policy.observe = match doc.remove("mode") {
+            None => false,
+            Some(Value::String(m)) if m == "enforce" => false,
+            Some(Value::String(m)) if m == "observe" => true,
+            Some(other) => {
+                return Err(PolicyError::new("mode", format!("expected \"enforce\" or \"observe\", found {other}")))
+            }
+        };
         let loops: LoopsDoc = section(&mut doc, "loops")?;
         let budget: BudgetDoc = section(&mut doc, "budget")?;
         if let Some(v) = doc.remove("deny_unknown_tools") {
@@ -799,6 +811,19 @@ mod tests {
         let e = Policy::from_json(doc.as_bytes()).unwrap_err();
         let list = e.message.split("expected one of ").nth(1).unwrap_or_else(|| panic!("{e}"));
         list.split(", ").map(|k| k.trim_matches('`').to_string()).collect()
+    }
+
+    #[test]
+    fn mode_is_enforce_or_observe() {
+        assert!(!Policy::from_json(b"balanced").unwrap().observe);
+        assert!(!Policy::from_json(br#"{"mode":"enforce"}"#).unwrap().observe);
+        let p = Policy::from_json(br#"{"preset":"strict","mode":"observe"}"#).unwrap();
+        assert!(p.observe && p.preset == Preset::Strict);
+        for bad in [r#"{"mode":"shadow"}"#, r#"{"mode":true}"#] {
+            let e = Policy::from_json(bad.as_bytes()).unwrap_err();
+            assert_eq!(e.path, "mode", "{e}");
+            assert!(e.message.contains("\"observe\""), "{e}");
+        }
     }
 
     #[test]

@@ -1,0 +1,193 @@
+"""Shadow mode: a policy with ``mode = "observe"`` computes, logs and counts every verdict and never
+blocks a call.
+
+:class:`Guardrail` returns an :class:`ObservingGuardrail` for such a policy. Its ``check`` asks the
+library as usual; a ``warn``, ``block`` or ``halt`` is logged and counted (``stats.observed``,
+``observed_counts``), kept in ``last_observed``, and the caller gets a plain ``allow`` so the tool
+runs and the model sees nothing. A call the library would have blocked does not enter its history,
+exactly as in an enforcing run and in ``microloop replay``: the log is a run that ``microloop replay``
+reads, and the verdicts it then computes are the ones logged.
+
+The log (JSONL, appended) is the ``observe_log`` argument, a path or a writable text file, or the
+file named by ``$MICROLOOP_OBSERVE_LOG``; without either, the verdicts that are not ``allow`` go to
+the ``microloop.observe`` logger. One line per event::
+
+    {"microloop": "observe", "event": "check", "session": "", "call": 1, "time": "...", "tool": "search",
+     "args": {...}, "action": "block", "rule": "loop.no_progress", "message": "...", "count": 2}
+    {"microloop": "observe", "event": "record", "session": "", "call": 1, "output": "...", "error": false}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import IO, Any, Dict, Optional, Union
+
+from .guardrail import Guardrail, Stats, Verdict
+from .policy import load_policy
+
+__all__ = ["ObservingGuardrail", "observe_mode"]
+
+_log = logging.getLogger("microloop.observe")
+_SHADOW = 1 << 62  # ids handed out for calls the library did not admit: never one of its own
+_TOML_MODE = re.compile(r"""^\s*mode\s*=\s*["']([^"']*)["']""", re.M)
+
+
+def observe_mode(policy: Any) -> bool:
+    """True when the policy says ``mode = "observe"`` (the library validates the value)."""
+    if isinstance(policy, Mapping):
+        return policy.get("mode") == "observe"
+    if policy is None:
+        return False
+    try:
+        text = load_policy(policy)[0].decode("utf-8", "replace").strip()
+    except Exception:
+        return False  # the library reports the bad policy
+    if "observe" not in text:
+        return False
+    if text.startswith("{"):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(doc, dict) and doc.get("mode") == "observe"
+    top = re.split(r"^\s*\[", text, maxsplit=1, flags=re.M)[0]  # TOML: keys before the first table
+    m = _TOML_MODE.search(top)
+    return bool(m and m.group(1) == "observe")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _value(args: Any) -> Any:
+    if isinstance(args, (bytes, bytearray)):
+        args = bytes(args).decode("utf-8", "replace")
+    if isinstance(args, str):
+        try:
+            return json.loads(args)
+        except ValueError:
+            return args
+    return {} if args is None else args
+
+
+def _text(output: Any) -> Any:
+    if output is None or isinstance(output, str):
+        return output or ""
+    if isinstance(output, (bytes, bytearray)):
+        return bytes(output).decode("utf-8", "replace")
+    try:
+        json.dumps(output)
+        return output
+    except (TypeError, ValueError):
+        return str(output)
+
+
+class _Sink:
+    """One JSONL file shared by a guard and its sessions; lines written whole under a lock."""
+
+    def __init__(self, target: Union[str, "os.PathLike[str]", IO[str], None]) -> None:
+        self.lock = threading.Lock()
+        self.own = False
+        self.file: Optional[IO[str]] = None
+        if target is None:
+            target = os.environ.get("MICROLOOP_OBSERVE_LOG") or None
+        if isinstance(target, (str, os.PathLike)):
+            self.file = open(target, "a", encoding="utf-8")
+            self.own = True
+        elif target is not None:
+            self.file = target
+
+    def write(self, entry: Dict[str, Any]) -> None:
+        if self.file is None:
+            if entry.get("event") == "check" and entry.get("action") != "allow":
+                _log.info("%s %s: would %s (%s) %s", entry["session"] or "-", entry["tool"], entry["action"], entry["rule"], entry["message"])
+            return
+        line = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
+        with self.lock:
+            self.file.write(line)
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.own and self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class ObservingGuardrail(Guardrail):
+    """A :class:`Guardrail` under a policy in observe mode (see the module doc)."""
+
+    def __init__(self, policy: Any = "balanced", *, tools: Any = None, on_warn: Any = None,
+                 observe_log: Union[str, "os.PathLike[str]", IO[str], None] = None, _name: str = "", _sink: Optional[_Sink] = None) -> None:
+        self._sink = _sink or _Sink(observe_log)
+        self._name = _name
+        self._shadow: Dict[int, bool] = {}  # ids of calls the library would have blocked, not yet recorded
+        self._next_shadow = _SHADOW
+        self.observed_counts: Dict[str, int] = {"warn": 0, "block": 0, "halt": 0}
+        self.last_observed: Optional[Verdict] = None
+        super().__init__(policy, tools=tools, on_warn=on_warn)
+
+    def check(self, tool: Any, args: Any = None) -> Verdict:
+        v = super().check(tool, args)
+        action = v.action
+        call_id = v.call_id
+        if action != "allow":
+            with self._lock:
+                self.observed_counts[action] += 1
+                self.last_observed = v
+                if call_id == 0:
+                    self._next_shadow += 1
+                    call_id = self._next_shadow
+                    self._shadow[call_id] = True
+        self._sink.write({"microloop": "observe", "event": "check", "session": self._name, "call": call_id, "time": _now(),
+                          "tool": tool if isinstance(tool, str) else bytes(tool).decode("utf-8", "replace"), "args": _value(args),
+                          "action": action, "rule": v.rule, "message": v.message, "count": v.count})
+        if action == "allow":
+            return v
+        return Verdict("allow", "", "", call_id, v.count)
+
+    def record(self, call_id: int, output: Any = None, error: bool = False) -> None:
+        if call_id >= _SHADOW:
+            with self._lock:
+                known = self._shadow.pop(call_id, None)
+            if known is None:
+                from .errors import AlreadyRecorded, UnknownCall
+
+                raise (AlreadyRecorded if _SHADOW < call_id <= self._next_shadow else UnknownCall)(f"call {call_id}: no result expected")
+        else:
+            super().record(call_id, output, error)
+        self._sink.write({"microloop": "observe", "event": "record", "session": self._name, "call": call_id,
+                          "output": _text(output), "error": bool(error)})
+
+    @property
+    def stats(self) -> Stats:
+        s = super().stats
+        return s._replace(observed=sum(self.observed_counts.values()))
+
+    def reset(self) -> None:
+        super().reset()
+        with self._lock:
+            self._shadow.clear()
+            self.observed_counts = {"warn": 0, "block": 0, "halt": 0}
+            self.last_observed = None
+
+    def session(self, name: str) -> "ObservingGuardrail":
+        s = self._sessions.get(name)
+        if s is not None:
+            return s  # type: ignore[return-value]
+        with self._lock:
+            s = self._sessions.get(name)
+            if s is None:
+                s = ObservingGuardrail(self._policy, tools=self._tools, on_warn=self.on_warn, _name=name, _sink=self._sink)
+                self._sessions[name] = s
+            return s  # type: ignore[return-value]
+
+    def close(self) -> None:
+        super().close()
+        if not self._name:
+            self._sink.close()

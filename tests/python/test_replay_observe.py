@@ -1,0 +1,156 @@
+"""Shadow mode: a policy with mode = "observe" computes, logs and counts every verdict and never
+blocks; `microloop replay` reads its log and finds the verdicts it logged."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import Any, List
+
+import pytest
+
+import microloop
+from microloop import Guardrail
+from microloop._observe import ObservingGuardrail, observe_mode
+from microloop.cli import main
+from microloop.errors import PolicyError, UnknownCall
+from microloop.replay import replay_paths
+
+import replay_samples as samples
+
+CALLS = [c for turn in samples.TOOL_SCRIPT for c in turn] * 2  # the refused booking, twice over
+
+
+def enforcing_verdicts(policy: Any) -> List[tuple]:
+    g = Guardrail(policy)
+    out = []
+    for tool, args, result, error in CALLS:
+        v = g.check(tool, args)
+        out.append((v.action, v.rule, v.message, v.count))
+        if v.allowed:
+            g.record(v.call_id, result, error=error)
+    return out
+
+
+def observe(g: Guardrail) -> None:
+    for tool, args, result, error in CALLS:
+        v = g.check(tool, args)
+        assert v.action == "allow" and v.call_id, "observe mode never blocks"
+        g.record(v.call_id, result, error=error)
+
+
+@pytest.mark.parametrize("policy", [
+    {"mode": "observe"},
+    {"preset": "strict", "mode": "observe"},
+    'mode = "observe"\npreset = "strict"\n[loops]\nmax_no_progress = 2\n',
+    '{"mode": "observe", "loops": {"max_identical": 3}}',
+])
+def test_observe_mode_never_blocks_and_logs_the_enforcing_verdicts(policy: Any, tmp_path: Any) -> None:
+    log = os.path.join(str(tmp_path), "shadow.jsonl")
+    g = Guardrail(policy, observe_log=log)
+    assert isinstance(g, ObservingGuardrail)
+    observe(g)
+    g.close()
+    with open(log, encoding="utf-8") as f:
+        lines = [json.loads(line) for line in f]
+    checks = [(d["action"], d["rule"], d["message"], d["count"]) for d in lines if d["event"] == "check"]
+    enforcing = enforcing_verdicts({k: v for k, v in observe_doc(policy).items() if k != "mode"})
+    assert checks == enforcing
+    assert any(a == "block" for a, _, _, _ in checks), "the script must loop"
+    assert sum(d["event"] == "record" for d in lines) == len(CALLS)
+
+
+def observe_doc(policy: Any) -> dict:
+    if isinstance(policy, dict):
+        return policy
+    if policy.lstrip().startswith("{"):
+        return json.loads(policy)
+    import tomllib
+    return tomllib.loads(policy)
+
+
+def test_stats_count_the_observed_verdicts() -> None:
+    g = Guardrail({"mode": "observe"})
+    observe(g)
+    enforcing = enforcing_verdicts("balanced")
+    not_allow = [a for a, _, _, _ in enforcing if a != "allow"]
+    assert g.stats.observed == len(not_allow) > 0
+    assert g.observed_counts == {a: not_allow.count(a) for a in ("warn", "block", "halt")}
+    assert g.stats.blocked == not_allow.count("block") + not_allow.count("halt")
+    assert g.last_observed is not None and g.last_observed.action != "allow"
+    g.reset()
+    assert g.stats.observed == 0 and g.last_observed is None
+
+
+def test_replay_of_the_observe_log_finds_the_logged_verdicts(tmp_path: Any, capsys: pytest.CaptureFixture) -> None:
+    log = os.path.join(str(tmp_path), "shadow.jsonl")
+    g = Guardrail({"mode": "observe"}, observe_log=log)
+    observe(g.session("agent-a"))
+    observe(g.session("agent-b"))
+    g.close()
+    with open(log, encoding="utf-8") as f:
+        logged = [json.loads(line) for line in f]
+    reports = replay_paths([log])
+    assert [r.format for r in reports] == ["microloop-observe"] * 2
+    assert sorted(r.name for r in reports) == ["shadow.jsonl#agent-a", "shadow.jsonl#agent-b"]
+    for r in reports:
+        session = r.name.split("#")[1]
+        mine = [(d["tool"], d["action"], d["rule"], d["message"]) for d in logged if d["event"] == "check" and d["session"] == session]
+        assert [(s.tool, s.action, s.rule, s.message) for s in r.steps] == mine
+    html = os.path.join(str(tmp_path), "shadow.html")
+    assert main(["replay", "--html", html, log]) == 0
+    out, _ = capsys.readouterr()
+    assert "Total: 2 runs (2 with a block)" in out
+    with open(html, encoding="utf-8") as f:
+        assert "microloop-observe" in f.read()
+
+
+def test_observe_log_to_a_text_file_and_from_the_environment(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    buf = io.StringIO()
+    g = Guardrail({"mode": "observe"}, observe_log=buf)
+    g.check("search", {"q": "x"})
+    assert json.loads(buf.getvalue())["tool"] == "search"
+    path = os.path.join(str(tmp_path), "env.jsonl")
+    monkeypatch.setenv("MICROLOOP_OBSERVE_LOG", path)
+    g = Guardrail({"mode": "observe"})
+    g.check("search", {"q": "y"})
+    g.close()
+    with open(path, encoding="utf-8") as f:
+        assert json.loads(f.readline())["args"] == {"q": "y"}
+
+
+def test_the_decorator_runs_a_looping_tool_every_time_under_observe() -> None:
+    g = Guardrail({"mode": "observe"})
+    runs = []
+
+    @g.verify
+    def fetch(url: str) -> str:
+        runs.append(url)
+        return "Please solve the CAPTCHA"
+
+    for _ in range(8):
+        fetch("https://example.com")
+    assert len(runs) == 8 and g.observed_counts["block"] > 0
+
+
+def test_a_result_for_an_id_never_issued_is_refused() -> None:
+    g = Guardrail({"mode": "observe"})
+    with pytest.raises(UnknownCall):
+        g.record((1 << 62) + 99, "x")
+
+
+@pytest.mark.parametrize("policy, observing", [
+    ("balanced", False), ({"mode": "enforce"}, False), ('{"mode": "observe"}', True),
+    ('# mode = "observe"\npreset = "strict"', False), ('[loops]\nmode = "observe"', False),
+])
+def test_observe_mode_is_read_from_the_policy(policy: Any, observing: bool) -> None:
+    assert observe_mode(policy) is observing
+
+
+def test_an_unknown_mode_is_refused_by_the_library() -> None:
+    with pytest.raises(PolicyError) as e:
+        Guardrail({"mode": "shadow"})
+    assert e.value.path == "mode" and "observe" in str(e.value)
+    assert isinstance(Guardrail({"mode": "enforce"}), Guardrail) and not isinstance(Guardrail("strict"), ObservingGuardrail)
+    assert microloop.Stats(1, 2, 3, 4, 5, 6, 7).observed == 0
