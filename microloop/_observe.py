@@ -8,7 +8,8 @@ runs and the model sees nothing. A call the library would have blocked does not 
 exactly as in an enforcing run and in ``microloop replay``: the log is a run that ``microloop replay``
 reads, and the verdicts it then computes are the ones logged.
 
-The log (JSONL, appended) is the ``observe_log`` argument, a path or a writable text file, or the
+A guard loaded from a snapshot or unpickled under such a policy observes too (its log is then
+``$MICROLOOP_OBSERVE_LOG`` or the logger). The log (JSONL, appended) is the ``observe_log`` argument, a path or a writable text file, or the
 file named by ``$MICROLOOP_OBSERVE_LOG``; without either, the verdicts that are not ``allow`` go to
 the ``microloop.observe`` logger. One line per event::
 
@@ -44,8 +45,10 @@ def observe_mode(policy: Any) -> bool:
         return policy.get("mode") == "observe"
     if policy is None:
         return False
+    compiled = getattr(policy, "_policy", None)  # an Engine: the text it was compiled from
     try:
-        text = load_policy(policy)[0].decode("utf-8", "replace").strip()
+        raw = compiled if isinstance(compiled, bytes) else load_policy(policy)[0]
+        text = raw.decode("utf-8", "replace").strip()
     except Exception:
         return False  # the library reports the bad policy
     if "observe" not in text:
@@ -123,14 +126,20 @@ class ObservingGuardrail(Guardrail):
     """A :class:`Guardrail` under a policy in observe mode (see the module doc)."""
 
     def __init__(self, policy: Any = "balanced", *, tools: Any = None, on_warn: Any = None,
-                 observe_log: Union[str, "os.PathLike[str]", IO[str], None] = None, _name: str = "", _sink: Optional[_Sink] = None) -> None:
-        self._sink = _sink or _Sink(observe_log)
-        self._name = _name
+                 observe_log: Union[str, "os.PathLike[str]", IO[str], None] = None) -> None:
+        self._sink = _Sink(observe_log)
+        super().__init__(policy, tools=tools, on_warn=on_warn)
+
+    def _init(self, engine: Any, on_warn: Any, session: Any = None) -> None:
+        # Also the way in for Guardrail.load and unpickling, which do not call __init__.
+        if not hasattr(self, "_sink"):
+            self._sink = _Sink(None)
+        self._name = getattr(self, "_name", "")
         self._shadow: Dict[int, bool] = {}  # ids of calls the library would have blocked, not yet recorded
         self._next_shadow = _SHADOW
         self.observed_counts: Dict[str, int] = {"warn": 0, "block": 0, "halt": 0}
         self.last_observed: Optional[Verdict] = None
-        super().__init__(policy, tools=tools, on_warn=on_warn)
+        super()._init(engine, on_warn, session)
 
     def check(self, tool: Any, args: Any = None) -> Verdict:
         v = super().check(tool, args)
@@ -183,7 +192,11 @@ class ObservingGuardrail(Guardrail):
         with self._lock:
             s = self._sessions.get(name)
             if s is None:
-                s = ObservingGuardrail(self._policy, tools=self._tools, on_warn=self.on_warn, _name=name, _sink=self._sink)
+                s = ObservingGuardrail.__new__(ObservingGuardrail)
+                s._sink, s._name = self._sink, name  # one log for the guard and its sessions
+                s._init(self._engine, self.on_warn)
+                if self._tools:
+                    s.set_tools(self._tools)
                 self._sessions[name] = s
             return s  # type: ignore[return-value]
 

@@ -464,7 +464,7 @@ class Guardrail:
         status = lib.ml_session_load(engine._e, data, len(data), lib.ML_LOAD_ANY_POLICY if any_policy else 0, out, errp)
         if status:
             raise_status(status, errp)
-        guard = cls.__new__(cls)
+        guard = cls.__new__(cls, engine)  # an observe-mode policy gives the observing guard
         guard._init(engine, on_warn, session=ffi.gc(out[0], lib.ml_session_free))
         if tools is not None:
             guard.set_tools(tools)

@@ -154,3 +154,28 @@ def test_an_unknown_mode_is_refused_by_the_library() -> None:
     assert e.value.path == "mode" and "observe" in str(e.value)
     assert isinstance(Guardrail({"mode": "enforce"}), Guardrail) and not isinstance(Guardrail("strict"), ObservingGuardrail)
     assert microloop.Stats(1, 2, 3, 4, 5, 6, 7).observed == 0
+
+
+def test_an_engine_a_snapshot_and_a_pickle_keep_observe_mode() -> None:
+    import pickle
+
+    from microloop import Engine
+
+    engine = Engine({"mode": "observe"})
+    g = Guardrail(engine)
+    assert isinstance(g, ObservingGuardrail)
+    observe(g)
+    again = Guardrail.load(g.save(), engine)
+    assert isinstance(again, ObservingGuardrail)
+    seen = []
+    for guard in (g, again):
+        guard.last_observed = None
+        for tool, args, out, err in [CALLS[3]] * 3:  # the refused booking again
+            v = guard.check(tool, args)
+            assert v.action == "allow"
+            guard.record(v.call_id, out, error=err)
+        seen.append(guard.last_observed)
+    assert seen[0] is not None and seen[0] == seen[1]
+    copy = pickle.loads(pickle.dumps(g))
+    assert isinstance(copy, ObservingGuardrail) and copy.stats.history_hash == g.stats.history_hash
+    assert isinstance(g.session("s"), ObservingGuardrail) and g.session("s") is g.session("s")
