@@ -126,7 +126,9 @@ class ObservingGuardrail(Guardrail):
     """A :class:`Guardrail` under a policy in observe mode (see the module doc)."""
 
     def __init__(self, policy: Any = "balanced", *, tools: Any = None, on_warn: Any = None,
-                 observe_log: Union[str, "os.PathLike[str]", IO[str], None] = None) -> None:
+                 observe_log: Union[str, "os.PathLike[str]", IO[str], None] = None, store: Any = None) -> None:
+        if store is not None:
+            raise ValueError("observe mode keeps its session in the process: a policy with mode = \"observe\" cannot take a store")
         self._sink = _Sink(observe_log)
         super().__init__(policy, tools=tools, on_warn=on_warn)
 

@@ -179,3 +179,8 @@ def test_an_engine_a_snapshot_and_a_pickle_keep_observe_mode() -> None:
     copy = pickle.loads(pickle.dumps(g))
     assert isinstance(copy, ObservingGuardrail) and copy.stats.history_hash == g.stats.history_hash
     assert isinstance(g.session("s"), ObservingGuardrail) and g.session("s") is g.session("s")
+
+
+def test_observe_mode_with_a_store_is_refused_plainly() -> None:
+    with pytest.raises(ValueError, match="store"):
+        Guardrail({"mode": "observe"}, store=object())
