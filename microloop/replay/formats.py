@@ -245,6 +245,40 @@ def is_codex(doc: Any) -> bool:
     return _is_dict_list(doc) and any(d.get("type") in _CODEX_KINDS and "payload" in d for d in doc)
 
 
+_CODEX_HEADER = ("Chunk ID:", "Wall time:", "Original token count:")
+_GEMINI_VOLATILE = ("Process Group PGID:", "Background PIDs:")
+
+
+def _codex_shell(text: str) -> Tuple[str, Optional[int]]:
+    """Codex's shell output opens with lines that change on every call (``Chunk ID``, ``Wall time``,
+    token counts) before ``Output:``: they are left out (as microloop-hook does), and the exit code
+    read from ``Process exited with code N``."""
+    if not text.startswith(_CODEX_HEADER + ("Process exited",)):
+        return text, None
+    code = None
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith(_CODEX_HEADER):
+            continue
+        if line.startswith("Process exited with code "):
+            try:
+                code = int(line[len("Process exited with code "):].strip())
+            except ValueError:
+                pass
+            continue
+        body = lines[i + 1:] if line == "Output:" else lines[i:]
+        return "\n".join(body), code
+    return "", code
+
+
+def _gemini_shell(text: str) -> str:
+    """Gemini CLI's shell output ends with lines that change on every run (``Process Group PGID``,
+    ``Background PIDs``): left out, as microloop-hook does."""
+    if "Process Group PGID:" not in text and "Background PIDs:" not in text:
+        return text
+    return "\n".join(line for line in text.split("\n") if not line.startswith(_GEMINI_VOLATILE))
+
+
 def _codex_output(out: Any) -> Tuple[str, bool]:
     """A function_call_output's text and whether the command failed. The shell tool's output is plain
     text (``Process exited with code 1`` ...) in recent versions, JSON ``{"output", "metadata":
@@ -253,9 +287,8 @@ def _codex_output(out: Any) -> Tuple[str, bool]:
     if isinstance(out, dict):
         success = out.get("success")
         out = out.get("content") if "content" in out else out.get("output", out)
-    text = _text_of(out)
-    code = None
-    if text.startswith("{"):
+    text, code = _codex_shell(_text_of(out))
+    if code is None and text.startswith("{"):
         try:
             j = json.loads(text)
             if isinstance(j, dict) and isinstance(j.get("metadata"), dict):
@@ -351,7 +384,7 @@ def read_gemini_cli(doc: dict, name: str) -> List[Run]:
                 elif isinstance(part, dict) and "text" in part:
                     texts.append(str(part["text"]))
             if tc.get("status") != "cancelled":
-                text = "\n".join(texts)
+                text = _gemini_shell("\n".join(texts))
                 code = _EXIT.search(text[-400:])  # the shell tool reports "Exit Code: N" at the end
                 results.append(Result(cid, text, tc.get("status") == "error" or bool(code and int(code.group(1)) != 0)))
         tokens = _dict(m.get("tokens"))

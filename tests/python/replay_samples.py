@@ -132,7 +132,8 @@ def codex_cli(script: List[ShellTurn] = SHELL_SCRIPT) -> Tuple[str, Expected]:
             n += 1
             text = f"Chunk ID: {t:02x}a{k}f9\nWall time: 0.{t}{k}12 seconds\nProcess exited with code {code}\nOriginal token count: {len(out) // 4}\nOutput:\n{out}"
             lines.append({"timestamp": _ts(n), "type": "response_item", "payload": {"type": "function_call_output", "call_id": f"call_{t}_{k}", "output": text}})
-            calls.append(("exec_command", json.dumps({"cmd": cmd, "workdir": "/home/dev/shop"}), text, code != 0, toks[k]))
+            # the replay leaves out the header lines that change on every call, as microloop-hook does
+            calls.append(("exec_command", json.dumps({"cmd": cmd, "workdir": "/home/dev/shop"}), out, code != 0, toks[k]))
         lines.append({"timestamp": _ts(n), "type": "event_msg", "payload": {"type": "token_count", "info": {
             "total_token_usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
             "last_token_usage": {"input_tokens": i, "cached_input_tokens": 0, "output_tokens": o, "reasoning_output_tokens": 0, "total_tokens": i + o},
@@ -153,12 +154,13 @@ def gemini_cli(script: List[ShellTurn] = SHELL_SCRIPT) -> Tuple[str, Expected]:
         for k, (cmd, out, code) in enumerate(turn):
             cid = f"run_shell_command-17621{t:03d}{k}-5a1e"
             args = {"command": cmd, "description": f"Running {cmd.split()[0]}"}
-            text = f"Command: {cmd}\nDirectory: (root)\nOutput: {out or '(empty)'}\nError: (none)\nExit Code: {code}\nSignal: (none)\nBackground PIDs: (none)\nProcess Group PGID: 4242"
+            text = f"Command: {cmd}\nDirectory: (root)\nOutput: {out or '(empty)'}\nError: (none)\nExit Code: {code}\nSignal: (none)\nProcess Group PGID: {4200 + 10 * t + k}"
             records.append({"id": cid, "name": "run_shell_command", "args": args,
                             "result": [{"functionResponse": {"id": cid, "name": "run_shell_command", "response": {"output": text}}}],
                             "status": "success", "timestamp": _ts(t + 1), "resultDisplay": out, "displayName": "Shell",
                             "description": "This tool executes a given shell command as `bash -c <command>`.", "renderOutputAsMarkdown": False})
-            calls.append(("run_shell_command", args, text, code != 0, toks[k]))
+            # the replay leaves out the process-group line, which changes on every run
+            calls.append(("run_shell_command", args, text.replace(f"\nProcess Group PGID: {4200 + 10 * t + k}", ""), code != 0, toks[k]))
         messages.append({"id": f"g{t}", "timestamp": _ts(t + 1), "type": "gemini", "content": "", "toolCalls": records, "thoughts": [],
                          "tokens": {"input": i, "output": o, "cached": 0, "thoughts": 0, "tool": 0, "total": i + o}, "model": "gemini-2.5-pro"})
         expected.append(calls)
