@@ -357,8 +357,36 @@ def read_responses(doc: Any, name: str) -> List[Run]:
 
 
 def is_gemini_cli(doc: Any) -> bool:
+    if _is_dict_list(doc):  # the JSONL chats of recent versions
+        return "sessionId" in doc[0] and "projectHash" in doc[0] and any(d.get("type") == "gemini" for d in doc)
     return isinstance(doc, dict) and "sessionId" in doc and _is_dict_list(doc.get("messages")) and any(
         m.get("type") == "gemini" for m in doc["messages"])
+
+
+def _gemini_jsonl_messages(lines: List[dict]) -> List[dict]:
+    """Recent Gemini CLI versions append to ``session-*.jsonl``: a header line (``sessionId``,
+    ``projectHash``...), then each message as a line, written again with the same ``id`` when it
+    grows (its ``toolCalls`` and their results come later), and ``{"$set": {...}}`` lines that set
+    fields of the conversation (``messages`` replaces the list)."""
+    order: List[str] = []
+    by_id: Dict[str, dict] = {}
+    for d in lines[1:]:
+        if "$set" in d:
+            msgs = d["$set"].get("messages") if isinstance(d["$set"], dict) else None
+            if isinstance(msgs, list):
+                order, by_id = [], {}
+                for m in msgs:
+                    if isinstance(m, dict):
+                        mid = str(m.get("id", len(order)))
+                        order.append(mid)
+                        by_id[mid] = m
+            continue
+        if "type" in d:
+            mid = str(d.get("id", f"#{len(order)}"))
+            if mid not in by_id:
+                order.append(mid)
+            by_id[mid] = d
+    return [by_id[i] for i in order]
 
 
 def read_gemini_cli(doc: dict, name: str) -> List[Run]:
@@ -366,7 +394,8 @@ def read_gemini_cli(doc: dict, name: str) -> List[Run]:
     ``toolCalls`` it made, each with ``args``, ``status`` and ``result`` (``functionResponse`` parts), and
     the turn's ``tokens``."""
     events: List[Event] = []
-    for m in doc["messages"]:
+    messages = _gemini_jsonl_messages(doc) if isinstance(doc, list) else doc["messages"]
+    for m in messages:
         if m.get("type") != "gemini":
             continue
         turn = []
@@ -655,7 +684,7 @@ FORMATS: List[Tuple[str, str, Callable[[Any], bool], Reader]] = [
     ("microloop-observe", "the log of a policy in observe mode", is_observe_log, read_observe_log),
     ("claude-code", "Claude Code session transcripts (~/.claude/projects/*/*.jsonl)", is_claude_code, read_claude_code),
     ("codex-cli", "Codex CLI rollouts (~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl)", is_codex, read_codex),
-    ("gemini-cli", "Gemini CLI chats (~/.gemini/tmp/*/chats/session-*.json)", is_gemini_cli, read_gemini_cli),
+    ("gemini-cli", "Gemini CLI chats (~/.gemini/tmp/*/chats/session-*.json or .jsonl)", is_gemini_cli, read_gemini_cli),
     ("gemini-contents", "Gemini API contents (Gemini CLI checkpoints)", is_gemini_contents, read_gemini_contents),
     ("openhands", "OpenHands trajectories (event lists, or evaluation output with `history`)", is_openhands, read_openhands),
     ("swe-agent", "SWE-agent .traj files", is_swe_agent, read_swe_agent),

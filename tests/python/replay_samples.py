@@ -168,6 +168,22 @@ def gemini_cli(script: List[ShellTurn] = SHELL_SCRIPT) -> Tuple[str, Expected]:
     return json.dumps(doc, indent=2), expected
 
 
+def gemini_cli_jsonl(script: List[ShellTurn] = SHELL_SCRIPT) -> Tuple[str, Expected]:
+    """A Gemini CLI chat as recent versions write it (``session-*.jsonl``, seen from Gemini CLI
+    0.61.0): a header line, each message appended as a line and appended again with the same ``id``
+    once its ``toolCalls`` have results, the user's ``functionResponse`` turns, and ``$set`` lines."""
+    text, expected = gemini_cli(script)
+    doc = json.loads(text)
+    lines: List[Any] = [{k: doc[k] for k in ("sessionId", "projectHash", "startTime", "lastUpdated")} | {"kind": "main"},
+                        {"$set": {"messages": [doc["messages"][0]], "lastUpdated": doc["startTime"]}}]
+    for m in doc["messages"][1:]:
+        bare = {k: v for k, v in m.items() if k != "toolCalls"}
+        lines += [bare, {"$set": {"lastUpdated": m["timestamp"]}}, m]
+        responses = [r for tc in m["toolCalls"] for r in tc["result"]]
+        lines.append({"id": m["id"] + "-r", "timestamp": m["timestamp"], "type": "user", "content": responses})
+    return jsonl(lines), expected
+
+
 def openhands(script: List[ShellTurn] = SHELL_SCRIPT) -> Tuple[str, Expected]:
     """An OpenHands trajectory: events with ``id`` and ``source``; ``run`` actions (the
     ``execute_bash`` tool, with the model response's usage in ``tool_call_metadata``) and ``run``
@@ -374,6 +390,7 @@ WRITERS = {
     "claude-code": claude_code,
     "codex-cli": codex_cli,
     "gemini-cli": gemini_cli,
+    "gemini-cli-jsonl": gemini_cli_jsonl,
     "gemini-contents": gemini_contents,
     "openhands": openhands,
     "swe-agent": swe_agent,

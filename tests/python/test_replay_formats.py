@@ -40,7 +40,7 @@ def library_verdicts(expected: samples.Expected, policy: Any = "balanced") -> Li
 
 def runs_of(expected: samples.Expected, fmt: str) -> List[samples.Expected]:
     """The expected calls split into the log's runs (a few formats hold two)."""
-    n = len(samples.SHELL_SCRIPT) if fmt in ("claude-code", "codex-cli", "gemini-cli", "openhands") else len(samples.TOOL_SCRIPT)
+    n = len(samples.SHELL_SCRIPT) if fmt in ("claude-code", "codex-cli", "gemini-cli", "gemini-cli-jsonl", "openhands") else len(samples.TOOL_SCRIPT)
     if fmt in ("swe-agent", "mini-swe-agent"):
         return [expected]
     if fmt == "tau-bench":
@@ -48,7 +48,7 @@ def runs_of(expected: samples.Expected, fmt: str) -> List[samples.Expected]:
     return [expected[i:i + n] for i in range(0, len(expected), n)]
 
 
-FORMAT_OF = {"openai-jsonl": "openai-jsonl", "anthropic-messages": "openai-messages"}
+FORMAT_OF = {"openai-jsonl": "openai-jsonl", "anthropic-messages": "openai-messages", "gemini-cli-jsonl": "gemini-cli"}
 
 
 @pytest.mark.parametrize("writer", sorted(samples.WRITERS))
@@ -73,7 +73,8 @@ def test_a_log_replays_with_the_library_s_verdicts(writer: str) -> None:
 @pytest.mark.parametrize("writer", sorted(samples.WRITERS))
 def test_the_format_is_detected_from_the_content(writer: str) -> None:
     text, _ = samples.WRITERS[writer]()
-    assert detect(load(text)) == {"openai-jsonl": "openai-messages", "anthropic-messages": "openai-messages"}.get(writer, writer)
+    assert detect(load(text)) == {"openai-jsonl": "openai-messages", "anthropic-messages": "openai-messages",
+                                  "gemini-cli-jsonl": "gemini-cli"}.get(writer, writer)
 
 
 def test_tokens_saved_are_the_blocked_turns_tokens() -> None:
