@@ -233,7 +233,9 @@ typedef struct ml_session ml_session;
  *
  * `policy` is the policy's text: JSON (a policy document, or a preset name as a JSON string),
  * TOML, or a bare preset name (`strict`, `balanced`, `permissive`); NULL or empty means
- * `balanced`. Not NUL-terminated.
+ * `balanced`. Not NUL-terminated. A policy with an `[audit]` section logs every decision of the
+ * session to that audit log (see docs/audit.md), opened now: a log or key that cannot be opened
+ * is `ML_ERR_INVALID_POLICY`, the error's path `audit.path` or `audit.key_file`.
  * On success writes a new session to `*session_out`; free it with `ml_session_free`.
  * Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_POLICY` (the error's path names
  * the bad entry). Thread-safe.

@@ -1,8 +1,9 @@
-"""The ``microloop`` command: ``demo``, ``check-policy FILE``, ``replay FILE``.
+"""The ``microloop`` command: ``demo``, ``check-policy FILE``, ``replay FILE``, ``audit``, ``keys``.
 
     microloop demo                         two scripted agents loop, without and with MicroLoop
     microloop check-policy policy.toml     validate a policy and explain what it sets
     microloop replay ~/.claude/projects    what a policy would have done on recorded agent runs
+    microloop audit verify audit.log --key KEY   check the audit log (exit 0 ok, 1 tampered, 2 bad input)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import sys
 from typing import Any, List, Optional
 
+from . import _audit_cli
 from ._version import __version__
 from .errors import MicroLoopError, PolicyError
 from .guardrail import Guardrail
@@ -169,6 +171,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     p.add_argument("-v", "--verbose", action="store_true", help="list allowed steps too")
     p.set_defaults(func=cmd_replay)
+    _audit_cli.register(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

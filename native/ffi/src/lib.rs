@@ -161,6 +161,8 @@ pub extern "C" fn ml_abi_version() -> u32 {
 /// be freed while its sessions live.
 pub struct ml_engine {
     inner: Arc<Engine>,
+    /// The policy's sinks (`[audit]`), given to every session made from the engine.
+    host: Arc<microloop_host::Host>,
 }
 
 /// Compiles a policy once for many sessions (`ml_session_new_from_engine`): a session per thread or
@@ -182,8 +184,8 @@ pub unsafe extern "C" fn ml_engine_new(
         if engine_out.is_null() {
             return Err(Failure::new(ML_ERR_NULL_ARG, "engine_out is NULL"));
         }
-        let inner = unsafe { compile(policy, policy_len)? };
-        unsafe { *engine_out = Box::into_raw(Box::new(ml_engine { inner })) };
+        let host = unsafe { compile(policy, policy_len)? };
+        unsafe { *engine_out = Box::into_raw(Box::new(ml_engine { inner: Arc::clone(host.engine()), host })) };
         Ok(())
     })
 }
@@ -212,6 +214,8 @@ pub unsafe extern "C" fn ml_engine_free(engine: *mut ml_engine) {
 /// serialized by an internal lock.
 pub struct ml_session {
     inner: Mutex<Session>,
+    /// The sinks the policy configures (`[audit]`); `None` costs nothing per check.
+    events: Option<microloop_host::Events>,
 }
 
 /// Creates a session under a policy (compiled for this session alone: to share one compiled policy
@@ -219,7 +223,9 @@ pub struct ml_session {
 ///
 /// `policy` is the policy's text: JSON (a policy document, or a preset name as a JSON string),
 /// TOML, or a bare preset name (`strict`, `balanced`, `permissive`); NULL or empty means
-/// `balanced`. Not NUL-terminated.
+/// `balanced`. Not NUL-terminated. A policy with an `[audit]` section logs every decision of the
+/// session to that audit log (see docs/audit.md), opened now: a log or key that cannot be opened
+/// is `ML_ERR_INVALID_POLICY`, the error's path `audit.path` or `audit.key_file`.
 /// On success writes a new session to `*session_out`; free it with `ml_session_free`.
 /// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_POLICY` (the error's path names
 /// the bad entry). Thread-safe.
@@ -234,8 +240,8 @@ pub unsafe extern "C" fn ml_session_new(
         if session_out.is_null() {
             return Err(Failure::new(ML_ERR_NULL_ARG, "session_out is NULL"));
         }
-        let engine = unsafe { compile(policy, policy_len)? };
-        unsafe { *session_out = new_session(engine) };
+        let host = unsafe { compile(policy, policy_len)? };
+        unsafe { *session_out = new_session(Arc::clone(host.engine()), host.events()) };
         Ok(())
     })
 }
@@ -256,7 +262,7 @@ pub unsafe extern "C" fn ml_session_new_from_engine(
         if session_out.is_null() {
             return Err(Failure::new(ML_ERR_NULL_ARG, "session_out is NULL"));
         }
-        unsafe { *session_out = new_session(Arc::clone(&engine.inner)) };
+        unsafe { *session_out = new_session(Arc::clone(&engine.inner), engine.host.events()) };
         Ok(())
     })
 }
@@ -374,6 +380,9 @@ pub unsafe extern "C" fn ml_check_call(
         // answered in time independent of their length.
         let mut session = s.lock();
         let v = session.check(tool, args, now_ms()).map_err(check_error)?;
+        if let Some(events) = &s.events {
+            events.emit(&session, tool, args, &v, microloop_host::Clock::now_ms(&microloop_host::SystemClock));
+        }
         write_verdict(out, &v);
         Ok(())
     })
@@ -568,7 +577,7 @@ pub unsafe extern "C" fn ml_session_load(
             };
             Failure::new(code, e.to_string())
         })?;
-        unsafe { *session_out = Box::into_raw(Box::new(ml_session { inner: Mutex::new(session) })) };
+        unsafe { *session_out = Box::into_raw(Box::new(ml_session { inner: Mutex::new(session), events: engine.host.events() })) };
         Ok(())
     })
 }
@@ -738,13 +747,14 @@ fn write_verdict(out: &mut ml_verdict, v: &Verdict) {
 }
 
 /// Parses and compiles policy text (see `ml_session_new`).
-unsafe fn compile(policy: *const u8, policy_len: usize) -> Result<Arc<Engine>, Failure> {
+/// Loads policy text and opens the sinks its sections configure (`[audit]`).
+unsafe fn compile(policy: *const u8, policy_len: usize) -> Result<Arc<microloop_host::Host>, Failure> {
     let text = unsafe { str_arg(policy, policy_len, "the policy")? };
-    Ok(microloop_host::engine_for(microloop_host::parse_text(text)?)?)
+    Ok(Arc::new(microloop_host::Host::from_text(text)?))
 }
 
-fn new_session(engine: Arc<Engine>) -> *mut ml_session {
-    Box::into_raw(Box::new(ml_session { inner: Mutex::new(Session::new(engine)) }))
+fn new_session(engine: Arc<Engine>, events: Option<microloop_host::Events>) -> *mut ml_session {
+    Box::into_raw(Box::new(ml_session { inner: Mutex::new(Session::new(engine)), events }))
 }
 
 #[cfg(test)]

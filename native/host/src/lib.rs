@@ -2,10 +2,17 @@
 //!
 //! * [`policy`]: one loader for every way a policy is given (preset name, JSON or TOML text, a
 //!   file, a `.microloop.toml` found upward from a directory) and the engine compiled from it;
+//! * [`host`]: a loaded policy with the sinks its sections configure ([`Host`]);
+//! * [`events`]: every decision handed to pluggable [`Sink`]s; [`audit`] is the audit log's sink;
 //! * [`clock`]: the time a check is made at, fixed in tests.
 
+pub mod audit;
 pub mod clock;
+pub mod events;
+pub mod host;
 pub mod policy;
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use policy::{discover, engine_for, load, load_file, parse_text, LoadError, POLICY_FILE};
+pub use events::{Decision, Events, Sink};
+pub use host::{parse_host_text, Host, HostSections};
+pub use policy::{discover, engine_for, load, load_file, load_text, parse_text, LoadError, POLICY_FILE};

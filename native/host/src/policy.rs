@@ -131,6 +131,28 @@ pub fn load(
     }
 }
 
+/// What [`load`] would parse: the policy's text (`None` for the default, `balanced`) and the file
+/// it came from.
+pub fn load_text(spec: Option<&str>, cwd: Option<&Path>) -> Result<(Option<String>, Option<PathBuf>), LoadError> {
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path)
+            .map(|t| (Some(t), Some(path.clone())))
+            .map_err(|e| LoadError {
+                file: Some(path.clone()),
+                path: String::new(),
+                message: format!("cannot read the policy file: {e}"),
+            })
+    };
+    match spec.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) if names_a_file(s) => read(PathBuf::from(s)),
+        Some(s) => Ok((Some(s.to_owned()), None)),
+        None => match cwd.and_then(discover) {
+            Some(path) => read(path),
+            None => Ok((None, None)),
+        },
+    }
+}
+
 /// The [`POLICY_FILE`] in `dir` or the nearest of its parents.
 pub fn discover(dir: &Path) -> Option<PathBuf> {
     dir.ancestors()
