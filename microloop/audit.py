@@ -303,7 +303,8 @@ def verify(log: "os.PathLike[str] | str", key: "Verifier | str", trusted: Any = 
             except (ValueError, KeyError, TypeError) as e:
                 raise Tampered(line_no, f"a record that does not parse: {e}", nxt) from None
             if seq != nxt or type(seq) is not int:
-                raise Tampered(line_no, f"record seq {seq} where seq {nxt} was expected (a record was removed, reordered or inserted)", min(nxt, seq) if isinstance(seq, int) else nxt)
+                first = min(nxt, seq) if isinstance(seq, int) else nxt
+                raise Tampered(line_no, f"record seq {seq} where seq {nxt} was expected (a record was removed, reordered or inserted)", first)
             h = _leaf(line)
             f.push(h)
             if keep:

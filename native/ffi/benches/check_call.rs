@@ -12,6 +12,9 @@
 //! times single calls and prints p50/p99 of `ml_check_call`, and of `ml_record_result` of the
 //! call's 167-byte answer.
 //!
+//! `percentiles` also runs `full_window` with the audit log on (`audit`: the same policy with an
+//! `[audit]` section writing to a temporary directory), alternating with it off in the same run.
+//!
 //! Policies are chosen so that the measured call is allowed (a blocked call is cheaper: it stops
 //! at the first rule that fires): the arguments cycle through 300 variants so exact repeats stay
 //! below every threshold.
@@ -92,12 +95,35 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// `policy` with an `[audit]` section: a fresh key and log in a temporary directory.
+fn audit_policy(policy: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("microloop-bench-audit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    microloop_audit::log::new_key_file(&dir.join("audit.key"), "bench.example/audit").unwrap();
+    let mut doc: serde_json::Value = match serde_json::from_str(policy) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => serde_json::json!({ "preset": policy }),
+    };
+    doc["audit"] = serde_json::json!({ "path": dir.join("audit.log"), "key_file": dir.join("audit.key") });
+    doc.to_string()
+}
+
 /// p50 / p99 of single calls (check + record), timed one by one.
 fn percentiles(_: &mut Criterion) {
     let policy = policy();
     let variants: Vec<Vec<u8>> = (0..300).map(args).collect();
     let rules = rules_policy();
-    for (name, history, policy) in [("full_window", 256usize, &policy), ("long_run", 10_000, &policy), ("rules_20", 256, &rules)] {
+    let audit = audit_policy(&policy);
+    let cases = [
+        ("full_window", 256usize, &policy),
+        ("audit", 256, &audit),
+        ("full_window", 256, &policy),
+        ("audit", 256, &audit),
+        ("long_run", 10_000, &policy),
+        ("rules_20", 256, &rules),
+    ];
+    for (name, history, policy) in cases {
         let s = new_session(policy);
         warm(s, &variants, history);
         let mut check_ns = Vec::with_capacity(200_000);
