@@ -349,6 +349,9 @@ struct Settled {
 
 /// Keeps the conversation through this answer, for requests that will continue it.
 async fn keep(st: &AppState, turn: &Turn, s: &Settled) {
+    if !turn.d.keeps(&s.judged) {
+        return;
+    }
     let Some((id, items)) = turn.d.kept(&s.judged, &s.resp) else { return };
     if let Err(e) = st.store.put(&id, &Stored { items, hidden: s.hidden.clone() }).await {
         eprintln!("microloop-proxy: store: {e}; a request continuing {id} will be judged on what it carries");
@@ -365,9 +368,8 @@ async fn settle(st: &AppState, turn: &Turn, req: Value, mut resp: Value, mut dec
     let mut reasks = 0u32;
     loop {
         let choices = d.calls(&resp);
-        let judged_on = |req_cur: &Value, joined: &Option<Value>| joined.clone().unwrap_or_else(|| req_cur.clone());
         if choices.iter().all(Vec::is_empty) {
-            let judged = judged_on(&req_cur, &joined);
+            let judged = joined.unwrap_or(req_cur);
             return Ok(Settled { resp, reasked: reasks > 0, stopped: false, judged, hidden: Vec::new(), decision });
         }
         if choices.len() > 1 {
@@ -384,14 +386,14 @@ async fn settle(st: &AppState, turn: &Turn, req: Value, mut resp: Value, mut dec
                 d.stop_turn(&mut resp, ci, &note(&v));
                 stopped = true;
             }
-            let judged = judged_on(&req_cur, &joined);
+            let judged = joined.unwrap_or(req_cur);
             return Ok(Settled { resp, reasked: false, stopped, judged, hidden: Vec::new(), decision });
         }
         let calls = &choices[0];
         let mut rp = replay(d, joined.as_ref().unwrap_or(&req_cur), &st.engine);
         let j = judge(&mut rp.session, calls);
         let Some((bi, v)) = j.blocked.clone() else {
-            let judged = judged_on(&req_cur, &joined);
+            let judged = joined.unwrap_or(req_cur);
             return Ok(Settled { resp, reasked: reasks > 0, stopped: false, judged, hidden: Vec::new(), decision });
         };
         let stop = v.action == Action::Halt || st.cfg.on_block == OnBlock::Refuse || reasks >= st.cfg.max_reasks;
@@ -410,7 +412,7 @@ async fn settle(st: &AppState, turn: &Turn, req: Value, mut resp: Value, mut dec
         let hidden: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
         if stop {
             d.stop_turn(&mut resp, 0, &text);
-            let judged = judged_on(&req_cur, &joined);
+            let judged = joined.unwrap_or(req_cur);
             return Ok(Settled { resp, reasked: reasks > 0, stopped: true, judged, hidden, decision });
         }
         reasks += 1;
@@ -424,7 +426,7 @@ async fn settle(st: &AppState, turn: &Turn, req: Value, mut resp: Value, mut dec
         let Some(answer) = answer else {
             st.metrics.upstream_errors.fetch_add(1, Relaxed);
             d.stop_turn(&mut resp, 0, &text);
-            let judged = judged_on(&req_cur, &joined);
+            let judged = joined.unwrap_or(req_cur);
             return Ok(Settled { resp, reasked: reasks > 1, stopped: true, judged, hidden, decision });
         };
         joined = joined.map(|jq| d.reask(&jq, &resp, calls, &results, turn.streaming));
@@ -522,6 +524,9 @@ async fn pump(st: &AppState, turn: &Turn, req: Value, up: reqwest::Response, tx:
         return;
     }
     if !f.holding() {
+        if !d.keeps(&req) {
+            return;
+        }
         let judged = turn.joined.clone().unwrap_or(req);
         let s = Settled { resp: f.answer(), reasked: false, stopped: false, judged, hidden: Vec::new(), decision };
         keep(st, turn, &s).await;

@@ -121,6 +121,11 @@ pub trait Dialect: Sync {
     fn answer_hidden(&self, _req: &mut Value, _hidden: &[String]) -> bool {
         false
     }
+    /// Whether answers to `req` are kept for requests that will continue them (cheap: checked
+    /// before an answer is assembled for [`Dialect::kept`]).
+    fn keeps(&self, _req: &Value) -> bool {
+        false
+    }
     /// What to keep of a settled exchange for requests that will continue it: the answer's id and
     /// the conversation through it (`judged` as sent, `resp` as the client got it). `None`: nothing.
     fn kept(&self, _judged: &Value, _resp: &Value) -> Option<(String, Vec<Value>)> {

@@ -203,11 +203,12 @@ impl Dialect for Responses {
         changed
     }
 
-    fn kept(&self, judged: &Value, resp: &Value) -> Option<(String, Vec<Value>)> {
+    fn keeps(&self, req: &Value) -> bool {
         // A response the upstream does not store cannot be continued.
-        if judged.get("store") == Some(&Value::Bool(false)) {
-            return None;
-        }
+        req.get("store") != Some(&Value::Bool(false))
+    }
+
+    fn kept(&self, judged: &Value, resp: &Value) -> Option<(String, Vec<Value>)> {
         let id = resp.get("id")?.as_str()?.to_owned();
         let mut items: Vec<Value> = Vec::new();
         let input = match judged.get("input") {
