@@ -16,10 +16,9 @@ use std::io::{self, Read};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use microloop_core::policy::ToolPolicy;
-use microloop_core::{Action, Engine, Session};
+use microloop_core::{Action, Session};
 use microloop_host::{Clock, SystemClock};
 use serde_json::{json, Value};
 
@@ -134,7 +133,8 @@ fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &
             return Ok(Answer { stderr: Some(format!("microloop-hook: ignoring the `{name}` event")), ..Answer::none() });
         }
     };
-    let engine = engine(agent, policy, cwd.as_deref().map(Path::new))?;
+    let host = engine(agent, policy, cwd.as_deref().map(Path::new))?;
+    let engine = host.engine().clone();
     let path = state::state_file(dir, agent.name(), &session);
     let locked = Locked::open(path).map_err(|e| format!("cannot open the session's state in {}: {e}", dir.display()))?;
     let mut notes = Vec::new();
@@ -161,6 +161,9 @@ fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &
         Event::Pre { tool, input, id, .. } => {
             let args = serde_json::to_vec(&input).map_err(|e| e.to_string())?;
             let v = s.check(&tool, &args, clock.now_ms()).map_err(|e| format!("cannot check `{tool}`: {e}"))?;
+            if let Some(events) = host.events_for(&session) {
+                events.emit(&s, &tool, &args, &v, SystemClock.now_ms());
+            }
             if v.action.runs() {
                 state::add_pending(&mut meta, pending_key(&tool, &args, id.as_deref()), v.call_id);
             }
@@ -198,9 +201,13 @@ fn pending_key(tool: &str, args: &[u8], id: Option<&str>) -> String {
     }
 }
 
-/// The policy, with the agent's built-in tools' effects added where the policy says none.
-fn engine(agent: Agent, spec: Option<&str>, cwd: Option<&Path>) -> Result<Arc<Engine>, String> {
-    let (mut policy, _) = microloop_host::load(spec, cwd).map_err(|e| format!("policy: {e}"))?;
+/// The policy, with the agent's built-in tools' effects added where the policy says none, and the
+/// sinks its sections configure (`[audit]`).
+fn engine(agent: Agent, spec: Option<&str>, cwd: Option<&Path>) -> Result<microloop_host::Host, String> {
+    let (text, file) = microloop_host::load_text(spec, cwd).map_err(|e| format!("policy: {e}"))?;
+    let text = text.unwrap_or_default();
+    let in_file = file.map(|f| format!("{}: ", f.display())).unwrap_or_default();
+    let (mut policy, sections) = microloop_host::parse_host_text(&text).map_err(|e| format!("policy: {in_file}{e}"))?;
     let (reads, writes) = agent.builtin_effects();
     let tagged = reads.iter().map(|t| (t, "read")).chain(writes.iter().map(|t| (t, "write")));
     for (tool, effect) in tagged {
@@ -209,7 +216,7 @@ fn engine(agent: Agent, spec: Option<&str>, cwd: Option<&Path>) -> Result<Arc<En
             policy.tools.push(entry);
         }
     }
-    microloop_host::engine_for(policy).map_err(|e| format!("policy: {e}"))
+    microloop_host::Host::new(policy, sections, text.as_bytes()).map_err(|e| format!("policy: {in_file}{e}"))
 }
 
 #[cfg(test)]
@@ -269,9 +276,36 @@ mod tests {
 
     #[test]
     fn builtin_effects_fill_in_only_where_the_policy_is_silent() {
-        let e = engine(Agent::ClaudeCode, Some(r#"{"tools":[{"name":"Read","effect":"write"}]}"#), None).unwrap();
+        let host = engine(Agent::ClaudeCode, Some(r#"{"tools":[{"name":"Read","effect":"write"}]}"#), None).unwrap();
+        let e = host.engine();
         assert_eq!(e.policy.resolve("Read").effect, Some(microloop_core::effect::Effect::Write));
         assert_eq!(e.policy.resolve("Grep").effect, Some(microloop_core::effect::Effect::Read));
         assert_eq!(e.policy.resolve("Bash").effect, None, "shell tools are judged by their command");
+    }
+
+    #[test]
+    fn an_audit_section_logs_each_hook_decision_under_the_agents_session_id() {
+        let dir = scratch("audit");
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = microloop_audit::log::new_key_file(&dir.join("audit.key"), "example.com/hook").unwrap().verifier();
+        let log = dir.join("audit.log");
+        let policy = format!("[audit]\npath = {:?}\nkey_file = {:?}\n", log.to_str().unwrap(), dir.join("audit.key").to_str().unwrap());
+        let clock = FixedClock::new(1_000);
+        let mut denied = 0;
+        for i in 1..=4 {
+            let pre = json!({"session_id":"sess-42","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":format!("t{i}")});
+            let a = handle(Agent::ClaudeCode, event(Agent::ClaudeCode, pre), &dir, Some(&policy), &clock).unwrap();
+            denied += a.stdout.is_some_and(|o| o.contains("deny")) as u32;
+            let post = json!({"session_id":"sess-42","hook_event_name":"PostToolUse","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":format!("t{i}"),"tool_response":{"stdout":"FAILED","exit_code":1}});
+            handle(Agent::ClaudeCode, event(Agent::ClaudeCode, post), &dir, Some(&policy), &clock).unwrap();
+        }
+        assert!(denied >= 1);
+        // Four processes' worth of decisions, each closed with its own checkpoint: one log.
+        let v = microloop_audit::verify::verify(&std::fs::read(&log).unwrap(), &key, None).unwrap();
+        assert_eq!((v.records, v.checkpoints), (4, 4));
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.lines().filter(|l| l.starts_with("{\"seq\"")).all(|l| l.contains("\"session\":\"sess-42\"") && l.contains("\"tool\":\"Bash\"")));
+        assert!(text.contains("\"action\":\"block\""));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -82,6 +82,11 @@ impl Events {
         Events { session: new_session_id().into(), sinks }
     }
 
+    /// Events under a session id the host chose.
+    pub fn with_session(session: &str, sinks: Arc<[Arc<dyn Sink>]>) -> Events {
+        Events { session: session.into(), sinks }
+    }
+
     pub fn session_id(&self) -> &str {
         &self.session
     }

@@ -113,4 +113,10 @@ impl Host {
     pub fn events(&self) -> Option<Events> {
         (!self.sinks.is_empty()).then(|| Events::new(self.sinks.clone()))
     }
+
+    /// The events of a session the transport names itself (a coding agent's session id), so its
+    /// records carry that id.
+    pub fn events_for(&self, session: &str) -> Option<Events> {
+        (!self.sinks.is_empty()).then(|| Events::with_session(session, self.sinks.clone()))
+    }
 }
