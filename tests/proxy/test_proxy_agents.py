@@ -4,8 +4,8 @@ command runs to the cap (tests/agents, unhooked); through the proxy it runs at m
 proxy withholds the next identical call, re-asks the model with the verdict as that call's result,
 and the model's answer (a different command) is what the CLI gets.
 
-Run by `make test-proxy-agents` (its own pytest process: tests/agents' `agents.py` is loaded under
-another name, the OpenAI Agents SDK being `agents` in this environment).
+Run by `make test-proxy-agents` (it needs tests/agents' npm install). tests/agents' `agents.py` is
+loaded under another name: in this environment `agents` is the OpenAI Agents SDK.
 """
 import importlib.util
 import os
@@ -19,7 +19,7 @@ import pytest
 import harness
 
 AGENTS_DIR = harness.ROOT / "tests" / "agents"
-sys.path.insert(0, str(AGENTS_DIR))
+sys.path.append(str(AGENTS_DIR))  # after site-packages: `agents` stays the OpenAI Agents SDK
 _spec = importlib.util.spec_from_file_location("agent_clis", AGENTS_DIR / "agents.py")
 clis = sys.modules["agent_clis"] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(clis)
