@@ -505,7 +505,9 @@ class Guardrail:
     def session(self, name: str) -> "Guardrail":
         """An independent history under the same compiled policy (and tool names), cached by ``name``.
 
-        Use one per agent, conversation or LangGraph thread id:
+        Use one per agent, conversation or LangGraph thread id. A guard with a ``store`` gives
+        sessions kept in the same store, under ``store.child(name)`` (``RedisStore``: the key
+        ``"<key>:<name>"``), so a thread's history outlives the process too.
 
         >>> guard = Guardrail()
         >>> guard.session("thread-1") is guard.session("thread-1")
@@ -521,6 +523,9 @@ class Guardrail:
             if s is None:
                 s = Guardrail.__new__(Guardrail)
                 s._init(self._engine, self.on_warn)
+                if self._store is not None:
+                    s._store = self._store.child(name)
+                    s.__class__ = _StoredGuardrail
                 if self._tools:
                     s.set_tools(self._tools)
                 self._sessions[name] = s

@@ -69,6 +69,10 @@ class RedisStore:
         """Stores ``snapshot`` as version ``version + 1`` if the stored version is still ``version``."""
         return bool(self._cas(keys=[self.key], args=[version, snapshot, self.ttl_ms]))
 
+    def child(self, name: str) -> "RedisStore":
+        """The store of a named session (:meth:`Guardrail.session`): the key ``"<key>:<name>"``."""
+        return RedisStore(self.client, f"{self.key}:{name}", ttl=self.ttl_ms / 1000 if self.ttl_ms else None, max_attempts=self.max_attempts)
+
     def clear(self) -> None:
         """Deletes the session from the store."""
         self.client.delete(self.key)

@@ -13,6 +13,18 @@ call's ``tool_call_id`` (the tool does not run, the model reads why and pivots);
 to the real result; a ``halt`` raises :class:`microloop.Halted` out of ``graph.invoke()``. Each
 ``thread_id`` of the graph's config gets its own history (``guard.session("thread:<id>")``), so two
 conversations never block each other. Parallel tool calls are checked independently.
+
+A graph whose threads resume in another process (an interrupt and a checkpointer, a fleet of
+workers) keeps each thread's history in Redis with a stored guard: the loop that spans the
+interruption is still blocked::
+
+    import redis
+    from langgraph.checkpoint.sqlite import SqliteSaver
+    from microloop.store import RedisStore
+
+    guard = Guardrail("balanced", store=RedisStore(redis.Redis(), key="agent"))  # agent:thread:<id>
+    graph.add_node("tools", guard_tool_node(tools, guard))
+    app = graph.compile(checkpointer=SqliteSaver(conn), interrupt_before=["tools"])
 """
 
 from __future__ import annotations

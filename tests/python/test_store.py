@@ -73,6 +73,19 @@ def test_two_guards_on_one_key_share_one_history(port: int) -> None:
     assert Guardrail("balanced", store=store(port, "two")).stats.calls == 0
 
 
+def test_the_named_sessions_of_a_stored_guard_live_in_the_store(port: int) -> None:
+    # As the LangGraph adapter keeps one per thread id: a new process (here a new guard) picks the
+    # thread's history up where it was.
+    first = Guardrail("balanced", store=store(port, "agent"))
+    v = first.session("thread:7").check("open_page", {"url": "x"})
+    first.session("thread:7").record(v.call_id, "CAPTCHA")
+    assert first.stats.calls == 0  # the guard's own history is another key
+    later = Guardrail("balanced", store=store(port, "agent"))
+    assert later.session("thread:7").check("open_page", {"url": "x"}).action == "warn"
+    assert later.session("thread:8").check("open_page", {"url": "x"}).action == "allow"
+    assert redis.Redis(port=port).exists("agent:thread:7", "agent:thread:8") == 2
+
+
 def run_workers(port: int, key: str, workers: int, n: int, ack_file: str) -> list:
     return [
         subprocess.Popen([sys.executable, WORKER, str(port), key, str(w), str(n), f"{ack_file}.{w}"])
