@@ -20,7 +20,7 @@ import inspect
 import json
 import threading
 import operator
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, NamedTuple, Optional, Tuple, TypeVar, Union, overload
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, NamedTuple, Optional, Tuple, Type, TypeVar, Union, overload
 
 from . import _binding
 from ._binding import ffi, lib, raise_status
@@ -32,6 +32,7 @@ from .policy import load_policy
 __all__ = ["Guardrail", "Engine", "Verdict", "Stats", "Action"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+G = TypeVar("G", bound="Guardrail")
 
 Action = Literal["allow", "warn", "block", "halt"]
 """A verdict's action: ``allow``, ``warn`` (allowed, nudged), ``block`` or ``halt``."""
@@ -268,12 +269,12 @@ class Guardrail:
 
     __slots__ = ("_s", "_engine", "_tools", "_sessions", "_lock", "_store", "on_warn", "last_warning", "__weakref__")
 
-    def __new__(cls, policy: Any = "balanced", *args: Any, **kwargs: Any) -> "Guardrail":
+    def __new__(cls: Type[G], policy: Any = "balanced", *args: Any, **kwargs: Any) -> G:
         if cls is Guardrail:  # a policy in observe mode (shadow mode) gets the observing guard
             from ._observe import ObservingGuardrail, observe_mode
 
             if observe_mode(policy):
-                cls = ObservingGuardrail
+                cls = ObservingGuardrail  # type: ignore[assignment]
         return object.__new__(cls)
 
     def __init__(
