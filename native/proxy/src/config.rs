@@ -145,9 +145,14 @@ impl Config {
 
     /// The engine for the policy: a preset name, a JSON or TOML file, or policy text.
     pub fn engine(&self) -> Result<Arc<Engine>, String> {
-        let (policy, _) = microloop_host::load(self.policy.as_deref(), None).map_err(|e| format!("policy: {e}"))?;
         // The same compilation as libmicroloop's: schemas, field rules and mask patterns included.
-        microloop_host::engine_for(policy).map_err(|e| format!("policy: {e}"))
+        self.host().map(|h| h.engine().clone())
+    }
+
+    /// The policy loaded with the sinks its sections configure (`[audit]`: opened now, so a log
+    /// that cannot be written is an error at start).
+    pub fn host(&self) -> Result<microloop_host::Host, String> {
+        microloop_host::Host::load(self.policy.as_deref(), None).map(|(h, _)| h).map_err(|e| format!("policy: {e}"))
     }
 }
 

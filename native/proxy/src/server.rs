@@ -24,11 +24,13 @@ use crate::config::{Config, OnBlock};
 use crate::dialect::{self, Dialect, ErrorKind, Follower, Outcome, SseSplitter};
 use crate::metrics::Metrics;
 use crate::store::{Store, Stored};
-use crate::trajectory::{judge, note, reask_results, replay};
+use crate::trajectory::{judge_logged, note, reask_results, replay};
 
 pub struct AppState {
     pub cfg: Config,
     pub engine: Arc<Engine>,
+    /// Where every decision on a proposed call goes (the policy's `[audit]`), if anywhere.
+    pub events: Option<microloop_host::Events>,
     pub client: reqwest::Client,
     pub metrics: Metrics,
     /// Conversations kept between requests (Responses' `previous_response_id`).
@@ -47,7 +49,8 @@ impl AppState {
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let store = Store::open(&cfg)?;
-        Ok(AppState { cfg, engine, client, metrics: Metrics::default(), store })
+        let events = cfg.host()?.events();
+        Ok(AppState { cfg, engine, events, client, metrics: Metrics::default(), store })
     }
 
     fn upstream_url(&self, path_and_query: &str) -> String {
@@ -376,7 +379,7 @@ async fn settle(st: &AppState, turn: &Turn, req: Value, mut resp: Value, mut dec
             let mut stopped = false;
             for (ci, calls) in choices.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
                 let mut rp = replay(d, joined.as_ref().unwrap_or(&req_cur), &st.engine);
-                let Some((bi, v)) = judge(&mut rp.session, calls).blocked else { continue };
+                let Some((bi, v)) = judge_logged(&mut rp.session, calls, st.events.as_ref()).blocked else { continue };
                 blocked_log(st, d, &calls[bi].name, &v, "stop");
                 decision.action = "block";
                 decision.rule = v.rule.to_string();
@@ -391,7 +394,7 @@ async fn settle(st: &AppState, turn: &Turn, req: Value, mut resp: Value, mut dec
         }
         let calls = &choices[0];
         let mut rp = replay(d, joined.as_ref().unwrap_or(&req_cur), &st.engine);
-        let j = judge(&mut rp.session, calls);
+        let j = judge_logged(&mut rp.session, calls, st.events.as_ref());
         let Some((bi, v)) = j.blocked.clone() else {
             let judged = joined.unwrap_or(req_cur);
             return Ok(Settled { resp, reasked: reasks > 0, stopped: false, judged, hidden: Vec::new(), decision });

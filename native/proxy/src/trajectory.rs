@@ -108,9 +108,17 @@ pub struct Judgement {
 }
 
 pub fn judge(session: &mut Session, calls: &[ToolCall]) -> Judgement {
+    judge_logged(session, calls, None)
+}
+
+/// [`judge`], handing each decision to the host's sinks (the audit log).
+pub fn judge_logged(session: &mut Session, calls: &[ToolCall], events: Option<&microloop_host::Events>) -> Judgement {
     let mut j = Judgement { verdicts: Vec::with_capacity(calls.len()), blocked: None };
     for (i, c) in calls.iter().enumerate() {
         let v = session.check(&c.name, c.args.as_bytes(), 0).ok();
+        if let (Some(ev), Some(v)) = (events, &v) {
+            ev.emit(session, &c.name, c.args.as_bytes(), v, microloop_host::Clock::now_ms(&microloop_host::SystemClock));
+        }
         if let Some(v) = &v {
             if !v.action.runs() && j.blocked.is_none() {
                 j.blocked = Some((i, v.clone()));
@@ -193,6 +201,25 @@ mod tests {
 
     fn proposed(path: &str) -> Vec<ToolCall> {
         vec![ToolCall { id: "new".into(), name: "read_file".into(), args: format!("{{\"path\":\"{path}\"}}") }]
+    }
+
+    #[test]
+    fn every_judged_call_reaches_the_hosts_sinks() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        struct Seen(AtomicU64);
+        impl microloop_host::Sink for Seen {
+            fn decision(&self, d: &microloop_host::Decision<'_>) -> Option<u64> {
+                assert_eq!(d.tool, "read_file");
+                Some(self.0.fetch_add(1, Ordering::Relaxed))
+            }
+        }
+        let seen = Arc::new(Seen(AtomicU64::new(0)));
+        let ev = microloop_host::Events::new(vec![seen.clone() as Arc<dyn microloop_host::Sink>].into());
+        let mut s = Session::new(engine());
+        judge_logged(&mut s, &proposed("x"), Some(&ev));
+        judge_logged(&mut s, &proposed("y"), Some(&ev));
+        judge(&mut s, &proposed("z"));
+        assert_eq!(seen.0.load(Ordering::Relaxed), 2);
     }
 
     #[test]
