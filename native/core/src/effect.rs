@@ -5,7 +5,12 @@
 //! tool's effect; otherwise it is inferred here. When unsure the answer is `Write`: treating a read
 //! as a write only delays a block, while the opposite would block legitimate work.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use serde::Deserialize;
+
+use crate::shell;
 
 /// The effect of a call on the world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -102,72 +107,35 @@ pub fn infer(tool: &str, command: Option<&str>) -> Effect {
 }
 
 /// The effect of a shell command line: a read when every command in it runs a read-only
-/// program, with no output redirection and no in-place edit.
+/// program, with no output redirection to a file and no in-place edit. The line is read with
+/// its quoting ([`crate::shell`]): `grep -n "a(b);" f` is one command. A line that cannot be read
+/// to its end (an unterminated quote) is a write.
 pub fn shell_effect(line: &str) -> Effect {
-    if line.trim().is_empty() || has_output_redirection(line) {
+    let parsed = shell::parse(line);
+    if parsed.commands.is_empty() || parsed.writes_file || parsed.incomplete {
         return Effect::Write;
     }
-    let read = line
-        .split([';', '|', '&', '\n', '(', ')'])
-        .map(str::trim)
-        .filter(|seg| !seg.is_empty())
-        .all(segment_is_read);
-    if read { Effect::Read } else { Effect::Write }
+    if parsed.commands.iter().all(|words| command_is_read(words)) { Effect::Read } else { Effect::Write }
 }
 
-fn segment_is_read(segment: &str) -> bool {
-    let mut words = segment.split_whitespace().skip_while(|w| is_env_assignment(w));
-    let Some(program) = words.next() else { return true };
+fn command_is_read(words: &[String]) -> bool {
+    let Some((program, args)) = words.split_first() else { return true };
     let program = program.rsplit('/').next().unwrap_or(program);
-    let program = program.trim_matches(|c| c == '"' || c == '\'');
+    let mut args = args.iter().map(String::as_str);
     match program {
         "sed" => {
-            let args: alloc::vec::Vec<&str> = words.collect();
-            args.contains(&"-n") && !args.iter().any(|a| a.starts_with("-i") || *a == "--in-place")
+            let args: Vec<&str> = args.collect();
+            args.iter().any(|a| *a == "-n" || a.starts_with("-n") && !a.contains('i') || *a == "--quiet")
+                && !args.iter().any(|a| a.starts_with("-i") || *a == "--in-place" || (a.starts_with('-') && !a.starts_with("--") && a.contains('i')))
         }
-        "find" => !words.any(|w| matches!(w, "-delete" | "-exec" | "-execdir" | "-ok" | "-fprint")),
+        "find" => !args.any(|w| matches!(w, "-delete" | "-exec" | "-execdir" | "-ok" | "-okdir" | "-fprint" | "-fprintf" | "-fls")),
         "git" => {
-            let sub = words.find(|w| !w.starts_with('-'));
+            let sub = args.find(|w| !w.starts_with('-'));
             sub.is_some_and(|s| GIT_READS.contains(&s))
         }
-        "sort" => !words.any(|w| w == "-o" || w.starts_with("--output")),
+        "sort" => !args.any(|w| w == "-o" || w.starts_with("--output")),
         _ => READ_PROGRAMS.contains(&program),
     }
-}
-
-fn is_env_assignment(word: &str) -> bool {
-    match word.find('=') {
-        Some(i) if i > 0 => word[..i].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
-        _ => false,
-    }
-}
-
-/// `>`/`>>` to anything but `/dev/null` or another descriptor (`2>&1`); also `tee`.
-fn has_output_redirection(line: &str) -> bool {
-    let bytes = line.as_bytes();
-    let mut quote: Option<u8> = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        match quote {
-            Some(q) if b == q => quote = None,
-            Some(_) => {}
-            None if b == b'\'' || b == b'"' => quote = Some(b),
-            None if b == b'>' => {
-                let mut j = i + 1;
-                if bytes.get(j) == Some(&b'>') {
-                    j += 1;
-                }
-                let rest = line[j..].trim_start();
-                if !(rest.starts_with('&') || rest.starts_with("/dev/null")) {
-                    return true;
-                }
-            }
-            None => {}
-        }
-        i += 1;
-    }
-    line.split(|c: char| c == '|' || c.is_whitespace()).any(|w| w == "tee")
 }
 
 /// True when an error answer looks transient: a timeout, a rate limit, an overloaded or
@@ -237,6 +205,15 @@ mod tests {
             assert_eq!(shell_effect(cmd), Write, "{cmd}");
         }
         assert_eq!(infer("bash", Some("cat setup.py")), Read);
+        // Operators and redirections inside quotes are text.
+        for cmd in [r#"grep -n "DECL(pattern);" src/x.c"#, "grep -rn 'a > b' .", r#"grep "x && rm -rf y" f"#,
+                    "cat <<< 'a; rm b'", "sed -n '/(/,/);/p' f", r#"rg "foo|bar" | head -5"#, "ls $(pwd)", "cd /repo && grep -r \"Index(\" astroid/"] {
+            assert_eq!(shell_effect(cmd), Read, "{cmd}");
+        }
+        for cmd in ["grep x f; rm f", "echo $(rm -rf x)", "cat <<'EOF' > a.py\nprint(1)\nEOF", "cat `touch x`", "echo 'unterminated",
+                    "sed -ni 's/a/b/p' f", "ls | xargs rm"] {
+            assert_eq!(shell_effect(cmd), Write, "{cmd}");
+        }
         assert_eq!(infer("grep", Some("grep -n foo x")), Read);
         assert_eq!(infer("sed", Some("sed -i 's/a/b/' x")), Write);
     }

@@ -7,6 +7,7 @@
 //! * [`doc`]: parsed arguments for rules to read, borrowing from the arguments' text;
 //! * [`mask`]: volatile output (ids, timestamps, durations) masked before results are compared;
 //! * [`effect`]: whether a call reads or writes, and whether an error is transient;
+//! * [`shell`]: a quote-aware reading of shell command lines, for the effect of shell tools;
 //! * [`policy`]: the typed, validated policy and its presets;
 //! * [`engine`]: a compiled policy shared by sessions, and the seam for argument rules;
 //! * [`session`]: one agent's history and the loop detectors;
@@ -42,6 +43,7 @@ pub mod engine;
 pub mod mask;
 pub mod policy;
 pub mod session;
+pub mod shell;
 pub mod sketch;
 pub mod verdict;
 
