@@ -67,7 +67,7 @@ def main() -> None:
     print("|---|---|---|---|")
     for preset in PRESETS:
         for near in (False, True):
-            policy = {"preset": preset} if near else {"preset": preset, "loops": {"max_near_duplicate": 0}}
+            policy = {"preset": preset} if near else {"preset": preset, "loops": {"max_near_duplicate": 0, "max_near_errors": 0}}
             caught = wrong = 0
             notes = []
             for name, run in runs:

@@ -27,6 +27,7 @@ LOOP_KEYS = {
     "max_consecutive_errors": "failures of the same call in a row with no progress (loop.error)",
     "max_same_error": "the identical error returned this many times in a row, whatever the arguments (loop.same_error)",
     "max_near_duplicate": "near-duplicate calls (arguments that differ trivially) with the same answer",
+    "max_near_errors": "a call re-sent after it and near-identical variations failed with the identical error (loop.near_error)",
     "max_cycle_period": "longest cycle looked for (A-B-A-B is period 2) (loop.cycle)",
     "max_cycle_repeats": "rounds of a cycle with unchanged answers before it is blocked (loop.cycle)",
     "ignore_fields": "argument fields left out of fingerprints at any depth",

@@ -48,7 +48,7 @@ fn hash_u64(seed: u64, x: u64) -> u64 {
     xxh3_64_with_seed(&x.to_le_bytes(), seed)
 }
 
-fn hash_int(i: i128) -> u64 {
+pub(crate) fn hash_int(i: i128) -> u64 {
     xxh3_64_with_seed(&i.to_le_bytes(), SEED_INT)
 }
 
@@ -129,6 +129,8 @@ pub struct Hashed {
     pub command: Option<String>,
     /// The arguments' similarity sketch, when it was asked for ([`hash_json_sketched`]).
     pub sketch: Option<Sketch>,
+    /// The arguments' tokens, with the sketch: what an error of this call may echo.
+    pub echo: Option<crate::sketch::Echo>,
 }
 
 /// The fingerprint of a tool's answer: canonical when it is JSON ([`hash_json`]), of its bytes
@@ -202,7 +204,7 @@ pub fn hash_json_doc(text: &str, ignore: &[String], sketch: bool, doc: &mut Doc)
 fn hash_fast(text: &str, ignore: &[String], sketch: bool, doc: Option<&mut Doc>) -> Result<Hashed, fast::Decline> {
     let mut builder = Builder::new();
     let read = fast::read(text, ignore, sketch.then_some(&mut builder), doc)?;
-    Ok(read.hashed(sketch.then(|| builder.finish())))
+    Ok(read.hashed(sketch.then(|| builder.finish()), sketch.then(|| *builder.echo())))
 }
 
 /// [`hash_json_doc`] by serde_json alone: for everything the fast path declines.
@@ -225,8 +227,9 @@ fn hash_with(
     let builder = RefCell::new(Builder::new());
     let ctx = Ctx { ignore, command: &command, sketch: sketch.then_some(&builder), tape };
     let fingerprint = hash(&ctx)?;
+    let echo = sketch.then(|| *builder.borrow().echo());
     let sketch = sketch.then(|| builder.borrow().finish());
-    Ok(Hashed { fingerprint, command: command.into_inner().map(|(_, s)| s), sketch })
+    Ok(Hashed { fingerprint, command: command.into_inner().map(|(_, s)| s), sketch, echo })
 }
 
 /// Hashes the one value `de` holds, and checks nothing follows it.
@@ -246,7 +249,7 @@ pub fn hash_value(value: &Value, ignore: &[String]) -> Hashed {
             .map(String::from),
         _ => None,
     };
-    Hashed { fingerprint: hash_value_inner(value, ignore), command, sketch: None }
+    Hashed { fingerprint: hash_value_inner(value, ignore), command, sketch: None, echo: None }
 }
 
 fn hash_value_inner(value: &Value, ignore: &[String]) -> u64 {
@@ -348,10 +351,12 @@ impl<'de> Visitor<'de> for HashSeed<'_, '_> {
     }
     fn visit_i64<E>(self, i: i64) -> Result<u64, E> {
         self.item(Item::Num(Num::I64(i)));
+        self.echo_number(i as i128);
         Ok(self.token(hash_int(i as i128), crate::sketch::HEAVY))
     }
     fn visit_u64<E>(self, u: u64) -> Result<u64, E> {
         self.item(Item::Num(Num::U64(u)));
+        self.echo_number(u as i128);
         Ok(self.token(hash_int(u as i128), crate::sketch::HEAVY))
     }
     fn visit_f64<E>(self, f: f64) -> Result<u64, E> {
@@ -402,6 +407,13 @@ impl<'de> Visitor<'de> for HashSeed<'_, '_> {
 }
 
 impl HashSeed<'_, '_> {
+    /// A number's written form, for errors that echo it.
+    fn echo_number(self, n: i128) {
+        if let (Some(b), false) = (self.ctx.sketch, self.skip) {
+            b.borrow_mut().echo_number(n);
+        }
+    }
+
     /// Feeds a scalar's canonical hash to the sketch, if one is being built; returns the hash.
     fn token(self, hash: u64, weight: u32) -> u64 {
         if let (Some(b), false) = (self.ctx.sketch, self.skip) {

@@ -81,6 +81,7 @@ impl Preset {
                 max_consecutive_errors: 2,
                 max_same_error: 3,
                 max_near_duplicate: 2,
+                max_near_errors: 2,
                 max_cycle_period: 4,
                 max_cycle_repeats: 2,
             },
@@ -89,8 +90,11 @@ impl Preset {
                 max_no_progress: 2,
                 max_transient_retries: 3,
                 max_consecutive_errors: 3,
-                max_same_error: 5,
+                // Off: on the labelled runs it caught no loop another rule did not, and blocked
+                // a legitimate one (bench/RESULTS.md, "Rules one by one").
+                max_same_error: 0,
                 max_near_duplicate: 3,
+                max_near_errors: 2,
                 max_cycle_period: 4,
                 max_cycle_repeats: 3,
             },
@@ -101,6 +105,7 @@ impl Preset {
                 max_consecutive_errors: 5,
                 max_same_error: 10,
                 max_near_duplicate: 5,
+                max_near_errors: 4,
                 max_cycle_period: 4,
                 max_cycle_repeats: 4,
             },
@@ -126,6 +131,7 @@ pub struct Limits {
     pub max_consecutive_errors: u32,
     pub max_same_error: u32,
     pub max_near_duplicate: u32,
+    pub max_near_errors: u32,
     pub max_cycle_period: u32,
     pub max_cycle_repeats: u32,
 }
@@ -139,6 +145,7 @@ pub struct LimitOverrides {
     pub max_consecutive_errors: Option<u32>,
     pub max_same_error: Option<u32>,
     pub max_near_duplicate: Option<u32>,
+    pub max_near_errors: Option<u32>,
     pub max_cycle_period: Option<u32>,
     pub max_cycle_repeats: Option<u32>,
 }
@@ -149,7 +156,7 @@ impl Limits {
             ($($f:ident),*) => { $( if let Some(v) = o.$f { self.$f = v; } )* };
         }
         over!(max_identical, max_no_progress, max_transient_retries, max_consecutive_errors,
-              max_same_error, max_near_duplicate, max_cycle_period, max_cycle_repeats);
+              max_same_error, max_near_duplicate, max_near_errors, max_cycle_period, max_cycle_repeats);
     }
 
     fn validate(&self, path: &str, window: u32) -> Result<(), PolicyError> {
@@ -160,6 +167,7 @@ impl Limits {
             ("max_consecutive_errors", self.max_consecutive_errors),
             ("max_same_error", self.max_same_error),
             ("max_near_duplicate", self.max_near_duplicate),
+            ("max_near_errors", self.max_near_errors),
         ];
         for (key, v) in counts {
             if v > window {
@@ -310,6 +318,7 @@ pub struct ToolPolicy {
     pub max_consecutive_errors: Option<u32>,
     pub max_same_error: Option<u32>,
     pub max_near_duplicate: Option<u32>,
+    pub max_near_errors: Option<u32>,
     pub max_cycle_period: Option<u32>,
     pub max_cycle_repeats: Option<u32>,
     /// A JSON Schema the arguments must satisfy.
@@ -334,6 +343,7 @@ macro_rules! overrides_of {
             max_consecutive_errors: $x.max_consecutive_errors,
             max_same_error: $x.max_same_error,
             max_near_duplicate: $x.max_near_duplicate,
+            max_near_errors: $x.max_near_errors,
             max_cycle_period: $x.max_cycle_period,
             max_cycle_repeats: $x.max_cycle_repeats,
         }
@@ -394,6 +404,7 @@ struct LoopsDoc {
     max_consecutive_errors: Option<u32>,
     max_same_error: Option<u32>,
     max_near_duplicate: Option<u32>,
+    max_near_errors: Option<u32>,
     max_cycle_period: Option<u32>,
     max_cycle_repeats: Option<u32>,
     ignore_fields: Option<Vec<String>>,
@@ -421,7 +432,7 @@ pub const DEFAULT_MAX_ARGS_BYTES: usize = 1 << 20;
 /// Every key of the `loops` section.
 pub const LOOPS_KEYS: &[&str] = &[
     "window", "max_identical", "max_no_progress", "max_transient_retries", "max_consecutive_errors",
-    "max_same_error", "max_near_duplicate", "max_cycle_period", "max_cycle_repeats", "ignore_fields",
+    "max_same_error", "max_near_duplicate", "max_near_errors", "max_cycle_period", "max_cycle_repeats", "ignore_fields",
     "normalize_results", "mask_patterns", "max_blocked",
 ];
 
@@ -431,7 +442,7 @@ pub const BUDGET_KEYS: &[&str] = &["max_calls", "max_tool_calls", "max_errors", 
 /// Every key of a `[[tools]]` entry.
 pub const TOOL_KEYS: &[&str] = &[
     "name", "allow", "message", "effect", "max_calls", "max_identical", "max_no_progress",
-    "max_transient_retries", "max_consecutive_errors", "max_same_error", "max_near_duplicate",
+    "max_transient_retries", "max_consecutive_errors", "max_same_error", "max_near_duplicate", "max_near_errors",
     "max_cycle_period", "max_cycle_repeats", "schema", "schema_id", "rules",
 ];
 

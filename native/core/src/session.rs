@@ -30,7 +30,7 @@ use crate::effect::{self, Effect};
 use crate::engine::Engine;
 use crate::mask::mask_volatile;
 use crate::policy::{Limits, Resolved};
-use crate::sketch::{self, Ids, Sketch};
+use crate::sketch::{self, Echo, ErrorKey, Ids, Sketch};
 use crate::verdict::{Action, Verdict};
 
 mod snapshot;
@@ -90,6 +90,13 @@ struct Outcome {
     /// The masked result's similarity sketch, when the call's arguments have one; its ids are
     /// those of the arguments that the result names ([`Sketch::of_answer`]).
     sketch: Option<Sketch>,
+    /// Every number, id, date, path or quoted string of the answer, when it has a sketch: two
+    /// similar answers that differ in one of these are different answers.
+    /// (Folded to 32 bits: only compared for equality.)
+    answer_ids: u32,
+    /// A failure's text with what it echoes of the call's arguments left out (see
+    /// [`sketch::error_key`]); for failures only, out of line (most calls succeed).
+    error_key: Option<Box<ErrorKey>>,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +186,10 @@ pub struct Session {
     halted: Option<(Cow<'static, str>, String)>,
     /// The arguments parsed for argument rules; kept between checks so its memory is reused.
     doc: Doc,
+    /// The argument tokens of the newest calls still waiting for their result (by call id), for
+    /// reading what their errors echo; a result that comes after [`ECHO_PENDING`] newer calls is
+    /// compared without.
+    echoes: VecDeque<(u64, Echo)>,
 }
 
 /// What the policy says about one tool name, and the effect its name alone implies (inferred
@@ -199,6 +210,8 @@ const RESOLVE_CACHE_MAX: usize = 1024;
 const NEAR_LOOKBACK: u32 = 8;
 /// Bytes of memory a session's [`Doc`] keeps between checks; a larger one is freed after use.
 const DOC_KEEP_MAX: usize = 2 * 1024;
+/// Calls whose argument tokens are kept until their result comes (`Session::echoes`).
+const ECHO_PENDING: usize = 8;
 /// Slots of `Session::fp_slots` (2 KiB).
 const FP_SLOTS: usize = 1024;
 
@@ -239,6 +252,7 @@ impl Session {
             resolutions: Vec::new(),
             halted: None,
             doc: Doc::default(),
+            echoes: VecDeque::with_capacity(ECHO_PENDING),
         }
     }
 
@@ -371,7 +385,7 @@ impl Session {
         }
 
         let limits = &resolved.limits;
-        let want_sketch = limits.max_near_duplicate > 0;
+        let want_sketch = limits.max_near_duplicate > 0 || limits.max_near_errors > 0;
         let hashed = match (&engine.rules, resolved.has_rules) {
             (Some(rules), true) => {
                 // One pass parses, hashes and sketches the arguments; the rules read the result.
@@ -409,6 +423,7 @@ impl Session {
             self.errors_in_a_row(limits),
             self.same_error(tool_fp, limits),
             self.cycle(fp, limits),
+            self.near_errors(tool_fp, fp, hashed.sketch.as_ref(), limits),
             self.near_duplicate(tool_fp, fp, hashed.sketch.as_ref(), limits),
         ];
         if let Some(f) = findings.iter().flatten().find(|f| f.count >= f.max) {
@@ -418,6 +433,12 @@ impl Session {
         let warning = findings.iter().flatten().find(|f| f.warnable && f.count + 1 == f.max && f.count > 0);
         let previous = self.executions.len() as u32;
         let call_id = self.push(fp, tool_fp, info.name.clone(), effect, hashed.sketch, now_ms);
+        if let Some(echo) = hashed.echo {
+            if self.echoes.len() == ECHO_PENDING {
+                self.echoes.pop_front();
+            }
+            self.echoes.push_back((call_id, echo));
+        }
         Ok(match warning {
             None => Verdict::allow(call_id, previous),
             Some(f) => Verdict {
@@ -478,7 +499,15 @@ impl Session {
                 self.last_errors.insert(tool_fp, (call_id, excerpt(&masked).into_boxed_str()));
             }
         }
-        let sketch = self.history[idx].sketch.as_ref().map(|args| Sketch::of_answer(&masked, args));
+        let echo = self.echoes.iter().position(|(id, _)| *id == call_id).and_then(|i| self.echoes.remove(i)).map(|(_, e)| e);
+        let (sketch, answer_ids) = match self.history[idx].sketch.as_ref() {
+            Some(args) => {
+                let (sketch, ids) = Sketch::of_answer_and_ids(&masked, args);
+                (Some(sketch), ids.folded())
+            }
+            None => (None, 0),
+        };
+        let error_key = (is_error && self.history[idx].sketch.is_some()).then(|| Box::new(sketch::error_key(&masked, echo.as_ref())));
         self.history[idx].outcome = Some(Outcome {
             result,
             error: is_error,
@@ -487,6 +516,8 @@ impl Session {
             epoch_before,
             epoch_after: self.epoch,
             sketch,
+            answer_ids,
+            error_key,
         });
         Ok(())
     }
@@ -779,6 +810,95 @@ impl Session {
         best
     }
 
+    /// `loop.near_error`: the agent re-sends a call that already failed, after near-identical
+    /// variations of it failed with the identical error, with no progress between: the
+    /// variations count as the same call failing the same way (the third attempt at 2). Errors
+    /// are compared with what they echo of each call's own arguments left out
+    /// ([`sketch::error_key`]: `old_str `…` did not appear`, `paid 957`). Variations that never
+    /// come back to an earlier call are left to `loop.near_duplicate`.
+    ///
+    /// A variation is another call of the tool whose arguments are [`sketch::NEAR_ARGS`] alike.
+    /// A variation that lacks a number, id, date, path or quoted string the proposed call has
+    /// asked another question (the next id of a sweep), and is looked past, unless its error
+    /// shows the change did not matter: the error names each value the variation had in its
+    /// place (echoed, so masked) and carries information of its own the agent did not send
+    /// (`total price is 1002, but paid 957`, then `… but paid 1047`). An error that only
+    /// repeats the changed value (`flight HAT1 not available`) is an answer about that value.
+    /// The run ends at a success, a transient failure, or a different error; a run of exact
+    /// repeats alone is left to the exact rules, and so is an error that a call unlike this one
+    /// (not a variation) got too, nearly word for word, since it does not come from these
+    /// arguments. Bounded like
+    /// `loop.near_duplicate`.
+    fn near_errors(&self, tool_fp: Fingerprint, fp: Fingerprint, args: Option<&Sketch>, l: &Limits) -> Option<Finding> {
+        let anchor = args.filter(|_| l.max_near_errors > 0)?;
+        let none = Finding { rule: "loop.near_error", count: 0, max: l.max_near_errors, period: 0, warnable: true };
+        // No failure of the tool in the window (its newest error is kept while in it).
+        if !self.last_errors.contains_key(&tool_fp) {
+            return Some(none);
+        }
+        let (mut run, mut varied, mut returned) = (0u32, false, false);
+        let mut key: Option<u64> = None;
+        let mut later: Option<&Outcome> = None;
+        let mut budget = NEAR_LOOKBACK.saturating_mul(l.max_near_errors);
+        // Errors of the tool's calls unlike this one (not variations): the same or nearly the
+        // same error there (the answers compared as returned, since each call echoes its own
+        // arguments) says it does not come from these arguments (a noisy environment), so
+        // repeating it proves nothing about them; that is `loop.same_error`'s business.
+        let mut unlike: [Option<&Sketch>; 8] = [None; 8];
+        let mut n_unlike = 0;
+        let mut newest: Option<&Sketch> = None;
+        for e in self.history.iter().rev() {
+            if e.tool_fp != tool_fp {
+                continue;
+            }
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
+            let Some(o) = &e.outcome else { continue };
+            let quiet = match later {
+                None => o.epoch_after == self.epoch,
+                Some(l) => l.epoch_before == o.epoch_after,
+            };
+            if !quiet {
+                break;
+            }
+            let exact = e.fp == fp;
+            if !exact {
+                let Some(s) = &e.sketch else { continue };
+                if !s.similar(anchor, sketch::NEAR_ARGS) {
+                    if o.error && n_unlike < unlike.len() {
+                        unlike[n_unlike] = o.sketch.as_ref();
+                        n_unlike += 1;
+                    }
+                    continue;
+                }
+                if anchor.introduces(s) {
+                    // Every value the variation had that the proposed call lacks is echoed.
+                    let echoed = o.error_key.as_deref().is_some_and(|k| k.own_ids && s.ids().within(&k.echoed.or(&anchor.ids())));
+                    if !echoed {
+                        continue;
+                    }
+                }
+            }
+            let Some(ek) = o.error_key.as_deref().filter(|_| o.error && !o.transient) else { break };
+            match key {
+                None => {
+                    key = Some(ek.key);
+                    newest = o.sketch.as_ref();
+                }
+                Some(k) if k != ek.key => break,
+                Some(_) => {}
+            }
+            varied |= !exact;
+            returned |= exact;
+            later = Some(o);
+            run += 1;
+        }
+        let general = newest.is_some_and(|n| unlike[..n_unlike].iter().flatten().any(|u| u.similar(n, sketch::NEAR_RESULT)));
+        Some(Finding { count: if varied && returned && !general { run } else { 0 }, ..none })
+    }
+
     /// Executions of the same tool with nearly the same arguments, each a small variation of the
     /// next (newest first, starting from the proposed call), that got the same or nearly the same
     /// answer, with no progress between them nor since. A variation that brings a number, id,
@@ -851,7 +971,8 @@ impl Session {
         newest.map_or(true, |n| {
             n.error == o.error
                 && (n.result == o.result
-                    || matches!((&n.sketch, &o.sketch), (Some(a), Some(b)) if a.similar(b, sketch::NEAR_RESULT)))
+                    || (n.answer_ids == o.answer_ids
+                        && matches!((&n.sketch, &o.sketch), (Some(a), Some(b)) if a.similar(b, sketch::NEAR_RESULT))))
         })
     }
 
@@ -908,6 +1029,10 @@ impl Session {
                 "Blocked: your last calls repeat the same cycle ({}) {} times, with the same results every round. Going round again will not change anything: break the cycle with a different step, or stop and report what is blocking you.",
                 self.cycle_names(f.period), f.count
             ),
+            "loop.near_error" => format!(
+                "Blocked: `{tool}` with these or nearly the same arguments already failed {} with the same error, and nothing changed in between.{err} Small changes to the call are not fixing it: read the error and act on what it says (the value it asks for, a missing step), or tell the user what is in the way.",
+                times(f.count)
+            ),
             "loop.near_duplicate" => format!(
                 "Blocked: the last {} calls to `{tool}` sent nearly the same arguments and got the same answer each time, with nothing changed in between.{err} Your variations do not change the outcome, so another one will not either. Stop rewording the call: read the answer and fix its cause (other values, a missing step first, a different tool), or tell the user what is in the way.",
                 f.count
@@ -941,6 +1066,10 @@ impl Session {
             "loop.cycle" => format!(
                 "Note: your recent calls are going round a cycle with the same results each time ({} rounds). Going round once more will be blocked: try a different step.",
                 f.count
+            ),
+            "loop.near_error" => format!(
+                "Note: `{tool}` with these or nearly the same arguments already failed {} with the same error. If this attempt fails the same way, the next variation will be blocked: act on what the error says instead.",
+                times(f.count)
             ),
             "loop.near_duplicate" => format!(
                 "Note: `{tool}` already got the same answer {} to nearly these arguments, with nothing changed since. Small variations are not changing the outcome: if this attempt gets the same answer, the next variation will be blocked. Try a different approach instead.",

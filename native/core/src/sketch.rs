@@ -148,12 +148,18 @@ impl Sketch {
     /// ids are of no use, and a session keeps one such sketch per call). Only tokens of at least
     /// [`NAME_MIN_LEN`] bytes can name an id.
     pub fn of_answer(text: &[u8], args: &Sketch) -> Sketch {
+        Self::of_answer_and_ids(text, args).0
+    }
+
+    /// [`Sketch::of_answer`], and every number, id, date, path or quoted string of the answer:
+    /// the informative tokens that tell two otherwise similar answers apart.
+    pub fn of_answer_and_ids(text: &[u8], args: &Sketch) -> (Sketch, Ids) {
         let mut b = Builder::new();
         b.call_ids = wide(args.ids);
         b.scan::<true>(0, text);
         let mut sketch = b.finish();
         sketch.ids = narrow(b.named);
-        sketch
+        (sketch, Ids(b.ids))
     }
 }
 
@@ -165,6 +171,23 @@ impl Sketch {
 pub struct Ids([u64; 2]);
 
 impl Ids {
+    /// The filter's two words (for session snapshots).
+    pub fn words(&self) -> [u64; 2] {
+        self.0
+    }
+
+    /// The filter [`Ids::words`] gave.
+    pub fn from_words(words: [u64; 2]) -> Ids {
+        Ids(words)
+    }
+
+    /// The set folded to 32 bits, for telling sets apart (equal sets fold equal; unequal ones
+    /// almost always differ).
+    pub fn folded(&self) -> u32 {
+        let h = fmix(self.0[0] ^ fmix(self.0[1] ^ K1));
+        (h ^ (h >> 32)) as u32
+    }
+
     /// True when the set holds no id.
     pub fn is_empty(&self) -> bool {
         self.0 == [0, 0]
@@ -201,6 +224,8 @@ pub struct Builder {
     call_ids: [u64; 2],
     /// The answer's ids found in `call_ids`.
     named: [u64; 2],
+    /// Every token of the text, two bits each (see [`Echo`]).
+    echo: Echo,
 }
 
 impl Default for Builder {
@@ -321,9 +346,177 @@ fn token_hash(token: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(token)
 }
 
+/// Salt of a quoted string's whole-string token, so that `"foo"` and the word `foo` differ.
+const QUOTED: u64 = 0x5157_4f54_4544_0001;
+/// The longest quoted string taken as one token: longer ones are text, not a term.
+pub const QUOTED_MAX: usize = 80;
+
+/// When a quote opens a quoted string at `text[i]` (plain `"` `'` `` ` ``, or `\"` as raw JSON
+/// has it), the span of its content: the quote starts a word (after the start, white space or
+/// `=([{,`), the same quote closes it within [`QUOTED_MAX`] bytes on the same line, the content
+/// is not empty. An apostrophe inside a word (`it's`) opens nothing.
+fn quoted_at(text: &[u8], i: usize) -> Option<(usize, usize)> {
+    let (quote, open_len) = match text[i] {
+        b'"' | b'\'' | b'`' => (&text[i..i + 1], 1),
+        b'\\' if text.get(i + 1) == Some(&b'"') => (&text[i..i + 2], 2),
+        _ => return None,
+    };
+    let boundary = |b: u8| matches!(b, b' ' | b'\t' | b'=' | b'(' | b'[' | b'{' | b',');
+    let before = if i == 0 { None } else { Some(text[i - 1]) };
+    // Before a raw `\"`, the byte before the backslash; `n` of an escaped newline (`\n`) counts
+    // as white space.
+    let starts_word = match before {
+        None => true,
+        Some(b) if boundary(b) => true,
+        Some(b'n') => i >= 2 && text[i - 2] == b'\\',
+        _ => false,
+    };
+    if !starts_word {
+        return None;
+    }
+    let start = i + open_len;
+    let window = &text[start..text.len().min(start + QUOTED_MAX + open_len)];
+    let k = window.windows(quote.len()).position(|w| w == quote)?;
+    if k == 0 || window[..k].contains(&b'\n') || (open_len == 1 && window[..k].ends_with(b"\\")) {
+        return None;
+    }
+    Some((start, start + k))
+}
+
+/// A 1024-bit Bloom filter of every token of a call's arguments (two bits each), kept until its
+/// result comes: the tokens of an error that the call's own arguments hold are *echoed* (`old_str
+/// `…` did not appear`, `paid 957`) and left out of [`error_key`]. With 200 tokens, a token not
+/// in the arguments is taken for an echo about one time in thirty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Echo([u64; 16]);
+
+impl Echo {
+    fn bits(token: u64) -> [(usize, u64); 2] {
+        let a = (token & 1023) as usize;
+        let b = ((token >> 10) & 1023) as usize;
+        [(a >> 6, 1 << (a & 63)), (b >> 6, 1 << (b & 63))]
+    }
+
+    fn insert(&mut self, token: u64) {
+        for (w, bit) in Self::bits(token) {
+            self.0[w] |= bit;
+        }
+    }
+
+    /// True when the token is (probably) among the arguments' tokens.
+    pub fn contains(&self, token: u64) -> bool {
+        Self::bits(token).iter().all(|&(w, bit)| self.0[w] & bit != 0)
+    }
+
+    /// Adds a number as the text it is written with (`957`), as an error would echo it.
+    pub fn insert_number(&mut self, n: i128) {
+        let mut buf = [0u8; 40];
+        let mut at = buf.len();
+        let mut m = n.unsigned_abs();
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (m % 10) as u8;
+            m /= 10;
+            if m == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            at -= 1;
+            buf[at] = b'-';
+        }
+        self.insert(token_hash(&buf[at..]));
+    }
+}
+
+/// An error, read for comparing it with the errors of other calls ([`error_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ErrorKey {
+    /// A hash of the error's tokens in order, those the call's arguments hold left out.
+    pub key: u64,
+    /// The numbers, ids, dates and paths of the error that the call's arguments hold (echoed).
+    pub echoed: Ids,
+    /// The error has a number, id, date or path of its own (not from the arguments): it tells
+    /// the caller something (`total price is 1002`).
+    pub own_ids: bool,
+}
+
+/// Reads an error for comparison with other calls' errors: two calls that failed with the same
+/// message about their own differing arguments (`old_str `…` did not appear`, `paid 957`) get
+/// the same key. `echo` holds the call's argument tokens (none: nothing is left out). Only the
+/// first 4 KiB count.
+pub fn error_key(text: &[u8], echo: Option<&Echo>) -> ErrorKey {
+    let text = &text[..text.len().min(4096)];
+    let mut out = ErrorKey { key: K1, ..ErrorKey::default() };
+    let mut echoed = [0u64; 2];
+    let mut i = 0;
+    let n = text.len();
+    while i < n {
+        if CLASS[text[i] as usize] & STOP != 0 {
+            i += match text[i] {
+                b'\\' if text.get(i + 1) == Some(&b'u') => 6,
+                b'\\' => 2,
+                _ => 1,
+            };
+            continue;
+        }
+        let start = i;
+        let mut seen = 0u8;
+        while i < n && CLASS[text[i] as usize] & STOP == 0 {
+            seen |= CLASS[text[i] as usize];
+            i += 1;
+        }
+        let h = token_hash(&text[start..i]);
+        let heavy = seen & (DIGIT | SLASH) != 0;
+        if echo.is_some_and(|e| e.contains(h)) {
+            if heavy {
+                // A number sent as a JSON number has its canonical hash among the ids.
+                let id = parse_int(&text[start..i]).map_or(h, crate::canon::hash_int);
+                for (w, bit) in id_bits(id) {
+                    echoed[w] |= bit;
+                }
+            }
+        } else {
+            out.key = fmix(out.key ^ h).wrapping_add(K2);
+            out.own_ids |= heavy;
+        }
+    }
+    out.echoed = Ids(echoed);
+    out
+}
+
+/// A token that is a plain integer (`957`, `-3`), as a JSON number would be written.
+fn parse_int(t: &[u8]) -> Option<i128> {
+    let (neg, digits) = match t {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, t),
+    };
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    let n = digits.iter().fold(0i128, |n, d| n * 10 + (d - b'0') as i128);
+    Some(if neg { -n } else { n })
+}
+
+/// The two bits of a heavy token in an [`Ids`] filter: `(word, bit)`.
+fn id_bits(token: u64) -> [(usize, u64); 2] {
+    let h = fmix(token ^ K2);
+    [h & 127, (h >> 7) & 127].map(|bit| ((bit >> 6) as usize, 1u64 << (bit & 63)))
+}
+
 impl Builder {
+    /// The arguments' tokens seen so far, for [`error_key`].
+    pub fn echo(&self) -> &Echo {
+        &self.echo
+    }
+
+    /// Records a number's written form among the echoable tokens (see [`Echo::insert_number`]).
+    pub fn echo_number(&mut self, n: i128) {
+        self.echo.insert_number(n);
+    }
+
     pub fn new() -> Builder {
-        Builder { mins: [u64::MAX; SLOTS], filled: 0, ids: [0; 2], call_ids: [0; 2], named: [0; 2] }
+        Builder { mins: [u64::MAX; SLOTS], filled: 0, ids: [0; 2], call_ids: [0; 2], named: [0; 2], echo: Echo::default() }
     }
 
     /// Adds one token, already hashed, `weight` times; a token of weight [`HEAVY`] also enters
@@ -336,11 +529,13 @@ impl Builder {
     /// among `call_ids` is also added to `named` (an answer's tokens: [`Sketch::of_answer`]).
     /// Arguments are sketched without `NAMING`, at no cost on the check path.
     fn add_token<const NAMING: bool>(&mut self, field: u64, token: u64, weight: u32, len: usize) {
+        if !NAMING {
+            self.echo.insert(token);
+        }
         if weight >= HEAVY {
-            let h = fmix(token ^ K2);
             let mut bits = [0u64; 2];
-            for bit in [h & 127, (h >> 7) & 127] {
-                bits[(bit >> 6) as usize] |= 1 << (bit & 63);
+            for (w, bit) in id_bits(token) {
+                bits[w] |= bit;
             }
             self.ids[0] |= bits[0];
             self.ids[1] |= bits[1];
@@ -373,6 +568,11 @@ impl Builder {
         while i < n {
             let b = text[i];
             if CLASS[b as usize] & STOP != 0 {
+                if let Some((start, end)) = quoted_at(text, i) {
+                    // A quoted string is asked as a whole (a search term, a literal): one more
+                    // token, heavy like an id, besides its words.
+                    self.add_token::<NAMING>(field, token_hash(&text[start..end]) ^ QUOTED, HEAVY, end - start);
+                }
                 // An escape in raw JSON: `\n`, `\"`, `\u00e9` separate tokens.
                 i += match b {
                     b'\\' if text.get(i + 1) == Some(&b'u') => 6,
@@ -420,7 +620,10 @@ impl Builder {
             // A path or URL has a slash; a file name ends in a short extension (`App.tsx`, not
             // `document.body`): 1 to 4 bytes after its dot.
             let file = dot.is_some_and(|d| (1..=4).contains(&(i - d - 1)));
-            let heavy = seen & (DIGIT | SLASH) != 0 || file;
+            // A field whose whole value is one word (`"cabin": "economy"`, a status, a name) is
+            // an identifier: a changed value is another question, like a changed id.
+            let whole = field != 0 && start == 0 && i == n && n <= QUOTED_MAX;
+            let heavy = seen & (DIGIT | SLASH) != 0 || file || whole;
             self.add_token::<NAMING>(field, h, if heavy { HEAVY } else { 1 }, i - start);
             i += separator;
         }
@@ -530,8 +733,14 @@ mod tests {
         while i < n {
             let c = text[i];
             if c == b'\\' {
+                if let Some((start, end)) = quoted_at(text, i) {
+                    b.add_hashed(0, token_hash(&text[start..end]) ^ QUOTED, HEAVY);
+                }
                 i += if text.get(i + 1) == Some(&b'u') { 6 } else { 2 };
                 continue;
+            }
+            if let Some((start, end)) = quoted_at(text, i) {
+                b.add_hashed(0, token_hash(&text[start..end]) ^ QUOTED, HEAVY);
             }
             if is_separator(c) {
                 i += 1;
@@ -647,6 +856,44 @@ mod tests {
                 assert_eq!(alnum_runs(&text, at), (end, digits), "{:?}", String::from_utf8_lossy(&text[at..]));
             }
         }
+    }
+
+    #[test]
+    fn a_changed_quoted_string_is_a_new_question() {
+        let a = Sketch::of_text(br#"cd /testbed && grep -r "Ellipsis(" astroid/ | grep -v "class Ellipsis" | head -5"#);
+        let b = Sketch::of_text(br#"cd /testbed && grep -r "ExtSlice(" astroid/ | grep -v "class ExtSlice" | head -5"#);
+        assert!(b.introduces(&a) && a.introduces(&b));
+        let raw = Sketch::of_text(br#"pylint --bad-names-rgxs=\"foo,bar\" foo.py"#);
+        assert!(Sketch::of_text(br#"pylint --bad-names-rgxs=\"foo, bar\" foo.py"#).introduces(&raw));
+        // The same quoted strings, other words: no new question.
+        assert!(!Sketch::of_text(b"please grep 'Index(' now").introduces(&Sketch::of_text(b"grep 'Index(' again")));
+        // An apostrophe in a word opens no quote.
+        assert!(!Sketch::of_text(b"it's done, isn't it").introduces(&Sketch::of_text(b"it's finished")));
+        assert_eq!(quoted_at(b"say 'hi' x", 4), Some((5, 7)));
+        assert_eq!(quoted_at(b"it's 'x'", 2), None);
+        assert_eq!(quoted_at(b"''", 0), None);
+        assert_eq!(quoted_at(b"'a\nb'", 0), None);
+    }
+
+    #[test]
+    fn errors_compare_with_their_echo_of_the_arguments_left_out() {
+        let mut b = Builder::new();
+        b.add_text(1, b"if x == 1:\n    return");
+        b.echo_number(957);
+        let echo = b.echo();
+        let key = |t: &[u8], e: Option<&Echo>| error_key(t, e).key;
+        let k1 = key(b"Error: No replacement was performed, old_str `if x == 1:\n    return` did not appear", Some(echo));
+        let k2 = key(b"Error: No replacement was performed, old_str `if x == 1:` did not appear", Some(echo));
+        assert_eq!(k1, k2);
+        let paid = error_key(b"total is 1002, but paid 957", Some(echo));
+        assert_eq!(paid.key, key(b"total is 1002, but paid", None));
+        assert!(paid.own_ids, "1002 is the error's own");
+        let mut sent = Builder::new();
+        sent.add_number(1, crate::canon::hash_int(957));
+        assert_eq!(paid.echoed, sent.finish().ids());
+        assert!(!error_key(b"x == 1: is wrong", Some(echo)).own_ids, "1: is echoed");
+        assert_ne!(key(b"total is 1002, but paid 957", None), key(b"total is 1002, but paid 1047", None));
+        assert_ne!(key(b"file a.py not found", Some(echo)), key(b"file b.py not found", Some(echo)));
     }
 
     #[test]

@@ -44,6 +44,7 @@ fn preset_row(p: Preset, key: &str) -> u32 {
         "max_consecutive_errors" => l.max_consecutive_errors,
         "max_same_error" => l.max_same_error,
         "max_near_duplicate" => l.max_near_duplicate,
+        "max_near_errors" => l.max_near_errors,
         "max_cycle_period" => l.max_cycle_period,
         "max_cycle_repeats" => l.max_cycle_repeats,
         "max_blocked" => p.max_blocked(),
@@ -77,5 +78,5 @@ fn the_preset_table_is_the_code() {
         }
         rows += 1;
     }
-    assert_eq!(rows, 9, "one row per threshold and max_blocked");
+    assert_eq!(rows, 10, "one row per threshold and max_blocked");
 }

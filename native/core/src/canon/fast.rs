@@ -33,8 +33,8 @@ pub(super) struct Read {
 }
 
 impl Read {
-    pub fn hashed(self, sketch: Option<crate::sketch::Sketch>) -> super::Hashed {
-        super::Hashed { fingerprint: self.fingerprint, command: self.command.map(|(_, s)| s), sketch }
+    pub fn hashed(self, sketch: Option<crate::sketch::Sketch>, echo: Option<crate::sketch::Echo>) -> super::Hashed {
+        super::Hashed { fingerprint: self.fingerprint, command: self.command.map(|(_, s)| s), sketch, echo }
     }
 }
 
@@ -232,12 +232,15 @@ impl Reader<'_, '_> {
             b'-' | b'0'..=b'9' => {
                 let n = self.integer()?;
                 self.push(Item::Num(n));
-                let hash = match n {
-                    Num::U64(u) => hash_int(u as i128),
-                    Num::I64(i) => hash_int(i as i128),
+                let int = match n {
+                    Num::U64(u) => u as i128,
+                    Num::I64(i) => i as i128,
                     Num::F64(_) => return None,
                 };
-                Some(self.token(at, hash, HEAVY))
+                if let (Some(b), false) = (self.sketch.as_deref_mut(), at.skip) {
+                    b.echo_number(int);
+                }
+                Some(self.token(at, hash_int(int), HEAVY))
             }
             _ => None,
         }
@@ -447,7 +450,7 @@ mod tests {
         // Without a sketch or a document, the same fingerprint and command.
         let bare = read_bare(text, ignore).expect("taken with a document, taken without");
         assert_eq!((bare.fingerprint, &bare.command), (read.fingerprint, &read.command));
-        Some((read.hashed(Some(builder.finish())), doc))
+        Some((read.hashed(Some(builder.finish()), Some(*builder.echo())), doc))
     }
 
     fn read_bare(text: &str, ignore: &[String]) -> Option<Read> {

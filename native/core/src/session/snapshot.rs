@@ -30,11 +30,11 @@ use super::{fp_slot, Entry, Outcome, Session};
 use crate::effect::Effect;
 use crate::engine::Engine;
 use crate::policy::Policy;
-use crate::sketch::Sketch;
+use crate::sketch::{ErrorKey, Ids, Sketch};
 
 const MAGIC: &[u8; 4] = b"MLSS";
 /// The format written; [`Session::load`] reads this one and refuses newer ones.
-pub const SNAPSHOT_VERSION: u16 = 1;
+pub const SNAPSHOT_VERSION: u16 = 2;
 const HEADER: usize = 4 + 2 + 2 + 8;
 const TRAILER: usize = 8;
 
@@ -97,6 +97,11 @@ impl Writer {
     }
     fn effect(&mut self, e: Effect) {
         self.u8(matches!(e, Effect::Write) as u8);
+    }
+    fn ids(&mut self, ids: &Ids) {
+        for w in ids.words() {
+            self.u64(w);
+        }
     }
     fn sketch(&mut self, s: &Option<Sketch>) {
         match s {
@@ -169,6 +174,9 @@ impl<'a> Reader<'a> {
         let bytes = self.take(Sketch::BYTES)?;
         Ok(Some(Sketch::from_bytes(bytes.try_into().unwrap())))
     }
+    fn ids(&mut self) -> R<Ids> {
+        Ok(Ids::from_words([self.u64()?, self.u64()?]))
+    }
 }
 
 impl Session {
@@ -223,11 +231,22 @@ impl Session {
                     w.u8(1
                         | (o.error as u8) << 1
                         | (o.transient as u8) << 2
-                        | (o.changed as u8) << 3);
+                        | (o.changed as u8) << 3
+                        | (o.error_key.is_some() as u8) << 4
+                        | ((o.answer_ids != 0) as u8) << 5);
                     w.u64(o.result);
                     w.u32(o.epoch_before);
                     w.u32(o.epoch_after);
                     w.sketch(&o.sketch);
+                    // Version 2: each only when it is not the default (flags 16, 32).
+                    if let Some(k) = &o.error_key {
+                        w.u64(k.key);
+                        w.ids(&k.echoed);
+                        w.u8(k.own_ids as u8);
+                    }
+                    if o.answer_ids != 0 {
+                        w.u32(o.answer_ids);
+                    }
                 }
             }
         }
@@ -344,6 +363,12 @@ impl Session {
                     epoch_before: r.u32()?,
                     epoch_after: r.u32()?,
                     sketch: r.sketch()?,
+                    error_key: if flags & 16 != 0 {
+                        Some(Box::new(ErrorKey { key: r.u64()?, echoed: r.ids()?, own_ids: r.u8()? != 0 }))
+                    } else {
+                        None
+                    },
+                    answer_ids: if flags & 32 != 0 { r.u32()? } else { 0 },
                 }),
             };
             if i < skip {
@@ -576,6 +601,7 @@ mod tests {
                 .unwrap();
         }
         let n = s.save().len();
-        assert!(n < 256 * 160, "{n} bytes");
+        // About 160 bytes a call: fingerprints, two sketches, an answer's ids.
+        assert!(n < 256 * 176, "{n} bytes");
     }
 }
