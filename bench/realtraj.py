@@ -1,15 +1,16 @@
 """Replays recorded agent runs through MicroLoop and scores each preset.
 
-The 26 labelled runs of ``../shared/realtraj-dev/`` (9 loops, 17 legitimate; the folder sits beside
+The labelled runs of ``../shared/realtraj-dev/`` (52: 19 loops, 33 legitimate; the folder sits beside
 the repository, or give its path with ``--runs`` / ``$MICROLOOP_REALTRAJ``) are read at run time,
 never copied. Each step is checked with ``Guardrail.check``; when the verdict lets it run, its
 recorded result is recorded. A loop is *caught* when a call at or after its ``loop_start`` is
 blocked (or halted); a legitimate run is *wrongly blocked* when any of its calls is.
 
-Every preset is run twice: as shipped, and with ``loop.near_duplicate`` off
-(``max_near_duplicate = 0``), the exact-match-only baseline.
+Every preset is run twice: as shipped, and with near matching off (``max_near_duplicate = 0``,
+``max_near_errors = 0``), the exact-match-only baseline. ``--cases`` prints every run's first block
+under balanced; ``--rules`` measures each loop rule alone.
 
-    .venv/bin/python bench/realtraj.py [--runs DIR] [-v]
+    .venv/bin/python bench/realtraj.py [--runs DIR] [-v] [--cases | --rules]
 """
 
 from __future__ import annotations
@@ -57,9 +58,15 @@ def main() -> None:
     default = os.environ.get("MICROLOOP_REALTRAJ") or here.parent / "shared" / "realtraj-dev"
     parser.add_argument("--runs", type=Path, default=Path(default), help="folder of labelled runs")
     parser.add_argument("-v", action="store_true", help="list each run's first block")
+    parser.add_argument("--cases", action="store_true", help="a table of every run under balanced: first block, rule")
+    parser.add_argument("--rules", action="store_true", help="each loop rule alone under balanced: loops caught, legit runs blocked")
     args = parser.parse_args()
 
     runs = load_runs(args.runs)
+    if args.cases:
+        return cases_table(runs)
+    if args.rules:
+        return rules_table(runs)
     loops = sum(r["label"] == "loop" for _, r in runs)
     legit = len(runs) - loops
     print(f"{len(runs)} runs: {loops} loops, {legit} legitimate\n")
@@ -83,6 +90,55 @@ def main() -> None:
             print(f"| {preset} | {label} | {caught}/{loops} | {wrong}/{legit} |", flush=True)
             if args.v:
                 print(f"  {preset}, near-duplicates {label}:", *notes, sep="\n", file=sys.stderr, flush=True)
+
+
+def cases_table(runs: list[tuple[str, dict]]) -> None:
+    print("| run | label | loop_start | first block (step) | rule | verdict |")
+    print("|---|---|---|---|---|---|")
+    for name, run in runs:
+        first, hit, rule = replay({"preset": "balanced"}, run)
+        tags = " (contentious)" if "contentious" in run.get("tags", []) else ""
+        if run["label"] == "loop":
+            verdict = "caught" if hit is not None else "missed"
+        else:
+            verdict = "wrongly blocked" if first is not None else "passes"
+        step = hit if hit is not None else first
+        print(f"| {name} | {run['label']}{tags} | {run.get('loop_start', '')} | {'' if step is None else step} | {rule} | {verdict} |")
+
+
+# The loop rules with a threshold, and their balanced values: each is measured alone (the others
+# at 0), and against the others (is a caught loop caught by no other rule?).
+BALANCED = {
+    "loop.identical": ("max_identical", 30),
+    "loop.no_progress": ("max_no_progress", 2),
+    "loop.transient": ("max_transient_retries", 3),
+    "loop.error": ("max_consecutive_errors", 3),
+    "loop.same_error": ("max_same_error", 5),
+    "loop.near_duplicate": ("max_near_duplicate", 3),
+    "loop.near_error": ("max_near_errors", 2),
+    "loop.cycle": ("max_cycle_repeats", 3),
+}
+
+
+def rules_table(runs: list[tuple[str, dict]]) -> None:
+    alone: dict[str, tuple[set[str], set[str]]] = {}
+    for rule, (key, value) in BALANCED.items():
+        loops = {k: 0 for k, _ in BALANCED.values()}
+        loops[key] = value
+        caught, blocked = set(), set()
+        for name, run in runs:
+            first, hit, _ = replay({"preset": "balanced", "loops": loops}, run)
+            if run["label"] == "loop" and hit is not None:
+                caught.add(name)
+            elif run["label"] == "legit" and first is not None:
+                blocked.add(name)
+        alone[rule] = (caught, blocked)
+    print("| rule (balanced threshold) | loops caught alone | of which no other rule catches | legit runs blocked alone |")
+    print("|---|---|---|---|")
+    for rule, (caught, blocked) in alone.items():
+        others = set().union(*(c for r, (c, _) in alone.items() if r != rule))
+        key, value = BALANCED[rule]
+        print(f"| `{rule}` ({key} = {value}) | {len(caught)} | {len(caught - others)} | {len(blocked)} {sorted(blocked) or ''} |")
 
 
 if __name__ == "__main__":
