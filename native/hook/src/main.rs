@@ -12,9 +12,9 @@
 mod agent;
 mod state;
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use microloop_core::policy::ToolPolicy;
@@ -35,7 +35,11 @@ usage: microloop-hook AGENT [--policy P]
 
 Reads one hook event as JSON on stdin and answers in the agent's format. State lives in
 $MICROLOOP_STATE_DIR, else $XDG_STATE_HOME/microloop/hooks, else ~/.local/state/microloop/hooks.
-`microloop hooks install AGENT` registers it.";
+`microloop hooks install AGENT` registers it.
+
+Under a policy with mode = \"observe\" (shadow mode) nothing is ever denied: every verdict and
+result is appended to $MICROLOOP_OBSERVE_LOG, else observe.jsonl in the state directory, a log
+`microloop replay` reads.";
 
 /// Events larger than this are not read: the call runs unchecked.
 const MAX_EVENT_BYTES: u64 = 8 << 20;
@@ -156,6 +160,7 @@ fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &
         }
     };
 
+    let observe = s.engine().policy.observe;
     let mut answer = Answer::none();
     match event {
         Event::Pre { tool, input, id, .. } => {
@@ -163,6 +168,18 @@ fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &
             let v = s.check(&tool, &args, clock.now_ms()).map_err(|e| format!("cannot check `{tool}`: {e}"))?;
             if let Some(events) = host.events_for(&session) {
                 events.emit(&s, &tool, &args, &v, SystemClock.now_ms());
+            }
+            if observe {
+                // Shadow mode: the verdict is logged, the call is never denied.
+                let line = json!({"microloop": "observe", "event": "check", "session": session, "call": v.call_id,
+                    "at_ms": clock.now_ms(), "tool": tool, "args": input, "action": v.action.as_str(), "rule": v.rule,
+                    "message": v.message, "count": v.count});
+                notes.extend(observe_log(dir, &line).err());
+                if v.action.runs() {
+                    state::add_pending(&mut meta, pending_key(&tool, &args, id.as_deref()), v.call_id);
+                }
+                locked.write(agent.name(), &session, &meta, &s.save()).map_err(|e| format!("cannot save the session's state: {e}"))?;
+                return Ok(Answer { stderr: (!notes.is_empty()).then(|| notes.join("\n")), ..Answer::none() });
             }
             if v.action.runs() {
                 state::add_pending(&mut meta, pending_key(&tool, &args, id.as_deref()), v.call_id);
@@ -181,6 +198,11 @@ fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &
             if let Some(call_id) = state::take_pending(&mut meta, &pending_key(&tool, &args, id.as_deref())) {
                 // A call recorded twice (a retried event) is not worth a line: the first counts.
                 s.record(call_id, output.as_bytes(), error).ok();
+                if observe {
+                    let line = json!({"microloop": "observe", "event": "record", "session": session, "call": call_id,
+                        "output": output, "error": error});
+                    notes.extend(observe_log(dir, &line).err());
+                }
             }
         }
         Event::End { .. } | Event::Other(_) => unreachable!("handled above"),
@@ -191,6 +213,20 @@ fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &
         answer.stderr = Some(notes.join("\n"));
     }
     Ok(answer)
+}
+
+/// Appends one line to the observe log: `$MICROLOOP_OBSERVE_LOG`, else `observe.jsonl` in the state
+/// directory. One `write` of a whole line, in append mode, so sessions writing at once do not mix.
+fn observe_log(dir: &Path, line: &Value) -> Result<(), String> {
+    let path = std::env::var_os("MICROLOOP_OBSERVE_LOG").filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or_else(|| dir.join("observe.jsonl"));
+    let mut text = line.to_string();
+    text.push('\n');
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("microloop-hook: cannot write the observe log {}: {e}", path.display()))
 }
 
 /// How a result finds its call: the agent's call id, or for agents without one the call itself.
@@ -257,6 +293,30 @@ mod tests {
         assert!(path.exists());
         handle(Agent::ClaudeCode, event(Agent::ClaudeCode, json!({"session_id":"s","hook_event_name":"SessionEnd"})), &dir, None, &clock).unwrap();
         assert!(!path.exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn in_observe_mode_nothing_is_denied_and_every_verdict_is_logged() {
+        let dir = scratch("observe");
+        let clock = FixedClock::new(1_000);
+        let policy = Some(r#"{"mode":"observe"}"#);
+        for i in 1..=5 {
+            let id = format!("toolu_{i}");
+            let pre = json!({"session_id":"s","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":id});
+            let a = handle(Agent::ClaudeCode, event(Agent::ClaudeCode, pre), &dir, policy, &clock).unwrap();
+            assert_eq!((a.stdout, a.code), (None, 0), "call {i} must run");
+            let post = json!({"session_id":"s","hook_event_name":"PostToolUseFailure","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":id,"error":"make: *** [test] Error 2"});
+            handle(Agent::ClaudeCode, event(Agent::ClaudeCode, post), &dir, policy, &clock).unwrap();
+        }
+        let log = std::fs::read_to_string(dir.join("observe.jsonl")).unwrap();
+        let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let checks: Vec<&str> = lines.iter().filter(|l| l["event"] == "check").map(|l| l["action"].as_str().unwrap()).collect();
+        assert_eq!(checks.len(), 5);
+        assert!(checks.iter().any(|a| *a == "block" || *a == "halt"), "{checks:?}");
+        assert!(lines.iter().all(|l| l["microloop"] == "observe" && l["session"] == "s"));
+        let records = lines.iter().filter(|l| l["event"] == "record").count();
+        assert_eq!(records, checks.iter().filter(|a| **a == "allow" || **a == "warn").count());
         std::fs::remove_dir_all(&dir).ok();
     }
 
