@@ -194,12 +194,12 @@ class ObservingGuardrail(Guardrail):
         with self._lock:
             s = self._sessions.get(name)
             if s is None:
-                s = ObservingGuardrail.__new__(ObservingGuardrail)
-                s._sink, s._name = self._sink, name  # one log for the guard and its sessions
-                s._init(self._engine, self.on_warn)
+                child: ObservingGuardrail = object.__new__(ObservingGuardrail)
+                child._sink, child._name = self._sink, name  # one log for the guard and its sessions
+                child._init(self._engine, self.on_warn)
                 if self._tools:
-                    s.set_tools(self._tools)
-                self._sessions[name] = s
+                    child.set_tools(self._tools)
+                self._sessions[name] = s = child
             return s  # type: ignore[return-value]
 
     def close(self) -> None:
