@@ -9,44 +9,50 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Callable
 
 OK, TAMPERED, BAD_INPUT = 0, 1, 2
+
+
+def _checked(args: argparse.Namespace, work: Callable[[], int]) -> int:
+    """Runs ``work``, turning the verifier's two failures into their exit codes."""
+    from . import audit
+
+    try:
+        return work()
+    except audit.BadInput as e:
+        print(f"microloop audit: {e}", file=sys.stderr)
+        return BAD_INPUT
+    except audit.Tampered as e:
+        print(f"TAMPERED: {args.log}: {e}")
+        return TAMPERED
 
 
 def _verify(args: argparse.Namespace) -> int:
     from . import audit
 
-    try:
+    def work() -> int:
         v = audit.verify(args.log, args.key, args.trusted)
-    except audit.BadInput as e:
-        print(f"microloop audit: {e}", file=sys.stderr)
-        return BAD_INPUT
-    except audit.Tampered as e:
-        print(f"TAMPERED: {args.log}: {e}")
-        return TAMPERED
-    if args.save_checkpoint:
-        with open(args.save_checkpoint, "w", encoding="utf-8") as f:
-            f.write(v.last_note)
-    pinned = " and consistent with the trusted checkpoint" if args.trusted else ""
-    print(f"ok: {args.log}: {v.records} records, {v.checkpoints} signed checkpoints{pinned}; last checkpoint:")
-    print(v.last_note, end="")
-    return OK
+        if args.save_checkpoint:
+            with open(args.save_checkpoint, "w", encoding="utf-8") as f:
+                f.write(v.last_note)
+        pinned = " and consistent with the trusted checkpoint" if args.trusted else ""
+        print(f"ok: {args.log}: {v.records} records, {v.checkpoints} signed checkpoints{pinned}; last checkpoint:")
+        print(v.last_note, end="")
+        return OK
+
+    return _checked(args, work)
 
 
 def _prove(args: argparse.Namespace) -> int:
     from . import audit
 
-    try:
-        p = audit.prove(args.log, args.key, args.seq)
-    except audit.BadInput as e:
-        print(f"microloop audit: {e}", file=sys.stderr)
-        return BAD_INPUT
-    except audit.Tampered as e:
-        print(f"TAMPERED: {args.log}: {e}")
-        return TAMPERED
-    json.dump(p.to_json(), sys.stdout, indent=2, ensure_ascii=False)
-    print()
-    return OK
+    def work() -> int:
+        json.dump(audit.prove(args.log, args.key, args.seq).to_json(), sys.stdout, indent=2, ensure_ascii=False)
+        print()
+        return OK
+
+    return _checked(args, work)
 
 
 def _keys_new(args: argparse.Namespace) -> int:
