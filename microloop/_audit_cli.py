@@ -82,7 +82,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     pr.add_argument("--key", required=True, help="the verifier key string, or a file holding it")
     pr.add_argument("--seq", type=int, required=True)
     pr.set_defaults(func=_prove)
-    p = sub.add_parser("keys", help="signing keys for the audit log and approval tokens")
+    p = sub.add_parser("keys", help="signing keys for the audit log")
     k = p.add_subparsers(dest="keys_command", required=True)
     n = k.add_parser("new", help="write a new Ed25519 signer key (0600) and print its verifier key")
     n.add_argument("name", help="the key's name, by convention the log's origin (example.com/agent-audit)")
