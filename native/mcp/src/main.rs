@@ -1,0 +1,92 @@
+//! `microloop-mcp`: MicroLoop in front of an MCP tool server.
+//!
+//! Between any MCP client and any MCP server, it checks each `tools/call` against the session's
+//! history before the server sees it, and answers a call that must not run itself (see
+//! [`guard`]). Everything else passes byte for byte. Whatever goes wrong inside the relay, the
+//! client and the server go on talking: the message passes unchecked and a line on stderr says why.
+
+mod guard;
+mod stdio;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use guard::Guard;
+use microloop_host::SystemClock;
+
+const USAGE: &str = "\
+microloop-mcp: MicroLoop in front of an MCP tool server
+
+usage: microloop-mcp [--policy P] -- COMMAND [ARGS...]
+
+  Runs the MCP server COMMAND over stdio and relays newline-delimited JSON-RPC between it and
+  the client on this process's stdin/stdout. Each tools/call is checked before the server sees
+  it; a call that must not run is answered with a CallToolResult (isError: true) that tells the
+  model what was repeated and what to do instead.
+
+  --policy P   a preset name (strict, balanced, permissive), a .toml/.json file or policy text
+               (MICROLOOP_POLICY; default: a .microloop.toml found upward from the current
+               directory, else balanced)
+
+The server's stderr, signals and exit status pass through.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut policy = std::env::var("MICROLOOP_POLICY").ok().filter(|p| !p.is_empty());
+    let mut command: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "-V" | "--version" => {
+                println!("microloop-mcp {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            "--policy" => match it.next() {
+                Some(p) => policy = Some(p.clone()),
+                None => return usage_error("--policy needs a value"),
+            },
+            s if s.starts_with("--policy=") => policy = Some(s["--policy=".len()..].to_owned()),
+            "--" => {
+                command.extend(it.by_ref().cloned());
+                break;
+            }
+            s if s.starts_with('-') => return usage_error(&format!("unknown option `{s}`")),
+            _ => {
+                command.push(a.clone());
+                command.extend(it.by_ref().cloned());
+                break;
+            }
+        }
+    }
+    if command.is_empty() {
+        return usage_error("no server command (microloop-mcp [--policy P] -- COMMAND [ARGS...])");
+    }
+    let guard = new_guard(policy.as_deref());
+    ExitCode::from(stdio::run(&command, guard))
+}
+
+fn usage_error(why: &str) -> ExitCode {
+    eprintln!("microloop-mcp: {why}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+/// The guard for one session, or `None` (and a line on stderr) when the policy cannot be loaded:
+/// the relay then passes everything unchecked.
+fn new_guard(spec: Option<&str>) -> Option<Guard> {
+    let cwd = std::env::current_dir().ok();
+    let loaded = microloop_host::load(spec, cwd.as_deref().map(Path::new))
+        .map_err(|e| e.to_string())
+        .and_then(|(p, _)| microloop_host::engine_for(p.clone()).map(|e| (p, e)).map_err(|e| e.to_string()));
+    match loaded {
+        Ok((policy, engine)) => Some(Guard::new(policy, engine, Arc::new(SystemClock))),
+        Err(e) => {
+            eprintln!("microloop-mcp: policy: {e}; every call passes unchecked");
+            None
+        }
+    }
+}
