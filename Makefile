@@ -16,7 +16,7 @@ VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-k
 all: lib
 
 lib:
-	$(CARGO) build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi -p microloop-hook
+	$(CARGO) build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi -p microloop-hook -p microloop-mcp
 
 # cbindgen, pinned: the committed header must be what this version generates.
 CBINDGEN := $(shell if cbindgen --version 2>/dev/null | grep -q " $(CBINDGEN_VERSION)$$"; then command -v cbindgen; else echo $(TOOLS)/bin/cbindgen; fi)
@@ -39,7 +39,7 @@ demo-c: lib
 	@$(CC) -std=c11 -O2 -I include examples/c/demo.c $(LDFLAGS_LIB) -o build/demo
 	@./build/demo
 
-test: lint test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit test-agents test-proxy-agents test-replay
+test: lint test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit test-agents test-proxy-agents test-replay test-mcp
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -254,3 +254,20 @@ test-replay: python
 
 bench-replay: python
 	$(VENV_PY) bench/bench_replay.py
+# --- The MCP relay (tests/mcp): the official Python SDK client and servers (`mcp` on PyPI) and the
+# OpenAI Agents SDK in .venv-mcp, the TypeScript SDK client and the reference filesystem server
+# (npm, pinned by tests/mcp/package-lock.json), all offline through native/mcp's microloop-mcp.
+.PHONY: test-mcp
+MCP_VENV := $(ROOT)/.venv-mcp
+
+$(MCP_VENV)/.deps: tests/mcp/requirements.txt
+	test -x $(MCP_VENV)/bin/python || $(PYTHON) -m venv $(MCP_VENV)
+	$(MCP_VENV)/bin/pip install -q --disable-pip-version-check -r tests/mcp/requirements.txt
+	touch $@
+
+tests/mcp/node_modules/.package-lock.json: tests/mcp/package.json tests/mcp/package-lock.json
+	cd tests/mcp && $(NPM) ci --no-audit --no-fund
+
+test-mcp: lib $(MCP_VENV)/.deps tests/mcp/node_modules/.package-lock.json
+	cd tests/mcp && OPENAI_AGENTS_DISABLE_TRACING=1 MICROLOOP_MCP=$(LIBDIR)/microloop-mcp \
+	  $(MCP_VENV)/bin/pytest -q -p no:cacheprovider .
