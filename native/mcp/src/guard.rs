@@ -346,6 +346,16 @@ impl Guard {
             .collect()
     }
 
+    /// A request that never reached the server (HTTP: the upstream failed): it no longer waits,
+    /// and the client gets this error for it (`None` for a notification or a response).
+    pub fn not_delivered(&mut self, line: &[u8], why: &str) -> Option<Vec<u8>> {
+        let env = envelope(line)?;
+        env.method.as_ref()?;
+        let id = env.id?;
+        self.pending.remove(&id_key(id)?);
+        Some(error_response(id, CONNECTION_CLOSED, &format!("the MCP server could not be reached ({why})"), None))
+    }
+
     /// Takes in one page of a `tools/list` result.
     fn learn(&mut self, result: &RawValue, first_page: bool) {
         let list: ToolList = match serde_json::from_str(result.get()) {

@@ -6,6 +6,7 @@
 //! client and the server go on talking: the message passes unchecked and a line on stderr says why.
 
 mod guard;
+mod http;
 mod stdio;
 
 use std::path::Path;
@@ -19,11 +20,16 @@ const USAGE: &str = "\
 microloop-mcp: MicroLoop in front of an MCP tool server
 
 usage: microloop-mcp [--policy P] -- COMMAND [ARGS...]
+       microloop-mcp [--policy P] --listen ADDR --upstream URL
 
   Runs the MCP server COMMAND over stdio and relays newline-delimited JSON-RPC between it and
   the client on this process's stdin/stdout. Each tools/call is checked before the server sees
   it; a call that must not run is answered with a CallToolResult (isError: true) that tells the
   model what was repeated and what to do instead.
+
+  With --listen, it serves MCP's Streamable HTTP transport on ADDR (127.0.0.1:8808) in front of
+  the server's endpoint URL (http://127.0.0.1:8000/mcp), one history per Mcp-Session-Id, with
+  /healthz and /metrics of its own.
 
   --policy P   a preset name (strict, balanced, permissive), a .toml/.json file or policy text
                (MICROLOOP_POLICY; default: a .microloop.toml found upward from the current
@@ -35,6 +41,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut policy = std::env::var("MICROLOOP_POLICY").ok().filter(|p| !p.is_empty());
     let mut command: Vec<String> = Vec::new();
+    let (mut listen, mut upstream) = (None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -51,6 +58,11 @@ fn main() -> ExitCode {
                 None => return usage_error("--policy needs a value"),
             },
             s if s.starts_with("--policy=") => policy = Some(s["--policy=".len()..].to_owned()),
+            "--listen" | "--upstream" => match it.next() {
+                Some(v) if a == "--listen" => listen = Some(v.clone()),
+                Some(v) => upstream = Some(v.clone()),
+                None => return usage_error(&format!("{a} needs a value")),
+            },
             "--" => {
                 command.extend(it.by_ref().cloned());
                 break;
@@ -63,6 +75,12 @@ fn main() -> ExitCode {
             }
         }
     }
+    match (listen, upstream, command.is_empty()) {
+        (Some(listen), Some(upstream), true) => return serve_http(policy.as_deref(), &listen, upstream),
+        (None, None, _) => {}
+        (_, _, false) => return usage_error("give either a server command or --listen and --upstream, not both"),
+        _ => return usage_error("--listen and --upstream go together"),
+    }
     if command.is_empty() {
         return usage_error("no server command (microloop-mcp [--policy P] -- COMMAND [ARGS...])");
     }
@@ -73,6 +91,27 @@ fn main() -> ExitCode {
 fn usage_error(why: &str) -> ExitCode {
     eprintln!("microloop-mcp: {why}\n\n{USAGE}");
     ExitCode::from(2)
+}
+
+fn serve_http(spec: Option<&str>, listen: &str, upstream: String) -> ExitCode {
+    let cwd = std::env::current_dir().ok();
+    let loaded = microloop_host::load(spec, cwd.as_deref())
+        .map_err(|e| e.to_string())
+        .and_then(|(p, _)| microloop_host::engine_for(p.clone()).map(|e| (p, e)).map_err(|e| e.to_string()));
+    let (policy, engine) = match loaded {
+        Ok(pe) => pe,
+        Err(e) => {
+            eprintln!("microloop-mcp: policy: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match http::serve(listen, upstream, policy, engine) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("microloop-mcp: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// The guard for one session, or `None` (and a line on stderr) when the policy cannot be loaded:

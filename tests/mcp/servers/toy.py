@@ -48,6 +48,22 @@ async def work(steps: int, ctx: Context) -> str:
 
 
 @server.tool()
+async def paced(steps: int, delay: float, ctx: Context) -> str:
+    """Reports progress, waiting `delay` seconds after each step."""
+    for i in range(steps):
+        await ctx.report_progress(i + 1, steps)
+        await anyio.sleep(delay)
+    return "paced"
+
+
+@server.tool()
+async def whoami(ctx: Context) -> str:
+    """The Authorization header of the HTTP request (empty over stdio)."""
+    request = ctx.request_context.request
+    return request.headers.get("authorization", "") if request is not None else ""
+
+
+@server.tool()
 async def slow(seconds: float) -> str:
     """Sleeps (to be cancelled)."""
     await anyio.sleep(seconds)
