@@ -4,6 +4,7 @@
     microloop check-policy policy.toml     validate a policy and explain what it sets
     microloop replay ~/.claude/projects    what a policy would have done on recorded agent runs
     microloop audit verify audit.log --key KEY   check the audit log (exit 0 ok, 1 tampered, 2 bad input)
+    microloop mcp wrap claude-code         run a client's MCP servers under microloop-mcp (unwrap undoes it)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import sys
 from typing import Any, List, Optional
 
-from . import _audit_cli
+from . import _audit_cli, mcp_config
 from ._version import __version__
 from .errors import MicroLoopError, PolicyError
 from .guardrail import Guardrail
@@ -173,6 +174,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true", help="list allowed steps too")
     p.set_defaults(func=cmd_replay)
     _audit_cli.register(sub)
+    mcp_config.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
