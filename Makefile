@@ -257,7 +257,7 @@ bench-replay: python
 # --- The MCP relay (tests/mcp): the official Python SDK client and servers (`mcp` on PyPI) and the
 # OpenAI Agents SDK in .venv-mcp, the TypeScript SDK client and the reference filesystem server
 # (npm, pinned by tests/mcp/package-lock.json), all offline through native/mcp's microloop-mcp.
-.PHONY: test-mcp
+.PHONY: test-mcp bench-mcp
 MCP_VENV := $(ROOT)/.venv-mcp
 
 $(MCP_VENV)/.deps: tests/mcp/requirements.txt
@@ -267,6 +267,11 @@ $(MCP_VENV)/.deps: tests/mcp/requirements.txt
 
 tests/mcp/node_modules/.package-lock.json: tests/mcp/package.json tests/mcp/package-lock.json
 	cd tests/mcp && $(NPM) ci --no-audit --no-fund
+
+# Added latency per tools/call through the stdio relay vs the same server direct (bench/RESULTS.md "MCP relay").
+bench-mcp: lib
+	$(CARGO) build --release --locked --manifest-path native/Cargo.toml -p microloop-mcp --examples
+	$(LIBDIR)/examples/stdio_bench $(LIBDIR)/microloop-mcp $(LIBDIR)/examples/echo_server $(or $(CALLS),20000)
 
 test-mcp: lib $(MCP_VENV)/.deps tests/mcp/node_modules/.package-lock.json
 	cd tests/mcp && OPENAI_AGENTS_DISABLE_TRACING=1 MICROLOOP_MCP=$(LIBDIR)/microloop-mcp \

@@ -3,6 +3,7 @@ driven by the Python SDK's streamable-HTTP client."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -148,3 +149,22 @@ def test_healthz_and_metrics(relay):
     assert 'microloop_mcp_blocks_total{rule="' in metrics
     assert "microloop_mcp_tool_calls_total" in metrics
     assert 'microloop_mcp_requests_total{status="200"}' in metrics
+
+
+def test_an_unreachable_server_gets_each_request_a_json_rpc_error(tmp_path):
+    port, dead = free_port(), free_port()
+    proc = subprocess.Popen([str(RELAY), "--listen", f"127.0.0.1:{port}", "--upstream", f"http://127.0.0.1:{dead}/mcp"],
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        body = b'{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}'
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/mcp", data=body, method="POST",
+                                     headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=20)
+        assert e.value.code == 502
+        answer = json.loads(e.value.read())
+        assert answer["id"] == 42 and answer["error"]["code"] == -32000
+    finally:
+        proc.terminate()
+        proc.wait(20)
