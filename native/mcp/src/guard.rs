@@ -167,6 +167,8 @@ pub struct Guard {
     pending: HashMap<String, Pending>,
     /// The server is gone: requests are answered here.
     closed: Option<String>,
+    /// Several clients share this guard (HTTP requests without a session): their ids may meet.
+    shared: bool,
     pub counters: Counters,
     /// Lines for stderr, taken by the transport.
     notes: Vec<String>,
@@ -183,9 +185,18 @@ impl Guard {
             listing: BTreeMap::new(),
             pending: HashMap::new(),
             closed: None,
+            shared: false,
             counters: Counters::default(),
             notes: Vec::new(),
         }
+    }
+
+    /// For a guard several clients share (HTTP requests without a session id): a request id
+    /// already waiting is not refused, since another client may have sent it; the newer request
+    /// takes the id's place.
+    pub fn shared(mut self) -> Guard {
+        self.shared = true;
+        self
     }
 
     /// Lines for stderr since the last call.
@@ -223,7 +234,7 @@ impl Guard {
             let msg = format!("the MCP server is gone ({why}); the request was not sent");
             return FromClient::Answer(error_response(id, CONNECTION_CLOSED, &msg, None));
         }
-        if self.pending.contains_key(&key) {
+        if !self.shared && self.pending.contains_key(&key) {
             let msg = format!("the request id {} is already in use by a request still waiting for its answer; give each request its own id", id.get());
             return FromClient::Answer(error_response(id, INVALID_REQUEST, &msg, None));
         }

@@ -74,7 +74,10 @@ impl Relay {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions
             .entry(session.to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(Guard::new(self.policy.clone(), self.engine.clone(), Arc::new(SystemClock)))))
+            .or_insert_with(|| {
+                let g = Guard::new(self.policy.clone(), self.engine.clone(), Arc::new(SystemClock));
+                Arc::new(Mutex::new(if session.is_empty() { g.shared() } else { g }))
+            })
             .clone()
     }
 

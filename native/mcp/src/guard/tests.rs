@@ -196,3 +196,10 @@ fn nearest_names() {
     assert_eq!(nearest("list", names.iter().copied(), 1), ["list_directory"]);
     assert!(nearest("x", std::iter::empty(), 3).is_empty());
 }
+
+#[test]
+fn a_shared_guard_lets_clients_use_the_same_ids() {
+    let mut g = guard("balanced").shared();
+    assert_eq!(call(&mut g, 7, "read_file", json!({"path": "/a"})), FromClient::Forward);
+    assert_eq!(call(&mut g, 7, "read_file", json!({"path": "/b"})), FromClient::Forward);
+}
