@@ -254,6 +254,7 @@ test-replay: python
 
 bench-replay: python
 	$(VENV_PY) bench/bench_replay.py
+
 # --- The MCP relay (tests/mcp): the official Python SDK client and servers (`mcp` on PyPI) and the
 # OpenAI Agents SDK in .venv-mcp, the TypeScript SDK client and the reference filesystem server
 # (npm, pinned by tests/mcp/package-lock.json), all offline through native/mcp's microloop-mcp.

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -263,6 +264,19 @@ def _rewrite_toml(text: str, edits: Dict[str, Tuple[str, Optional[List[str]]]]) 
     return "".join(lines)
 
 
+def _toml_loads(text: str) -> Dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib.loads(text)
+    try:  # Python 3.10: the same parser, as the tomli package
+        tomli = importlib.import_module("tomli")
+    except ImportError:
+        raise ConfigError("Codex's config.toml needs Python 3.11+ or the tomli package to be read") from None
+    result: Dict[str, Any] = tomli.loads(text)
+    return result
+
+
 # --- wrap / unwrap
 
 def _load(path: Path, toml: bool) -> Tuple[bytes, Any]:
@@ -275,9 +289,7 @@ def _load(path: Path, toml: bool) -> Tuple[bytes, Any]:
     text = raw.decode("utf-8-sig")
     try:
         if toml:
-            import tomllib
-
-            return raw, tomllib.loads(text)
+            return raw, _toml_loads(text)
         return raw, json.loads(text) if text.strip() else {}
     except ValueError as e:
         raise ConfigError(f"{path}: not valid {'TOML' if toml else 'JSON'} ({e}); nothing changed") from None
@@ -309,7 +321,7 @@ def wrap(path: Path, client: str, policy: Optional[str] = None, relay: Optional[
     relay = relay or _default_relay()
     relay_args = ["--policy", policy] if policy else []
     report: List[str] = []
-    edits: Dict[str, Tuple[str, List[str]]] = {}
+    edits: Dict[str, Tuple[str, Optional[List[str]]]] = {}
     for name, entry in servers.items():
         if only and name not in only:
             continue
@@ -329,9 +341,7 @@ def wrap(path: Path, client: str, policy: Optional[str] = None, relay: Optional[
         return report or [f"{path}: no MCP servers under `{c.key}`"]
     if c.toml:
         new_text = _rewrite_toml(text, edits)
-        import tomllib
-
-        check = tomllib.loads(new_text).get(c.key, {})
+        check = _toml_loads(new_text).get(c.key, {})
         for name, (command, args) in edits.items():
             if check.get(name, {}).get("command") != command or check[name].get("args") != args:
                 raise ConfigError(f"{path}: could not rewrite [mcp_servers.{name}] (an inline table?); nothing changed")

@@ -51,7 +51,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (relay, server) = (&args[0], &args[1]);
     let calls: usize = args.get(2).map_or(20_000, |n| n.parse().unwrap());
-    let mut direct = Peer::start(&[server.clone()]);
+    let mut direct = Peer::start(std::slice::from_ref(server));
     let mut relayed = Peer::start(&[relay.clone(), "--".into(), server.clone()]);
     let (mut d, mut r) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
     for i in 0..calls + 1000 {

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use microloop_core::{Engine, Policy};
 use microloop_host::SystemClock;
-use microloop_proxy::stream::SseSplitter;
+use microloop_proxy::dialect::SseSplitter;
 
 use crate::guard::{Counters, FromClient, FromServer, Guard};
 
