@@ -48,17 +48,22 @@ def relay(tmp_path_factory):
     logs = tmp_path_factory.mktemp("http")
     server = subprocess.Popen([sys.executable, str(TOY_SERVER), "http", str(server_port)],
                               stdout=subprocess.DEVNULL, stderr=open(logs / "server.err", "wb"))
-    wait_http(f"http://127.0.0.1:{server_port}/mcp")
-    err = open(logs / "relay.err", "wb")
-    proc = subprocess.Popen([str(RELAY), "--listen", f"127.0.0.1:{relay_port}",
-                             "--upstream", f"http://127.0.0.1:{server_port}/mcp"], stderr=err)
-    base = f"http://127.0.0.1:{relay_port}"
-    wait_http(base + "/healthz")
-    yield base, logs / "relay.err"
-    proc.terminate()
-    assert proc.wait(20) == 0
-    server.terminate()
-    server.wait(20)
+    proc = None
+    try:
+        wait_http(f"http://127.0.0.1:{server_port}/mcp")
+        err = open(logs / "relay.err", "wb")
+        proc = subprocess.Popen([str(RELAY), "--listen", f"127.0.0.1:{relay_port}",
+                                 "--upstream", f"http://127.0.0.1:{server_port}/mcp"], stderr=err)
+        base = f"http://127.0.0.1:{relay_port}"
+        wait_http(base + "/healthz")
+        yield base, logs / "relay.err"
+        proc.terminate()
+        assert proc.wait(20) == 0
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        server.terminate()
+        server.wait(20)
 
 
 async def with_session(base, body):
