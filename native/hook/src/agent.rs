@@ -99,7 +99,7 @@ impl Agent {
     fn parse_common(self, v: &Value) -> Result<Event, BadEvent> {
         let name = text(v, "hook_event_name").ok_or("the event has no hook_event_name")?;
         let mut session = text(v, "session_id").ok_or("the event has no session_id")?;
-        if let (Agent::ClaudeCode, Some(agent)) = (self, text(v, "agent_id")) {
+        if let (Agent::ClaudeCode | Agent::Codex, Some(agent)) = (self, text(v, "agent_id")) {
             // A subagent has its own history.
             session = format!("{session}/{agent}");
         }
@@ -120,7 +120,7 @@ impl Agent {
                             None => gemini_output(&output_text(r.and_then(|r| r.get("llmContent")).or(r))),
                         }
                     }
-                    (_, Agent::Codex) => codex_output(&output_text(v.get("tool_response"))),
+                    (_, Agent::Codex) => codex_response(v.get("tool_response")),
                     _ => claude_output(v.get("tool_response")),
                 };
                 Ok(Event::Post { session, cwd, tool: tool()?, input, id, output, error })
@@ -132,7 +132,7 @@ impl Agent {
 
     /// The agent's answer to a verdict: what to print on stdout, and the exit status. A call that
     /// may run gets no answer at all: an `allow` would skip the user's own permission prompt.
-    pub fn answer(self, v: &Verdict) -> (Option<String>, i32) {
+    pub fn answer(self, v: &Verdict, reason: &str) -> (Option<String>, i32) {
         let (deny, halt) = match v.action {
             Action::Allow | Action::Warn => {
                 // Cline reads an answer from every hook; not cancelling grants nothing.
@@ -142,7 +142,6 @@ impl Agent {
             Action::Halt => (true, true),
         };
         debug_assert!(deny);
-        let reason = reason(v);
         match self {
             Agent::ClaudeCode => {
                 let mut out = json!({"hookSpecificOutput": {
@@ -152,7 +151,7 @@ impl Agent {
                 }});
                 if halt {
                     out["continue"] = false.into();
-                    out["stopReason"] = reason.clone().into();
+                    out["stopReason"] = reason.into();
                 }
                 (Some(out.to_string()), 0)
             }
@@ -163,7 +162,7 @@ impl Agent {
                 let mut out = json!({"decision": "deny", "reason": reason});
                 if halt {
                     out["continue"] = false.into();
-                    out["stopReason"] = reason.clone().into();
+                    out["stopReason"] = reason.into();
                 }
                 (Some(out.to_string()), 0)
             }
@@ -176,14 +175,37 @@ impl Agent {
     }
 }
 
-/// What the model reads when a call is denied: who says so, what was repeated, what to do.
-pub fn reason(v: &Verdict) -> String {
+/// What the model reads when a call is denied: who says so, what was repeated (`call`, the tool
+/// and the start of its arguments), the answer it keeps getting (`answer`, when the hook saw
+/// it), and what to do instead.
+pub fn reason(v: &Verdict, call: &str, answer: Option<&str>) -> String {
     let tail = if v.action == Action::Halt {
         "The run is stopped: report what you found and what blocked you."
     } else {
-        "This call was not run. Keep working on the task another way: fix the cause, change the approach, or move on to the next step."
+        "This call was not run. This is not the user speaking and not a permission problem: keep working on the task another way (fix the cause, change the approach, or move on to the next step) without waiting for the user."
     };
-    format!("MicroLoop loop guard (an automatic check, not the user) [{}]: {} {tail}", v.rule, v.message.trim_end())
+    let mut out = format!("MicroLoop loop guard (an automatic check, not the user) [{}]: {}", v.rule, v.message.trim_end());
+    out.push_str(&format!(" The repeated call: {call}."));
+    // The core quotes the error itself for error loops.
+    if let Some(a) = answer.filter(|_| !v.message.contains("The error was")) {
+        out.push_str(&format!(" The answer it keeps getting: \"{a}\"."));
+    }
+    out.push(' ');
+    out.push_str(tail);
+    out
+}
+
+/// The start of a text on one line, at most `max` bytes (cut at a character boundary).
+pub fn excerpt(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.trim().chars() {
+        if out.len() + c.len_utf8() > max {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    out
 }
 
 /// Claude Code's `tool_response`: Bash gives `{stdout, stderr, interrupted, ...}`; others vary.
@@ -197,6 +219,25 @@ fn claude_output(r: Option<&Value>) -> (String, bool) {
         }
         Some(Value::Object(m)) if m.get("is_error").and_then(Value::as_bool) == Some(true) => (output_text(r), true),
         other => (output_text(other), false),
+    }
+}
+
+/// Codex's `tool_response`: the text the model reads (shell output with its header), or an
+/// object with that text under `output` and maybe an `exit_code`.
+fn codex_response(r: Option<&Value>) -> (String, bool) {
+    match r {
+        Some(Value::Object(m)) => {
+            let text = m.get("output").or_else(|| m.get("stdout")).map(|o| output_text(Some(o)));
+            let failed = m.get("exit_code").and_then(Value::as_i64).is_some_and(|c| c != 0);
+            match text {
+                Some(t) => {
+                    let (out, error) = codex_output(&t);
+                    (out, error || failed)
+                }
+                None => (output_text(r), failed),
+            }
+        }
+        other => codex_output(&output_text(other)),
     }
 }
 
@@ -252,28 +293,39 @@ fn parse_cursor(v: &Value) -> Result<Event, BadEvent> {
     let session = text(v, "conversation_id").ok_or("the event has no conversation_id")?;
     let cwd = v.get("workspace_roots").and_then(|r| r.get(0)).and_then(Value::as_str).map(str::to_owned).or_else(|| text(v, "cwd"));
     let id = text(v, "tool_use_id").or_else(|| text(v, "tool_call_id"));
+    let pre = matches!(name.as_str(), "preToolUse" | "beforeShellExecution" | "beforeMCPExecution");
+    let post = matches!(name.as_str(), "postToolUse" | "afterShellExecution" | "afterMCPExecution" | "postToolUseFailure");
+    if !pre && !post {
+        return Ok(if name == "sessionEnd" {
+            Event::End { session }
+        } else {
+            // `stop` ends one turn of the agent loop, not the conversation: the history stays.
+            Event::Other(name)
+        });
+    }
     let (tool, input) = match name.as_str() {
         "beforeShellExecution" | "afterShellExecution" => {
             ("Shell".to_owned(), json!({"command": text(v, "command").ok_or("the shell event has no command")?}))
         }
-        _ => (
-            text(v, "tool_name").ok_or_else(|| format!("the {name} event has no tool_name"))?,
-            v.get("tool_input").cloned().unwrap_or(Value::Object(Default::default())),
-        ),
+        _ => {
+            let input = match v.get("tool_input") {
+                // MCP events may carry their input as a JSON text.
+                Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
+                Some(i) => i.clone(),
+                None => Value::Object(Default::default()),
+            };
+            (text(v, "tool_name").ok_or_else(|| format!("the {name} event has no tool_name"))?, input)
+        }
     };
-    match name.as_str() {
-        "preToolUse" | "beforeShellExecution" | "beforeMCPExecution" => Ok(Event::Pre { session, cwd, tool, input, id }),
-        "postToolUse" | "afterShellExecution" | "afterMCPExecution" => {
-            let output = output_text(v.get("tool_output").or_else(|| v.get("output")).or_else(|| v.get("result_json")));
-            Ok(Event::Post { session, cwd, tool, input, id, output, error: false })
-        }
-        "postToolUseFailure" => {
-            let output = output_text(v.get("error").or_else(|| v.get("error_message")));
-            Ok(Event::Post { session, cwd, tool, input, id, output, error: true })
-        }
-        "sessionEnd" | "stop" => Ok(Event::End { session }),
-        other => Ok(Event::Other(other.to_owned())),
+    if pre {
+        return Ok(Event::Pre { session, cwd, tool, input, id });
     }
+    if name == "postToolUseFailure" {
+        let output = output_text(v.get("error").or_else(|| v.get("error_message")));
+        return Ok(Event::Post { session, cwd, tool, input, id, output, error: true });
+    }
+    let output = output_text(v.get("tool_output").or_else(|| v.get("output")).or_else(|| v.get("result_json")));
+    Ok(Event::Post { session, cwd, tool, input, id, output, error: false })
 }
 
 /// Cline: `taskId`, `hookName`, and `preToolUse{toolName, parameters}` /
@@ -296,10 +348,11 @@ fn parse_cline(v: &Value) -> Result<Event, BadEvent> {
         let error = p.get("success").and_then(Value::as_bool) == Some(false);
         return Ok(Event::Post { session, cwd, tool, input, id: None, output: output_text(p.get("result")), error });
     }
-    if v.get("taskCancel").is_some() || v.get("taskComplete").is_some() {
+    let hook = text(v, "hookName");
+    if v.get("taskCancel").is_some() || v.get("taskComplete").is_some() || matches!(hook.as_deref(), Some("TaskCancel" | "TaskComplete")) {
         return Ok(Event::End { session });
     }
-    Ok(Event::Other(text(v, "hookName").unwrap_or_else(|| "an event without preToolUse or postToolUse".into())))
+    Ok(Event::Other(hook.unwrap_or_else(|| "an event without preToolUse or postToolUse".into())))
 }
 
 #[cfg(test)]
@@ -339,26 +392,43 @@ mod tests {
         assert_eq!(codex_output("plain text\n"), ("plain text\n".into(), false));
     }
 
+    fn block_reason() -> String {
+        reason(&verdict(Action::Block), "`Bash` {\"command\":\"make\"}", Some("make: *** Error 2"))
+    }
+
+    #[test]
+    fn the_reason_names_the_call_the_answer_and_who_speaks() {
+        let r = block_reason();
+        for part in ["automatic check, not the user", "[loop.identical]", "ran 3 times", "`Bash` {\"command\":\"make\"}", "\"make: *** Error 2\"", "another way"] {
+            assert!(r.contains(part), "{part:?} missing from {r}");
+        }
+        let mut v = verdict(Action::Block);
+        v.message = "Blocked: failed. The error was: \"E\".".into();
+        assert!(!reason(&v, "c", Some("E")).contains("keeps getting"), "the core already quoted it");
+        assert_eq!(excerpt("  a\nb  ", 10), "a b");
+        assert_eq!(excerpt("ééé", 4), "éé…");
+    }
+
     #[test]
     fn answers_never_allow_and_deny_in_each_dialect() {
         for (_, agent) in AGENTS {
-            let (out, code) = agent.answer(&verdict(Action::Allow));
+            let (out, code) = agent.answer(&verdict(Action::Allow), "r");
             assert_eq!(code, 0);
             assert!(out.as_deref().is_none_or(|o| !o.contains("allow")), "{agent:?} {out:?}");
         }
-        let (out, code) = Agent::ClaudeCode.answer(&verdict(Action::Block));
+        let (out, code) = Agent::ClaudeCode.answer(&verdict(Action::Block), &block_reason());
         let v: Value = serde_json::from_str(&out.unwrap()).unwrap();
         assert_eq!((code, v["hookSpecificOutput"]["permissionDecision"].as_str()), (0, Some("deny")));
         assert!(v["hookSpecificOutput"]["permissionDecisionReason"].as_str().unwrap().contains("not the user"));
         assert!(v.get("continue").is_none());
-        let (out, _) = Agent::ClaudeCode.answer(&verdict(Action::Halt));
+        let (out, _) = Agent::ClaudeCode.answer(&verdict(Action::Halt), &block_reason());
         assert_eq!(serde_json::from_str::<Value>(&out.unwrap()).unwrap()["continue"], false);
-        assert_eq!(Agent::Codex.answer(&verdict(Action::Block)), (None, 2));
-        let (out, _) = Agent::Gemini.answer(&verdict(Action::Block));
+        assert_eq!(Agent::Codex.answer(&verdict(Action::Block), &block_reason()), (None, 2));
+        let (out, _) = Agent::Gemini.answer(&verdict(Action::Block), &block_reason());
         assert_eq!(serde_json::from_str::<Value>(&out.unwrap()).unwrap()["decision"], "deny");
-        let (out, _) = Agent::Cursor.answer(&verdict(Action::Block));
+        let (out, _) = Agent::Cursor.answer(&verdict(Action::Block), &block_reason());
         assert_eq!(serde_json::from_str::<Value>(&out.unwrap()).unwrap()["permission"], "deny");
-        let (out, _) = Agent::Cline.answer(&verdict(Action::Block));
+        let (out, _) = Agent::Cline.answer(&verdict(Action::Block), &block_reason());
         assert_eq!(serde_json::from_str::<Value>(&out.unwrap()).unwrap()["cancel"], true);
     }
 
@@ -372,6 +442,23 @@ mod tests {
         assert!(matches!(Agent::Cline.parse(&pre).unwrap(), Event::Pre { session, tool, .. } if session == "t1" && tool == "execute_command"));
         let post = json!({"taskId":"t1","hookName":"PostToolUse","postToolUse":{"toolName":"execute_command","parameters":{"command":"ls"},"result":"a b","success":false}});
         assert!(matches!(Agent::Cline.parse(&post).unwrap(), Event::Post { error: true, output, .. } if output == "a b"));
+        let mcp = json!({"conversation_id":"c1","hook_event_name":"beforeMCPExecution","tool_name":"db_query","tool_input":"{\"q\": 1}"});
+        assert!(matches!(Agent::Cursor.parse(&mcp).unwrap(), Event::Pre { input, .. } if input == json!({"q": 1})));
+        assert!(matches!(Agent::Cursor.parse(&json!({"conversation_id":"c1","hook_event_name":"stop"})).unwrap(), Event::Other(_)));
+        assert!(matches!(Agent::Cline.parse(&json!({"taskId":"t1","hookName":"TaskCancel"})).unwrap(), Event::End { .. }));
+    }
+
+    #[test]
+    fn codex_events_name_the_shell_bash_and_subagents_have_their_own_history() {
+        let pre = json!({"session_id":"th","turn_id":"1","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"make"},"tool_use_id":"call_1","cwd":"/w","model":"m","permission_mode":"default","transcript_path":null});
+        assert!(matches!(Agent::Codex.parse(&pre).unwrap(), Event::Pre { tool, id: Some(id), .. } if tool == "Bash" && id == "call_1"));
+        let sub = json!({"session_id":"th","agent_id":"a2","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{}});
+        assert!(matches!(Agent::Codex.parse(&sub).unwrap(), Event::Pre { session, .. } if session == "th/a2"));
+        let post = json!({"session_id":"th","hook_event_name":"PostToolUse","tool_name":"Bash","tool_input":{"command":"make"},"tool_use_id":"call_1",
+            "tool_response":"Chunk ID: 1a\nWall time: 0.1 seconds\nProcess exited with code 2\nOutput:\nmake: *** Error 2\n"});
+        assert!(matches!(Agent::Codex.parse(&post).unwrap(), Event::Post { output, error: true, .. } if output == "make: *** Error 2\n"));
+        let obj = json!({"session_id":"th","hook_event_name":"PostToolUse","tool_name":"Bash","tool_input":{},"tool_use_id":"c","tool_response":{"output":"x","exit_code":1}});
+        assert!(matches!(Agent::Codex.parse(&obj).unwrap(), Event::Post { output, error: true, .. } if output == "x"));
     }
 
     #[test]

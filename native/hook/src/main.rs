@@ -63,10 +63,14 @@ impl Answer {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let answer = match panic::catch_unwind(AssertUnwindSafe(|| run(&args))) {
+    let mut answer = match panic::catch_unwind(AssertUnwindSafe(|| run(&args))) {
         Ok(a) => a,
         Err(_) => Answer::fail_open("internal error"),
     };
+    if answer.stdout.is_none() && answer.code == 0 && args.iter().any(|a| a == "cline") {
+        // Cline reads a JSON answer from every hook run, even one that failed open.
+        answer.stdout = Some(json!({"cancel": false}).to_string());
+    }
     if let Some(out) = answer.stdout {
         println!("{out}");
     }
@@ -184,14 +188,24 @@ fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &
             if v.action.runs() {
                 state::add_pending(&mut meta, pending_key(&tool, &args, id.as_deref()), v.call_id);
             }
-            if v.action != Action::Allow {
-                state::add_log(
-                    &mut meta,
-                    json!({"at_ms": clock.now_ms(), "tool": tool, "action": v.action.as_str(), "rule": v.rule, "count": v.count, "message": v.message}),
-                );
-            }
-            let (stdout, code) = agent.answer(&v);
-            answer = Answer { stdout, stderr: (code == 2).then(|| agent::reason(&v)), code: code as u8 };
+            let call = || format!("`{tool}` {}", agent::excerpt(&String::from_utf8_lossy(&args), state::ANSWER_BYTES));
+            let log = |reason: &str, call: String| {
+                json!({"at_ms": clock.now_ms(), "tool": tool, "call": call, "action": v.action.as_str(), "rule": v.rule, "count": v.count, "reason": reason})
+            };
+            let (stdout, code, stderr) = if !v.action.runs() {
+                let reason = agent::reason(&v, &call(), state::answer(&meta, &call_key(&tool, &args)));
+                state::add_log(&mut meta, log(&reason, call()));
+                let (out, code) = agent.answer(&v, &reason);
+                (out, code, (code == 2).then_some(reason))
+            } else {
+                if v.action == Action::Warn {
+                    // The call runs (no answer: that would widen nothing, but say nothing either).
+                    state::add_log(&mut meta, log(&v.message, call()));
+                }
+                let (out, code) = agent.answer(&v, "");
+                (out, code, None)
+            };
+            answer = Answer { stdout, stderr, code: code as u8 };
         }
         Event::Post { tool, input, id, output, error, .. } => {
             let args = serde_json::to_vec(&input).map_err(|e| e.to_string())?;
@@ -204,9 +218,13 @@ fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &
                     notes.extend(observe_log(dir, &line).err());
                 }
             }
+            let quoted = agent::excerpt(&output, state::ANSWER_BYTES);
+            state::set_answer(&mut meta, call_key(&tool, &args), if error { format!("error: {quoted}") } else { quoted });
         }
         Event::End { .. } | Event::Other(_) => unreachable!("handled above"),
     }
+    let st = s.stats();
+    meta.stats = json!({"calls": st.calls, "blocked": st.blocked, "errors": st.errors, "results": st.results, "late": st.late, "history_len": st.history_len});
     locked.write(agent.name(), &session, &meta, &s.save()).map_err(|e| format!("cannot save the session's state: {e}"))?;
     if !notes.is_empty() {
         notes.extend(answer.stderr.take());
@@ -229,12 +247,19 @@ fn observe_log(dir: &Path, line: &Value) -> Result<(), String> {
         .map_err(|e| format!("microloop-hook: cannot write the observe log {}: {e}", path.display()))
 }
 
-/// How a result finds its call: the agent's call id, or for agents without one the call itself.
+/// How a result finds its call: the agent's call id (hashed when long), or for agents without
+/// one the call itself.
 fn pending_key(tool: &str, args: &[u8], id: Option<&str>) -> String {
     match id {
-        Some(id) => format!("id:{id}"),
-        None => format!("call:{tool}:{:016x}", xxhash_rust::xxh3::xxh3_64(args)),
+        Some(id) if id.len() <= 128 => format!("id:{id}"),
+        Some(id) => format!("idh:{:016x}", xxhash_rust::xxh3::xxh3_64(id.as_bytes())),
+        None => format!("call:{}", call_key(tool, args)),
     }
+}
+
+/// A call's fingerprint: its tool (cut when long) and a hash of its arguments.
+fn call_key(tool: &str, args: &[u8]) -> String {
+    format!("{}:{:016x}", agent::excerpt(tool, 64), xxhash_rust::xxh3::xxh3_64(args))
 }
 
 /// The policy, with the agent's built-in tools' effects added where the policy says none, and the

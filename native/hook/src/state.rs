@@ -5,14 +5,17 @@
 //!
 //! ```text
 //! microloop-hook 1
-//! {"agent":"claude-code","session":"…","updated_ms":…,"pending":[["toolu_…",12],…],"log":[…]}
+//! {"agent":"claude-code","session":"…","updated_ms":…,"pending":[["id:toolu_…",12],…],"answers":[…],"log":[…],"stats":{…}}
 //! <Session::save bytes>
 //! ```
 //!
 //! `pending` maps the agent's id of a call that was allowed (or, for agents without ids, the
-//! call's fingerprint) to MicroLoop's call id, until its result comes. `log` keeps the newest
-//! decisions that were not a plain allow. Everything in it is bounded, whatever the session's
-//! length: the snapshot holds one history window, `pending` and `log` a fixed number of entries.
+//! call's fingerprint) to MicroLoop's call id, until its result comes. `answers` holds, for the
+//! newest calls, the start of the answer each got (quoted when the call is blocked). `log` keeps
+//! the newest decisions that were not a plain allow. `stats` is the session's counters (calls,
+//! blocked, errors, results, late, history_len), for readers that do not load the snapshot.
+//! Everything in it is bounded, whatever the session's length: the snapshot holds one history
+//! window, `pending`, `answers` and `log` a fixed number of entries of bounded size.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -26,6 +29,10 @@ const MAGIC: &str = "microloop-hook 1\n";
 pub const PENDING_MAX: usize = 256;
 /// Decisions kept in the log, at most.
 pub const LOG_MAX: usize = 64;
+/// Answers kept to quote, at most (the newest calls').
+pub const ANSWERS_MAX: usize = 32;
+/// Bytes of an answer kept to quote.
+pub const ANSWER_BYTES: usize = 200;
 /// State files untouched this long are removed when a new session starts.
 pub const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -55,7 +62,11 @@ pub fn state_file(dir: &Path, agent: &str, session: &str) -> PathBuf {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Meta {
     pub pending: Vec<(String, u64)>,
+    /// The call's fingerprint and the start of its latest answer.
+    pub answers: Vec<(String, String)>,
     pub log: Vec<Value>,
+    /// The session's counters, written for readers (not read back).
+    pub stats: Value,
 }
 
 /// A session's state file, held under an exclusive lock until dropped.
@@ -94,8 +105,12 @@ impl Locked {
             .as_array()
             .map(|a| a.iter().filter_map(|p| Some((p.get(0)?.as_str()?.to_owned(), p.get(1)?.as_u64()?))).collect())
             .unwrap_or_default();
+        let answers = meta["answers"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| Some((p.get(0)?.as_str()?.to_owned(), p.get(1)?.as_str()?.to_owned()))).collect())
+            .unwrap_or_default();
         let log = meta["log"].as_array().cloned().unwrap_or_default();
-        Ok(Some((Meta { pending, log }, rest[nl + 1..].to_vec())))
+        Ok(Some((Meta { pending, answers, log, stats: Value::Null }, rest[nl + 1..].to_vec())))
     }
 
     /// Replaces the state: written beside it, then renamed over it, so a hook killed mid-write
@@ -103,7 +118,8 @@ impl Locked {
     pub fn write(&self, agent: &str, session: &str, meta: &Meta, snapshot: &[u8]) -> io::Result<()> {
         let updated_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let pending: Vec<Value> = meta.pending.iter().map(|(k, id)| json!([k, id])).collect();
-        let line = json!({"agent": agent, "session": session, "updated_ms": updated_ms, "pending": pending, "log": meta.log});
+        let answers: Vec<Value> = meta.answers.iter().map(|(k, a)| json!([k, a])).collect();
+        let line = json!({"agent": agent, "session": session, "updated_ms": updated_ms, "pending": pending, "answers": answers, "log": meta.log, "stats": meta.stats});
         let tmp = self.path.with_extension(format!("tmp.{}", std::process::id()));
         let mut f = File::create(&tmp)?;
         f.write_all(MAGIC.as_bytes())?;
@@ -159,6 +175,20 @@ pub fn take_pending(meta: &mut Meta, key: &str) -> Option<u64> {
     Some(meta.pending.remove(i).1)
 }
 
+/// Sets the answer a call got (the newest kept), dropping the oldest past [`ANSWERS_MAX`].
+pub fn set_answer(meta: &mut Meta, call: String, answer: String) {
+    meta.answers.retain(|(k, _)| *k != call);
+    if meta.answers.len() >= ANSWERS_MAX {
+        meta.answers.remove(0);
+    }
+    meta.answers.push((call, answer));
+}
+
+/// The answer a call got last, if kept.
+pub fn answer<'m>(meta: &'m Meta, call: &str) -> Option<&'m str> {
+    meta.answers.iter().rev().find(|(k, _)| k == call).map(|(_, a)| a.as_str())
+}
+
 /// Adds a decision to the log, dropping the oldest past [`LOG_MAX`].
 pub fn add_log(meta: &mut Meta, entry: Value) {
     if meta.log.len() >= LOG_MAX {
@@ -197,9 +227,11 @@ mod tests {
         let mut meta = Meta::default();
         add_pending(&mut meta, "toolu_1".into(), 3);
         add_log(&mut meta, json!({"rule": "loop.identical"}));
+        set_answer(&mut meta, "Bash:1".into(), "Error 2".into());
         locked.write("claude-code", "s", &meta, b"\x00\x01snapshot\n").unwrap();
         let (m, snap) = locked.read().unwrap().unwrap();
         assert_eq!((m, snap.as_slice()), (meta, &b"\x00\x01snapshot\n"[..]));
+        assert!(fs::read_dir(&dir).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().contains(".tmp.")), "no temporary file left");
         fs::write(&path, b"garbage").unwrap();
         assert!(locked.read().unwrap_err().contains("not a microloop-hook state file"));
         fs::write(&path, format!("{MAGIC}{{not json\n")).unwrap();
@@ -215,8 +247,11 @@ mod tests {
         for i in 0..1000u64 {
             add_pending(&mut m, format!("k{i}"), i);
             add_log(&mut m, json!(i));
+            set_answer(&mut m, format!("c{}", i % 40), format!("a{i}"));
         }
-        assert_eq!((m.pending.len(), m.log.len()), (PENDING_MAX, LOG_MAX));
+        assert_eq!((m.pending.len(), m.log.len(), m.answers.len()), (PENDING_MAX, LOG_MAX, ANSWERS_MAX));
+        assert_eq!(answer(&m, "c39"), Some("a999"));
+        assert_eq!(answer(&m, "c0"), None, "the oldest went");
         assert_eq!(take_pending(&mut m, "k999"), Some(999));
         assert_eq!(take_pending(&mut m, "k0"), None);
     }
