@@ -136,7 +136,7 @@ bench-adapters: adapters-install
 	  $(CREWAI_VENV)/bin/pytest -q -p no:cacheprovider bench/bench_adapters.py -k crewai --benchmark-columns=min,median,mean,rounds; rc=$$?; rm -rf $$home; exit $$rc
 
 # --- Python: the package in a local virtualenv (.venv), its suite and benchmarks (bench/RESULTS.md "Python")
-.PHONY: python test-python bench-python python-dist
+.PHONY: python test-python bench-python bench-hook python-dist
 PYTHON ?= python3
 VENV := $(ROOT)/.venv
 VENV_PY := $(VENV)/bin/python
@@ -150,12 +150,16 @@ $(VENV)/.deps: requirements-dev.txt
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-$(VENV)/.ext: $(VENV)/.deps $(LIBDIR)/libmicroloop.a $(LIBDIR)/libmicroloop.so include/microloop.h build_ffi.py setup.py pyproject.toml
+$(VENV)/.ext: $(VENV)/.deps $(LIBDIR)/libmicroloop.a $(LIBDIR)/libmicroloop.so $(LIBDIR)/microloop-hook include/microloop.h build_ffi.py setup.py pyproject.toml
 	MICROLOOP_LIB_DIR=$(LIBDIR) $(VENV_PY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
 	touch $@
 
 test-python: python
 	$(VENV_PY) -m pytest tests/python -q -p no:cacheprovider
+
+# One coding-agent hook invocation vs. a Python hook script, same run (bench/RESULTS.md "Coding-agent hook").
+bench-hook: lib
+	$(PYTHON) bench/hook_bench.py 1000 $(LIBDIR)/microloop-hook
 
 bench-python: python
 	$(VENV_PY) -m pytest bench/bench_python.py -q -p no:cacheprovider --benchmark-columns=min,median,mean,ops,rounds

@@ -1,10 +1,13 @@
 """Builds MicroLoop's Python package: the Rust library (cargo) linked statically into ``microloop._native``.
 
 ``pip install .`` needs cargo and a C compiler. ``build_ext`` runs
-``cargo build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi``, links
-``libmicroloop.a`` into the cffi extension (``build_ffi.py``) and copies the shared library and the header
-into ``microloop/_lib/`` so C, Go and Node programs can use the copy a ``pip install`` brought
-(``microloop.lib_path()``, ``microloop.include_path()``).
+``cargo build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi -p microloop-hook``,
+links ``libmicroloop.a`` into the cffi extension (``build_ffi.py``) and copies the shared library and the
+header into ``microloop/_lib/`` so C, Go and Node programs can use the copy a ``pip install`` brought
+(``microloop.lib_path()``, ``microloop.include_path()``). The coding agents' hook executable
+``microloop-hook`` is installed as a script: into the environment's ``bin/``, the way ruff ships its
+binary (``microloop.hook_path()``). With ``MICROLOOP_LIB_DIR`` (``make lib``'s output) nothing is built:
+the library and the hook are taken from there.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import sysconfig
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext as _build_ext
+from distutils.command.build_scripts import build_scripts as _build_scripts  # noqa: E402 (setuptools provides it)
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 MANIFEST = os.path.join(ROOT, "native", "Cargo.toml")
 HEADER = os.path.join(ROOT, "include", "microloop.h")
+HOOK = "microloop-hook.exe" if sys.platform == "win32" else "microloop-hook"
 
 # System libraries the Rust standard library needs when linked statically
 # (`cargo rustc -- --print native-static-libs`).
@@ -51,7 +56,7 @@ class build_ext(_build_ext):
         else:
             cargo = os.environ.get("CARGO", "cargo")
             subprocess.check_call(
-                [cargo, "build", "--release", "--locked", "--manifest-path", MANIFEST, "-p", "microloop-ffi"]
+                [cargo, "build", "--release", "--locked", "--manifest-path", MANIFEST, "-p", "microloop-ffi", "-p", "microloop-hook"]
             )
             target_dir = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "native", "target")
             triple = os.environ.get("CARGO_BUILD_TARGET")
@@ -73,6 +78,40 @@ class build_ext(_build_ext):
         if plat == "linux" and shutil.which("strip"):  # the release profile keeps line tables (debug = 1)
             subprocess.call(["strip", "--strip-debug", os.path.join(dest, shared)])
         shutil.copyfile(HEADER, os.path.join(dest, "microloop.h"))
+        self._hook_script(out)
+
+    def _hook_script(self, out: str) -> None:
+        """``microloop-hook`` becomes one of the distribution's scripts, so ``install_scripts``
+        (run after this, by ``bdist_wheel`` and by editable installs) puts it in ``bin/``."""
+        built = os.path.join(out, HOOK)
+        if not os.path.exists(built):
+            raise RuntimeError(f"{built} is missing: build it with `make lib` (cargo build -p microloop-hook)")
+        staged_dir = os.path.abspath(os.path.join(self.build_temp, "hook"))
+        os.makedirs(staged_dir, exist_ok=True)
+        staged = os.path.join(staged_dir, HOOK)
+        shutil.copyfile(built, staged)
+        if _platform() == "linux" and shutil.which("strip"):
+            subprocess.call(["strip", "--strip-debug", staged])
+        os.chmod(staged, 0o755)
+        scripts = [s for s in (self.distribution.scripts or []) if os.path.basename(s) != HOOK]
+        self.distribution.scripts = scripts + [staged]
+
+
+class build_scripts(_build_scripts):
+    """Copies the native hook as it is (the stock command reads scripts as Python text)."""
+
+    def copy_scripts(self):
+        native = [s for s in self.scripts or [] if os.path.basename(s) == HOOK]
+        self.scripts = [s for s in self.scripts or [] if s not in native]
+        outfiles, updated = super().copy_scripts() if self.scripts else ([], [])
+        self.mkpath(self.build_dir)
+        for script in native:
+            out = os.path.join(self.build_dir, HOOK)
+            self.copy_file(script, out)
+            os.chmod(out, 0o755)
+            outfiles.append(out)
+            updated.append(out)
+        return outfiles, updated
 
 
 options = {}
@@ -82,6 +121,6 @@ if not sysconfig.get_config_var("Py_GIL_DISABLED"):
 setup(
     version=_version(),
     cffi_modules=["build_ffi.py:ffibuilder"],
-    cmdclass={"build_ext": build_ext},
+    cmdclass={"build_ext": build_ext, "build_scripts": build_scripts},
     options=options,
 )

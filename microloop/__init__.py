@@ -74,6 +74,7 @@ __all__ = [
     "Halted",
     "lib_path",
     "include_path",
+    "hook_path",
     "fingerprint",
 ]
 
@@ -100,6 +101,22 @@ def include_path() -> str:
     if not os.path.exists(os.path.join(_LIB_DIR, "microloop.h")):
         raise FileNotFoundError(f"no microloop.h in {_LIB_DIR}: reinstall microloop")
     return _LIB_DIR
+
+
+def hook_path() -> str:
+    """The absolute path of ``microloop-hook``, the coding agents' hook executable ``pip install``
+    put beside the interpreter (``microloop hooks install AGENT`` registers it).
+
+    Raises:
+        FileNotFoundError: it is neither there nor on ``PATH`` (nor named by ``$MICROLOOP_HOOK``).
+    """
+    from .hooks import HookError
+    from .hooks import hook_path as find
+
+    try:
+        return find()
+    except HookError as e:
+        raise FileNotFoundError(str(e)) from None
 
 
 def fingerprint(tool: str, args: object = None, engine: Optional[Engine] = None) -> int:

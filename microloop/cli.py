@@ -1,10 +1,12 @@
-"""The ``microloop`` command: ``demo``, ``check-policy FILE``, ``replay FILE``, ``audit``, ``keys``.
+"""The ``microloop`` command: ``demo``, ``check-policy FILE``, ``replay FILE``, ``audit``, ``keys``, ``hooks``.
 
     microloop demo                         two scripted agents loop, without and with MicroLoop
     microloop check-policy policy.toml     validate a policy and explain what it sets
     microloop replay ~/.claude/projects    what a policy would have done on recorded agent runs
     microloop audit verify audit.log --key KEY   check the audit log (exit 0 ok, 1 tampered, 2 bad input)
     microloop mcp wrap claude-code         run a client's MCP servers under microloop-mcp (unwrap undoes it)
+    microloop hooks install claude-code    MicroLoop as a coding agent's hook (see docs/coding-agents.md)
+    microloop hooks status | log SESSION   what is installed where; what a session's hook blocked
 """
 
 from __future__ import annotations
@@ -154,6 +156,84 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _demo.main(args.policy)
 
 
+def _scope(args: argparse.Namespace) -> Optional[str]:
+    """The project directory, or None for the user's settings (--user)."""
+    if args.user:
+        return None
+    return args.project or "."
+
+
+def cmd_hooks(args: argparse.Namespace) -> int:
+    from . import hooks
+
+    try:
+        if args.hooks_command == "install":
+            if args.policy:
+                Guardrail(args.policy)  # a policy the hook could not load would fail open on every call
+            print(hooks.install(args.agent, _scope(args), args.policy))
+            return 0
+        if args.hooks_command == "uninstall":
+            print(hooks.uninstall(args.agent, _scope(args)))
+            return 0
+        if args.hooks_command == "status":
+            return _hooks_status(hooks, args)
+        return _hooks_log(hooks, args)
+    except PolicyError as e:
+        print(f"invalid policy: {e}", file=sys.stderr)
+        return 1
+    except (hooks.HookError, OSError) as e:
+        print(f"microloop hooks: {e}", file=sys.stderr)
+        return 1
+
+
+def _hooks_status(hooks: Any, args: argparse.Namespace) -> int:
+    try:
+        exe: str = hooks.hook_path()
+    except hooks.HookError as e:
+        exe = f"not found ({e})"
+    print(f"hook executable: {exe}")
+    project = args.project or "."
+    for agent in hooks.AGENTS:
+        for scope, where in (("project", project), ("user", None)):
+            path, cmds = hooks.installed(agent, where)
+            state = "installed" if cmds else "not installed"
+            print(f"{agent:12} {scope:8} {state:14} {path}")
+            for c in cmds:
+                print(f"{'':36}{c}")
+    found = hooks.sessions()
+    print(f"sessions: {len(found)} in {hooks.state_dir()}")
+    for s in found[:10]:
+        st = s.stats
+        print(f"  {s.agent:12} {s.session}  calls {st.get('calls', '?')}, blocked {st.get('blocked', '?')}, errors {st.get('errors', '?')}")
+    return 0
+
+
+def _hooks_log(hooks: Any, args: argparse.Namespace) -> int:
+    import datetime
+
+    found = hooks.find_sessions(args.session)
+    if not found:
+        print(f"microloop hooks: no session {args.session!r} in {hooks.state_dir()} (`microloop hooks status` lists them)", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump([{"agent": s.agent, "session": s.session, "file": str(s.path), "updated_ms": s.updated_ms,
+                    "stats": s.stats, "log": s.log} for s in found], sys.stdout, indent=2)
+        print()
+        return 0
+    for s in found:
+        st = s.stats
+        print(f"{s.agent} session {s.session} ({s.path})")
+        print(f"  calls {st.get('calls', 0)}, blocked {st.get('blocked', 0)}, errors {st.get('errors', 0)}, "
+              f"results {st.get('results', 0)}, waiting for a result {len(s.pending)}")
+        if not s.log:
+            print("  nothing blocked or warned")
+        for e in s.log:
+            at = datetime.datetime.fromtimestamp(e.get("at_ms", 0) / 1000).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"  {at} {e.get('action', '?'):5} {e.get('rule', '?')}: {e.get('call', e.get('tool', '?'))}")
+            print(f"      {e.get('reason') or e.get('message', '')}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="microloop", description="MicroLoop: checks every tool call of an AI agent before it runs.")
     parser.add_argument("--version", action="version", version=f"microloop {__version__}")
@@ -175,6 +255,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.set_defaults(func=cmd_replay)
     _audit_cli.register(sub)
     mcp_config.add_parser(sub)
+
+    p = sub.add_parser("hooks", help="MicroLoop as the hook of a coding agent (Claude Code, Codex, Gemini CLI, Cursor, Cline)")
+    hs = p.add_subparsers(dest="hooks_command", required=True)
+    agents = ("claude-code", "codex", "gemini", "cursor", "cline")
+    for name, helptext in (("install", "register the hook in the agent's settings"), ("uninstall", "remove exactly what install added")):
+        q = hs.add_parser(name, help=helptext)
+        q.add_argument("agent", choices=agents)
+        scope = q.add_mutually_exclusive_group()
+        scope.add_argument("--project", metavar="DIR", help="the project's settings (default: the current directory)")
+        scope.add_argument("--user", action="store_true", help="the user's settings (all projects)")
+        if name == "install":
+            q.add_argument("--policy", metavar="P", help="preset name or policy file (default: .microloop.toml found upward from the agent's cwd, else balanced)")
+        q.set_defaults(func=cmd_hooks)
+    q = hs.add_parser("status", help="where the hook is installed, and the sessions it keeps")
+    q.add_argument("--project", metavar="DIR", help="the project to look at (default: the current directory)")
+    q.set_defaults(func=cmd_hooks)
+    q = hs.add_parser("log", help="what the hook blocked in a session")
+    q.add_argument("session", help="the agent's session id (or its start)")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(func=cmd_hooks)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
