@@ -222,6 +222,24 @@ fn claude_output(r: Option<&Value>) -> (String, bool) {
     }
 }
 
+/// Gemini CLI's shell output ends with lines that change on every run (`Process Group PGID: N`,
+/// `Background PIDs: …`): they are left out, and a nonzero `Exit Code: N` makes it a failure.
+fn gemini_output(raw: &str) -> (String, bool) {
+    let mut error = false;
+    let mut kept = String::with_capacity(raw.len());
+    for line in raw.split_inclusive('\n') {
+        let l = line.trim_end();
+        if l.starts_with("Process Group PGID:") || l.starts_with("Background PIDs:") {
+            continue;
+        }
+        if let Some(code) = l.strip_prefix("Exit Code: ") {
+            error = code.trim() != "0";
+        }
+        kept.push_str(line);
+    }
+    (kept, error)
+}
+
 /// Codex's `tool_response`: the text the model reads (shell output with its header), or an
 /// object with that text under `output` and maybe an `exit_code`.
 fn codex_response(r: Option<&Value>) -> (String, bool) {
@@ -477,6 +495,11 @@ mod tests {
     fn gemini_after_tool_reads_llm_content_or_error() {
         let ok = json!({"session_id":"g","hook_event_name":"AfterTool","tool_name":"read_file","tool_input":{"path":"a"},"tool_response":{"llmContent":"text","error":null}});
         assert!(matches!(Agent::Gemini.parse(&ok).unwrap(), Event::Post { output, error: false, .. } if output == "text"));
+        let shell = |pgid: u32| json!({"session_id":"g","hook_event_name":"AfterTool","tool_name":"run_shell_command","tool_input":{"command":"make"},
+            "tool_response":{"llmContent": format!("Command: make\nDirectory: (root)\nOutput: make: *** Error 2\nError: (none)\nExit Code: 2\nSignal: (none)\nBackground PIDs: (none)\nProcess Group PGID: {pgid}"),"error":null}});
+        let (a, b) = (Agent::Gemini.parse(&shell(4242)).unwrap(), Agent::Gemini.parse(&shell(4343)).unwrap());
+        assert_eq!(a, b, "the PGID line is masked");
+        assert!(matches!(a, Event::Post { output, error: true, .. } if output.ends_with("Exit Code: 2\nSignal: (none)\n")));
         let bad = json!({"session_id":"g","hook_event_name":"AfterTool","tool_name":"replace","tool_input":{},"tool_response":{"llmContent":"","error":"old_string not unique"}});
         assert!(matches!(Agent::Gemini.parse(&bad).unwrap(), Event::Post { output, error: true, .. } if output == "old_string not unique"));
     }
