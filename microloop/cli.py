@@ -171,6 +171,8 @@ def cmd_hooks(args: argparse.Namespace) -> int:
             if args.policy:
                 Guardrail(args.policy)  # a policy the hook could not load would fail open on every call
             print(hooks.install(args.agent, _scope(args), args.policy))
+            if args.agent == "codex":
+                _trust_codex(hooks, _scope(args))
             return 0
         if args.hooks_command == "uninstall":
             print(hooks.uninstall(args.agent, _scope(args)))
@@ -184,6 +186,23 @@ def cmd_hooks(args: argparse.Namespace) -> int:
     except (hooks.HookError, OSError) as e:
         print(f"microloop hooks: {e}", file=sys.stderr)
         return 1
+
+
+def _trust_codex(hooks: Any, project: Optional[str]) -> None:
+    """Codex runs a hook only once the user trusted it (`/hooks`): done here when `codex` is found."""
+    import os
+    import shutil
+
+    codex = os.environ.get("CODEX") or shutil.which("codex")
+    if not codex:
+        print("codex: not found on PATH; Codex runs new hooks only once trusted: open codex and trust them in /hooks")
+        return
+    try:
+        events = hooks.trust_codex(codex, cwd=project)
+    except (hooks.HookError, OSError) as e:
+        print(f"codex: could not trust the hooks ({e}); trust them in codex with /hooks")
+        return
+    print(f"codex: trusted {', '.join(events)}" if events else "codex: the hooks were already trusted")
 
 
 def _hooks_status(hooks: Any, args: argparse.Namespace) -> int:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shlex
 import shutil
 import stat
+import subprocess
 import sys
 import sysconfig
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -28,7 +32,7 @@ STATE_MAGIC = b"microloop-hook 1\n"
 # groups; Gemini too (its timeout is in milliseconds); Cursor lists commands per event.
 _EVENTS = {
     "claude-code": ("PreToolUse", "PostToolUse", "PostToolUseFailure", "SessionEnd"),
-    "codex": ("PreToolUse", "PostToolUse"),
+    "codex": ("PreToolUse", "PostToolUse", "SessionEnd"),
     "gemini": ("BeforeTool", "AfterTool", "SessionEnd"),
     # The shell and MCP events, not preToolUse as well: a shell call would be counted twice.
     "cursor": ("beforeShellExecution", "afterShellExecution", "beforeMCPExecution", "afterMCPExecution", "sessionEnd"),
@@ -218,7 +222,7 @@ def _add_ours(agent: str, doc: Dict[str, Any], path: Path, command: str) -> None
         else:
             handler = {"type": "command", "command": command, "timeout": _TIMEOUT_S}
         group: Dict[str, Any] = {"hooks": [handler]}
-        if agent == "claude-code" and event != "SessionEnd":
+        if event not in ("SessionEnd",):  # tool events: every tool
             group = {"matcher": "*", **group}
         entries = hooks.setdefault(event, [])
         if not isinstance(entries, list):
@@ -330,6 +334,64 @@ def installed(agent: str, project: Optional[str] = None) -> Tuple[Path, List[str
                 if isinstance(h, dict) and _is_ours(h.get("command")):
                     found.append(f"{event}: {h['command']}")
     return path, found
+
+
+# ---- Codex: hooks run only once trusted --------------------------------------------------------
+
+
+def trust_codex(codex: str, cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None, timeout: float = 60) -> List[str]:
+    """Marks MicroLoop's Codex hooks as trusted, as Codex's ``/hooks`` does (Codex runs an untrusted
+    hook not at all): its app-server lists each hook's key and current hash (``hooks/list``), and
+    ``config/batchWrite`` records them in the user's config.toml. Only hooks whose command is a
+    ``microloop-hook`` are touched. Returns the events trusted."""
+    p = subprocess.Popen([codex, "app-server"], cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    assert p.stdin is not None and p.stdout is not None
+    stdin, stdout = p.stdin, p.stdout
+    lines: "queue.Queue[str]" = queue.Queue()
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+
+    def call(i: int, method: str, params: Dict[str, Any]) -> Any:
+        stdin.write(json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params}) + "\n")
+        stdin.flush()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise HookError(f"codex app-server: no answer to {method} in {timeout:.0f}s")
+            try:
+                msg = json.loads(lines.get(timeout=left))
+            except queue.Empty:
+                continue
+            except json.JSONDecodeError:
+                continue
+            if msg.get("id") == i:
+                if "error" in msg:
+                    raise HookError(f"codex app-server {method}: {msg['error']}")
+                return msg["result"]
+
+    try:
+        call(1, "initialize", {"clientInfo": {"name": "microloop", "version": "0"}})
+        stdin.write(json.dumps({"jsonrpc": "2.0", "method": "initialized"}) + "\n")
+        listed = call(2, "hooks/list", {"cwds": [cwd or os.getcwd()]})
+        mine = [h for entry in listed.get("data", []) for h in entry.get("hooks", [])
+                if _is_ours(h.get("command")) and h.get("trustStatus") != "trusted"]
+        if mine:
+            edits = [{"keyPath": f"hooks.state.{json.dumps(h['key'])}.trusted_hash", "mergeStrategy": "upsert",
+                      "value": h["currentHash"]} for h in mine]
+            call(3, "config/batchWrite", {"edits": edits})
+        return [str(h.get("eventName")) for h in mine]
+    finally:
+        stdin.close()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 # ---- the hook's state files ----------------------------------------------------------------

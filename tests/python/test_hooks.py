@@ -107,8 +107,8 @@ def test_each_agent_gets_its_own_events_and_format(tmp_path):
         {"matcher": "*", "hooks": [{"type": "command", "command": f"{exe} claude-code --policy strict", "timeout": 10}]}
     ]
     codex = json.loads((tmp_path / ".codex/hooks.json").read_text())
-    assert sorted(codex["hooks"]) == ["PostToolUse", "PreToolUse"]
-    assert "matcher" not in codex["hooks"]["PreToolUse"][0], "no matcher: every tool (Bash, apply_patch, MCP)"
+    assert sorted(codex["hooks"]) == ["PostToolUse", "PreToolUse", "SessionEnd"]
+    assert codex["hooks"]["PreToolUse"][0]["matcher"] == "*", "every tool: Bash, apply_patch, MCP"
     gemini = json.loads((tmp_path / ".gemini/settings.json").read_text())
     assert sorted(gemini["hooks"]) == ["AfterTool", "BeforeTool", "SessionEnd"]
     assert gemini["hooks"]["BeforeTool"][0]["hooks"][0]["timeout"] == 10000, "milliseconds"
@@ -216,3 +216,21 @@ def test_status_and_log_read_what_the_installed_hook_did(tmp_path, capsys):
     assert block["reason"] == denied["hookSpecificOutput"]["permissionDecisionReason"]
     code, _, err = run_cli("hooks", "log", "nobody", capsys=capsys)
     assert code == 1 and "no session" in err
+
+
+CODEX = Path(os.environ.get("MICROLOOP_AGENTS_BIN") or Path(__file__).resolve().parents[2] / ".tools/agents/node_modules/.bin") / "codex"
+
+
+@pytest.mark.skipif(not CODEX.exists(), reason="the pinned Codex CLI is installed by `make agents-install` (make test-agents)")
+def test_codex_install_trusts_the_hooks_through_the_real_codex(tmp_path, monkeypatch, capsys):
+    codex_home = tmp_path / "codex-home"
+    monkeypatch.setenv("CODEX_HOME", str(codex_home))
+    monkeypatch.setenv("CODEX", str(CODEX))
+    monkeypatch.chdir(tmp_path)
+    assert main(["hooks", "install", "codex", "--user"]) == 0
+    out = capsys.readouterr().out
+    assert "codex: trusted" in out and "preToolUse" in out, out
+    config = (codex_home / "config.toml").read_text()
+    assert config.count("trusted_hash") == 3, config
+    assert main(["hooks", "install", "codex", "--user"]) == 0
+    assert "already trusted" in capsys.readouterr().out
