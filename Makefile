@@ -158,8 +158,9 @@ test-python: python
 	$(VENV_PY) -m pytest tests/python -q -p no:cacheprovider
 
 # One coding-agent hook invocation vs. a Python hook script, same run (bench/RESULTS.md "Coding-agent hook").
-bench-hook: lib
-	$(PYTHON) bench/hook_bench.py 1000 $(LIBDIR)/microloop-hook
+# The hook pip installs (stripped), in .venv/bin.
+bench-hook: python
+	$(VENV_PY) bench/hook_bench.py 1000 $(VENV)/bin/microloop-hook
 
 bench-python: python
 	$(VENV_PY) -m pytest bench/bench_python.py -q -p no:cacheprovider --benchmark-columns=min,median,mean,ops,rounds
