@@ -222,24 +222,6 @@ fn claude_output(r: Option<&Value>) -> (String, bool) {
     }
 }
 
-/// Gemini CLI's shell output ends with lines that change on every run (`Process Group PGID: N`,
-/// `Background PIDs: …`): they are left out, and a nonzero `Exit Code: N` makes it a failure.
-fn gemini_output(raw: &str) -> (String, bool) {
-    let mut error = false;
-    let mut kept = String::with_capacity(raw.len());
-    for line in raw.split_inclusive('\n') {
-        let l = line.trim_end();
-        if l.starts_with("Process Group PGID:") || l.starts_with("Background PIDs:") {
-            continue;
-        }
-        if let Some(code) = l.strip_prefix("Exit Code: ") {
-            error = code.trim() != "0";
-        }
-        kept.push_str(line);
-    }
-    (kept, error)
-}
-
 /// Codex's `tool_response`: the text the model reads (shell output with its header), or an
 /// object with that text under `output` and maybe an `exit_code`.
 fn codex_response(r: Option<&Value>) -> (String, bool) {
