@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
-import threading
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ NOTES = "The parser splits fields on tabs, not on commas.\n"
 MAKEFILE = "test:\n\t@echo run >> runs.log\n\t@echo 'FAIL test_split: expected 3 fields, got 2' >&2\n\t@exit 1\n"
 CAP = 15
 RUN_TIMEOUT = 180  # seconds for one CLI run
-HOOK_TIMEOUT = 30  # seconds the agent gives one hook process
+INSTALL_TIMEOUT = 120  # seconds for `microloop hooks install` (Codex: its app-server trusts the hooks)
 
 
 @dataclass
@@ -56,12 +55,22 @@ class Run:
 class Agent:
     name = ""  # as `microloop-hook` and `microloop hooks install` name it
     exe = ""
+    scope = "--user"  # where `microloop hooks install` puts the hook: the user's or the project's settings
 
     def __init__(self, bin_dir: Path, hook_bin: Path):
         self.bin_dir, self.hook_bin = bin_dir, hook_bin
 
-    def hook_command(self) -> str:
-        return f"{self.hook_bin} {self.name}"
+    def install_hook(self, home: Path, project: Path, model: StuckModel, run: Run) -> None:
+        """`microloop hooks install AGENT`, as a user runs it: in the scratch HOME, the agent's CLI on
+        PATH (Codex's hooks get trusted through it), the hook executable `make lib` built."""
+        scope = ["--project", str(project)] if self.scope == "--project" else ["--user"]
+        env = base_env(home) | self.env(home, model) | {"MICROLOOP_HOOK": str(self.hook_bin)}
+        env["PATH"] = f"{self.bin_dir}{os.pathsep}{env['PATH']}"
+        p = subprocess.run([sys.executable, "-m", "microloop", "hooks", "install", self.name, *scope], cwd=project,
+                           env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
+        run.notes.append(f"$ microloop hooks install {self.name} {' '.join(scope)}\n{p.stdout}{p.stderr}")
+        if p.returncode != 0:
+            raise RuntimeError(f"microloop hooks install {self.name} failed ({p.returncode}): {p.stdout}{p.stderr}")
 
     def setup(self, home: Path, project: Path, model: StuckModel, hooked: bool, run: Run) -> None:
         raise NotImplementedError
@@ -74,18 +83,11 @@ class Agent:
 
 
 class ClaudeCode(Agent):
-    name, exe = "claude-code", "claude"
+    name, exe, scope = "claude-code", "claude", "--project"
 
     def setup(self, home, project, model, hooked, run):
-        if not hooked:
-            return
-        # Until `microloop hooks install claude-code --project DIR` is on main: what it writes.
-        hook = [{"type": "command", "command": self.hook_command(), "timeout": HOOK_TIMEOUT}]
-        tools = [{"matcher": "*", "hooks": hook}]
-        settings = {"hooks": {"PreToolUse": tools, "PostToolUse": tools, "PostToolUseFailure": tools,
-                              "SessionEnd": [{"hooks": hook}]}}
-        (project / ".claude").mkdir()
-        (project / ".claude" / "settings.json").write_text(json.dumps(settings, indent=2))
+        if hooked:
+            self.install_hook(home, project, model, run)
 
     def argv(self):
         return [str(self.bin_dir / self.exe), "-p", TASK, "--output-format", "stream-json", "--verbose",
@@ -106,20 +108,10 @@ class Codex(Agent):
         (codex_home / "config.toml").write_text(
             'model = "gpt-5.1-codex"\nmodel_provider = "scripted"\n\n[model_providers.scripted]\nname = "scripted"\n'
             f'base_url = "{model.url}/v1"\nwire_api = "responses"\nenv_key = "SCRIPTED_API_KEY"\nsupports_websockets = false\n')
-        if not hooked:
-            return
-        # Until `microloop hooks install codex --user` is on main: what it writes.
-        hook = [{"type": "command", "command": self.hook_command(), "timeout": HOOK_TIMEOUT}]
-        tools = [{"matcher": "*", "hooks": hook}]
-        # Codex CLI 0.169.0 runs SessionEnd hooks too (its app-server lists `sessionEnd`).
-        events = {"PreToolUse": tools, "PostToolUse": tools, "SessionEnd": [{"hooks": hook}]}
-        (codex_home / "hooks.json").write_text(json.dumps({"hooks": events}, indent=2))
-        # Codex runs a hook the user has not trusted not at all, silently. A user trusts it in
-        # `/hooks`; here it is trusted the same way through Codex's own app-server.
-        run.notes.append(trust_codex_hooks(self.bin_dir / self.exe, self._env_for(home, model), project))
-
-    def _env_for(self, home, model):
-        return base_env(home) | self.env(home, model)
+        if hooked:
+            # Codex runs a hook the user has not trusted not at all, silently: the install trusts
+            # it through Codex's app-server, as `/hooks` would.
+            self.install_hook(home, project, model, run)
 
     def argv(self):
         return [str(self.bin_dir / self.exe), "exec", "--json", "--skip-git-repo-check",
@@ -143,13 +135,12 @@ class Gemini(Agent):
             # it the stuck model shows what an unguarded agent does. With the hook it stays on, as
             # a user has it: the hook must act first.
             settings["model"] = {"disableLoopDetection": True}
-        else:
-            # Until `microloop hooks install gemini --user` is on main: what it writes.
-            hook = [{"type": "command", "command": self.hook_command(), "timeout": HOOK_TIMEOUT * 1000}]
-            tools = [{"matcher": "*", "hooks": hook}]
-            settings["hooks"] = {"BeforeTool": tools, "AfterTool": tools, "SessionEnd": [{"hooks": hook}]}
         (home / ".gemini").mkdir()
         (home / ".gemini" / "settings.json").write_text(json.dumps(settings, indent=2))
+        if hooked:
+            # Merged into the settings above, which it must keep: without the auth type Gemini CLI
+            # would not start.
+            self.install_hook(home, project, model, run)
 
     def argv(self):
         # An explicit model: with `auto` Gemini CLI first asks a classifier model to route.
@@ -198,52 +189,3 @@ def run_agent(agent: Agent, hooked: bool, scratch: Path, proxy_url: str, caught:
     finally:
         model.stop()
     return run
-
-
-def trust_codex_hooks(codex: Path, env: dict[str, str], cwd: Path, timeout: float = 60) -> str:
-    """Trusts every hook Codex lists as untrusted, as `/hooks` does: `hooks/list` gives each hook's
-    key and current hash, `config/batchWrite` records them as trusted in the user's config.toml."""
-    p = subprocess.Popen([str(codex), "app-server"], cwd=cwd, env=env, stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    lines: queue.Queue = queue.Queue()
-
-    def pump():
-        for line in p.stdout:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + timeout
-
-    def call(i, method, params):
-        p.stdin.write(json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params}) + "\n")
-        p.stdin.flush()
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"codex app-server: no answer to {method} in {timeout}s")
-            try:
-                msg = json.loads(lines.get(timeout=left))
-            except queue.Empty:
-                continue
-            if msg.get("id") == i:
-                if "error" in msg:
-                    raise RuntimeError(f"codex app-server {method}: {msg['error']}")
-                return msg["result"]
-
-    try:
-        call(1, "initialize", {"clientInfo": {"name": "microloop-tests", "version": "0"}})
-        p.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "initialized"}) + "\n")
-        listed = call(2, "hooks/list", {"cwds": [str(cwd)]})
-        hooks = [h for entry in listed["data"] for h in entry["hooks"] if h.get("trustStatus") != "trusted"]
-        if hooks:
-            edits = [{"keyPath": f"hooks.state.{json.dumps(h['key'])}.trusted_hash", "mergeStrategy": "upsert",
-                      "value": h["currentHash"]} for h in hooks]
-            call(3, "config/batchWrite", {"edits": edits})
-        return f"codex: trusted {len(hooks)} hook(s): " + ", ".join(f"{h['eventName']} {h['command']}" for h in hooks)
-    finally:
-        p.stdin.close()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()

@@ -1,7 +1,8 @@
 """The real CLIs of Claude Code, Codex CLI and Gemini CLI, each driven by a scripted stuck model
 that asks for the same failing `make test` until a cap: without the hook the command runs to the
-cap; with MicroLoop's hook it runs at most 3 times, the denied call's reason reaches the model as
-the tool result, and the model's next turn is a different action it took after reading it."""
+cap; with MicroLoop's hook, installed by `microloop hooks install` as a user would, it runs at most
+3 times, the denied call's reason reaches the model as the tool result, and the model's next turn is
+a different action it took after reading it."""
 import pytest
 
 from agents import CAP, NOTES, PIVOT
