@@ -1,13 +1,13 @@
 """Builds MicroLoop's Python package: the Rust library (cargo) linked statically into ``microloop._native``.
 
 ``pip install .`` needs cargo and a C compiler. ``build_ext`` runs
-``cargo build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi -p microloop-hook``,
-links ``libmicroloop.a`` into the cffi extension (``build_ffi.py``) and copies the shared library and the
+``cargo build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi -p microloop-hook -p
+microloop-mcp``, links ``libmicroloop.a`` into the cffi extension (``build_ffi.py``) and copies the shared library and the
 header into ``microloop/_lib/`` so C, Go and Node programs can use the copy a ``pip install`` brought
-(``microloop.lib_path()``, ``microloop.include_path()``). The coding agents' hook executable
-``microloop-hook`` is installed as a script: into the environment's ``bin/``, the way ruff ships its
-binary (``microloop.hook_path()``). With ``MICROLOOP_LIB_DIR`` (``make lib``'s output) nothing is built:
-the library and the hook are taken from there.
+(``microloop.lib_path()``, ``microloop.include_path()``). The native commands, the coding agents' hook
+``microloop-hook`` and the MCP relay ``microloop-mcp``, are installed as scripts: into the environment's
+``bin/``, the way ruff ships its binary (``microloop.hook_path()``). With ``MICROLOOP_LIB_DIR`` (``make
+lib``'s output) nothing is built: the library and the commands are taken from there.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from distutils.command.build_scripts import build_scripts as _build_scripts  # n
 ROOT = os.path.dirname(os.path.abspath(__file__))
 MANIFEST = os.path.join(ROOT, "native", "Cargo.toml")
 HEADER = os.path.join(ROOT, "include", "microloop.h")
-HOOK = "microloop-hook.exe" if sys.platform == "win32" else "microloop-hook"
+EXE = ".exe" if sys.platform == "win32" else ""
+# The native commands the wheel puts on bin/: the coding agents' hook and the MCP relay.
+COMMANDS = ("microloop-hook" + EXE, "microloop-mcp" + EXE)
 
 # System libraries the Rust standard library needs when linked statically
 # (`cargo rustc -- --print native-static-libs`).
@@ -56,7 +58,7 @@ class build_ext(_build_ext):
         else:
             cargo = os.environ.get("CARGO", "cargo")
             subprocess.check_call(
-                [cargo, "build", "--release", "--locked", "--manifest-path", MANIFEST, "-p", "microloop-ffi", "-p", "microloop-hook"]
+                [cargo, "build", "--release", "--locked", "--manifest-path", MANIFEST, "-p", "microloop-ffi", "-p", "microloop-hook", "-p", "microloop-mcp"]
             )
             target_dir = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "native", "target")
             triple = os.environ.get("CARGO_BUILD_TARGET")
@@ -78,35 +80,37 @@ class build_ext(_build_ext):
         if plat == "linux" and shutil.which("strip"):  # the release profile keeps line tables (debug = 1)
             subprocess.call(["strip", "--strip-debug", os.path.join(dest, shared)])
         shutil.copyfile(HEADER, os.path.join(dest, "microloop.h"))
-        self._hook_script(out)
+        for command in COMMANDS:
+            self._native_script(out, command)
 
-    def _hook_script(self, out: str) -> None:
-        """``microloop-hook`` becomes one of the distribution's scripts, so ``install_scripts``
+    def _native_script(self, out: str, command: str) -> None:
+        """A native command becomes one of the distribution's scripts, so ``install_scripts``
         (run after this, by ``bdist_wheel`` and by editable installs) puts it in ``bin/``."""
-        built = os.path.join(out, HOOK)
+        built = os.path.join(out, command)
         if not os.path.exists(built):
-            raise RuntimeError(f"{built} is missing: build it with `make lib` (cargo build -p microloop-hook)")
-        staged_dir = os.path.abspath(os.path.join(self.build_temp, "hook"))
+            package = command[: -len(EXE)] if EXE else command
+            raise RuntimeError(f"{built} is missing: build it with `make lib` (cargo build -p {package})")
+        staged_dir = os.path.abspath(os.path.join(self.build_temp, "commands"))
         os.makedirs(staged_dir, exist_ok=True)
-        staged = os.path.join(staged_dir, HOOK)
+        staged = os.path.join(staged_dir, command)
         shutil.copyfile(built, staged)
         if _platform() == "linux" and shutil.which("strip"):
             subprocess.call(["strip", "--strip-debug", staged])
         os.chmod(staged, 0o755)
-        scripts = [s for s in (self.distribution.scripts or []) if os.path.basename(s) != HOOK]
+        scripts = [s for s in (self.distribution.scripts or []) if os.path.basename(s) != command]
         self.distribution.scripts = scripts + [staged]
 
 
 class build_scripts(_build_scripts):
-    """Copies the native hook as it is (the stock command reads scripts as Python text)."""
+    """Copies the native commands as they are (the stock command reads scripts as Python text)."""
 
     def copy_scripts(self):
-        native = [s for s in self.scripts or [] if os.path.basename(s) == HOOK]
+        native = [s for s in self.scripts or [] if os.path.basename(s) in COMMANDS]
         self.scripts = [s for s in self.scripts or [] if s not in native]
         outfiles, updated = super().copy_scripts() if self.scripts else ([], [])
         self.mkpath(self.build_dir)
         for script in native:
-            out = os.path.join(self.build_dir, HOOK)
+            out = os.path.join(self.build_dir, os.path.basename(script))
             self.copy_file(script, out)
             os.chmod(out, 0o755)
             outfiles.append(out)

@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -306,6 +307,11 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _default_relay() -> str:
+    """The relay ``pip install`` put beside this interpreter's scripts, else one on ``PATH``."""
+    for d in (sysconfig.get_path("scripts"), os.path.dirname(os.path.abspath(sys.executable))):
+        p = os.path.join(d, RELAY)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return os.path.abspath(p)
     found = shutil.which(RELAY)
     return os.path.abspath(found) if found else RELAY
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -191,3 +193,13 @@ def test_only_the_named_servers(tmp_path):
     doc = json.loads(path.read_text())
     assert doc["mcpServers"]["bare"]["command"] == RELAY
     assert doc["mcpServers"]["files"]["command"] == "npx"
+
+
+def test_the_relay_is_installed_beside_the_interpreter_and_wrap_uses_it():
+    from microloop.mcp_config import _default_relay
+
+    relay = _default_relay()
+    assert os.path.isabs(relay) and os.access(relay, os.X_OK)
+    assert os.path.dirname(relay) == os.path.dirname(sys.executable), "pip puts it in the environment's bin/"
+    out = subprocess.run([relay, "--help"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "microloop-mcp" in out.stdout

@@ -151,8 +151,15 @@ impl Config {
 
     /// The policy loaded with the sinks its sections configure (`[audit]`: opened now, so a log
     /// that cannot be written is an error at start).
+    /// Shadow mode is refused rather than ignored: the proxy cannot yet run without acting.
     pub fn host(&self) -> Result<microloop_host::Host, String> {
-        microloop_host::Host::load(self.policy.as_deref(), None).map(|(h, _)| h).map_err(|e| format!("policy: {e}"))
+        let host = microloop_host::Host::load(self.policy.as_deref(), None).map(|(h, _)| h).map_err(|e| format!("policy: {e}"))?;
+        if host.engine().policy.observe {
+            return Err("policy: mode = \"observe\" is not supported by microloop-proxy yet (it would still block); \
+                        use mode = \"enforce\", or shadow mode in the library or microloop-hook"
+                .into());
+        }
+        Ok(host)
     }
 }
 
@@ -162,6 +169,15 @@ mod tests {
 
     fn config_with_policy(path: &str) -> Config {
         Config { policy: Some(path.to_owned()), ..Config::default() }
+    }
+
+    #[test]
+    fn shadow_mode_is_refused_not_ignored() {
+        let config = Config { policy: Some(r#"{"mode":"observe"}"#.to_owned()), ..Config::default() };
+        let err = config.host().err().expect("observe refused");
+        assert!(err.contains("not supported by microloop-proxy"), "{err}");
+        let config = Config { policy: Some(r#"{"mode":"enforce"}"#.to_owned()), ..Config::default() };
+        assert!(config.host().is_ok());
     }
 
     #[test]
