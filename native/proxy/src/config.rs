@@ -174,7 +174,7 @@ mod tests {
     #[test]
     fn shadow_mode_is_refused_not_ignored() {
         let config = Config { policy: Some(r#"{"mode":"observe"}"#.to_owned()), ..Config::default() };
-        let err = config.host().err().expect("observe refused");
+        let Err(err) = config.host() else { panic!("observe accepted") };
         assert!(err.contains("not supported by microloop-proxy"), "{err}");
         let config = Config { policy: Some(r#"{"mode":"enforce"}"#.to_owned()), ..Config::default() };
         assert!(config.host().is_ok());
