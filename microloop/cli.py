@@ -17,6 +17,7 @@ import sys
 from typing import Any, List, Optional
 
 from . import _audit_cli, mcp_config
+from ._thresholds import THRESHOLDS
 from ._version import __version__
 from .errors import MicroLoopError, PolicyError
 from .guardrail import Guardrail
@@ -24,15 +25,8 @@ from .policy import load_policy
 
 LOOP_KEYS = {
     "window": "calls kept in the history",
-    "max_identical": "the same call (tool + arguments) may run this many times in the window (loop.identical)",
-    "max_no_progress": "the same call may return the same answer this many times with no progress in between (loop.no_progress)",
-    "max_transient_retries": "back-to-back retries of the same transient error (timeout, 429, 503) (loop.transient)",
-    "max_consecutive_errors": "failures of the same call in a row with no progress (loop.error)",
-    "max_same_error": "the identical error returned this many times in a row, whatever the arguments (loop.same_error)",
-    "max_near_duplicate": "near-duplicate calls (arguments that differ trivially) with the same answer",
-    "max_near_errors": "a call re-sent after it and near-identical variations failed with the identical error (loop.near_error)",
-    "max_cycle_period": "longest cycle looked for (A-B-A-B is period 2) (loop.cycle)",
-    "max_cycle_repeats": "rounds of a cycle with unchanged answers before it is blocked (loop.cycle)",
+    # One line per loop threshold, from the table the core's policy parser is generated from.
+    **{key: f"{meaning.rstrip('.')} ({rule})" for key, (rule, _, meaning) in THRESHOLDS.items()},
     "ignore_fields": "argument fields left out of fingerprints at any depth",
     "normalize_results": "mask volatile output (UUIDs, timestamps, hex ids, durations) before comparing",
     "mask_patterns": "extra regexes masked in results",

@@ -8,7 +8,8 @@
 //! * [`mask`]: volatile output (ids, timestamps, durations) masked before results are compared;
 //! * [`effect`]: whether a call reads or writes, and whether an error is transient;
 //! * [`shell`]: a quote-aware reading of shell command lines, for the effect of shell tools;
-//! * [`policy`]: the typed, validated policy and its presets;
+//! * [`policy`]: the typed, validated policy, its presets and the table of loop thresholds;
+//! * [`rule`]: the built-in rules, by name;
 //! * [`engine`]: a compiled policy shared by sessions, and the seam for argument rules;
 //! * [`session`]: one agent's history and the loop detectors;
 //! * [`sketch`]: similarity sketches of arguments and results, for near-duplicate loops;
@@ -42,12 +43,14 @@ pub mod effect;
 pub mod engine;
 pub mod mask;
 pub mod policy;
+pub mod rule;
 pub mod session;
 pub mod shell;
 pub mod sketch;
 pub mod verdict;
 
 pub use engine::{ArgRules, Engine, RuleHit};
-pub use policy::{Policy, PolicyError, Preset};
+pub use policy::{Policy, PolicyError, Preset, Threshold, THRESHOLDS};
+pub use rule::Rule;
 pub use session::{policy_hash, CheckError, RecordError, Session, SnapshotError, Stats, SNAPSHOT_VERSION};
 pub use verdict::{Action, Verdict};

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::effect::Effect;
+use crate::rule::Rule;
 
 /// A policy that was refused, with the path of the bad entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,9 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// Every preset, in the order of the columns of [`THRESHOLDS`].
+    pub const ALL: [Preset; 3] = [Preset::Strict, Preset::Balanced, Preset::Permissive];
+
     /// Parses a preset name; `"strict loop detection"` is an alias of `strict`.
     pub fn from_name(name: &str) -> Option<Preset> {
         match name.trim().to_ascii_lowercase().as_str() {
@@ -71,45 +75,9 @@ impl Preset {
         }
     }
 
-    /// The loop thresholds of this preset.
+    /// The loop thresholds of this preset (the columns of [`THRESHOLDS`]).
     pub fn limits(self) -> Limits {
-        match self {
-            Preset::Strict => Limits {
-                max_identical: 10,
-                max_no_progress: 1,
-                max_transient_retries: 2,
-                max_consecutive_errors: 2,
-                max_same_error: 3,
-                max_near_duplicate: 2,
-                max_near_errors: 2,
-                max_cycle_period: 4,
-                max_cycle_repeats: 2,
-            },
-            Preset::Balanced => Limits {
-                max_identical: 30,
-                max_no_progress: 2,
-                max_transient_retries: 3,
-                max_consecutive_errors: 3,
-                // Off: on the labelled runs it caught no loop another rule did not, and blocked
-                // a legitimate one (bench/RESULTS.md, "Rules one by one").
-                max_same_error: 0,
-                max_near_duplicate: 3,
-                max_near_errors: 2,
-                max_cycle_period: 4,
-                max_cycle_repeats: 3,
-            },
-            Preset::Permissive => Limits {
-                max_identical: 100,
-                max_no_progress: 4,
-                max_transient_retries: 5,
-                max_consecutive_errors: 5,
-                max_same_error: 10,
-                max_near_duplicate: 5,
-                max_near_errors: 4,
-                max_cycle_period: 4,
-                max_cycle_repeats: 4,
-            },
-        }
+        Limits::of_preset(self)
     }
 
     /// How many blocked calls the agent may try before the run is halted.
@@ -122,53 +90,168 @@ impl Preset {
     }
 }
 
-/// Loop-detector thresholds. Each counts completed calls; 0 turns the rule off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub max_identical: u32,
-    pub max_no_progress: u32,
-    pub max_transient_retries: u32,
-    pub max_consecutive_errors: u32,
-    pub max_same_error: u32,
-    pub max_near_duplicate: u32,
-    pub max_near_errors: u32,
-    pub max_cycle_period: u32,
-    pub max_cycle_repeats: u32,
+/// The loop thresholds, one row each: the policy key; the rule it sets; its value in the strict,
+/// balanced and permissive presets; the values it accepts; what it counts; an example value for
+/// `[loops]` and one for a `[[tools]]` entry. This table is the only list of them: the [`Limits`]
+/// and [`LimitOverrides`] fields, the `loops` and `[[tools]]` keys, their parsing, the presets and
+/// [`THRESHOLDS`] (from which the docs' tables and `microloop check-policy`'s explanations are
+/// generated and checked: `native/rules/tests/policy_docs.rs`) all come from it.
+macro_rules! thresholds {
+    ($callback:ident! { $($args:tt)* }) => {
+        $callback! {
+            [
+                max_identical => Identical {
+                    presets: [10, 30, 100], accepts: "integer ≥ 0", examples: [20, 100],
+                    meaning: "the same call (tool + canonical arguments) ran this many times in the window, whatever its results."
+                },
+                max_no_progress => NoProgress {
+                    presets: [1, 2, 4], accepts: "integer ≥ 0", examples: [3, 1],
+                    meaning: "the same call returned the same result this many times with no progress (a successful write, or a changed answer) in between."
+                },
+                max_transient_retries => Transient {
+                    presets: [2, 3, 5], accepts: "integer ≥ 0", examples: [5, 6],
+                    meaning: "the same call failed with the same transient error (timeout, 429, 502–504, \"rate limit\") this many times back to back."
+                },
+                max_consecutive_errors => Error {
+                    presets: [2, 3, 5], accepts: "integer ≥ 0", examples: [4, 1],
+                    meaning: "the same call failed this many times with no progress in between, whatever the error texts."
+                },
+                // Off in balanced: on the labelled runs it caught no loop another rule did not,
+                // and blocked a legitimate one (bench/RESULTS.md, "Rules one by one").
+                max_same_error => SameError {
+                    presets: [3, 0, 10], accepts: "integer ≥ 0", examples: [3, 2],
+                    meaning: "a tool returned the identical error this many times in a row, whatever its arguments."
+                },
+                max_near_duplicate => NearDuplicate {
+                    presets: [2, 3, 5], accepts: "integer ≥ 0", examples: [0, 0],
+                    meaning: "the same tool with near-identical arguments and a near-identical answer this many times with no progress."
+                },
+                max_near_errors => NearError {
+                    presets: [2, 2, 4], accepts: "integer ≥ 0", examples: [3, 0],
+                    meaning: "a call re-sent after it, and near-identical variations of it, failed this many times with the identical error (what the error echoes of each call's arguments masked), with no progress in between."
+                },
+                max_cycle_period => Cycle {
+                    presets: [4, 4, 4], accepts: "0, or 2 to 16", examples: [3, 2],
+                    meaning: "the longest cycle looked for (A-B-A-B has period 2)."
+                },
+                max_cycle_repeats => Cycle {
+                    presets: [2, 3, 4], accepts: "0, or ≥ 2", examples: [2, 2],
+                    meaning: "rounds of the cycle, with no answer in it changing, before it is blocked. `max_cycle_period × max_cycle_repeats` must fit in the window."
+                },
+            ]
+            $($args)*
+        }
+    };
 }
 
-/// Per-tool overrides of [`Limits`]; `None` keeps the inherited value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LimitOverrides {
-    pub max_identical: Option<u32>,
-    pub max_no_progress: Option<u32>,
-    pub max_transient_retries: Option<u32>,
-    pub max_consecutive_errors: Option<u32>,
-    pub max_same_error: Option<u32>,
-    pub max_near_duplicate: Option<u32>,
-    pub max_near_errors: Option<u32>,
-    pub max_cycle_period: Option<u32>,
-    pub max_cycle_repeats: Option<u32>,
+/// One loop threshold: a row of the table above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threshold {
+    /// The key in `[loops]` and in a `[[tools]]` entry: `max_identical`.
+    pub key: &'static str,
+    /// The rule it sets.
+    pub rule: Rule,
+    /// Its value in each preset, in [`Preset::ALL`] order (strict, balanced, permissive).
+    pub presets: [u32; 3],
+    /// The values it accepts, as the docs say it: `integer ≥ 0`.
+    pub accepts: &'static str,
+    /// What it counts, for a person reading a policy.
+    pub meaning: &'static str,
+    /// An example value for `[loops]`, and one for a `[[tools]]` entry.
+    pub examples: [u32; 2],
+}
+
+macro_rules! define_limits {
+    ([$($key:ident => $rule:ident {
+        presets: [$s:literal, $b:literal, $p:literal], accepts: $accepts:literal, examples: [$le:literal, $te:literal],
+        meaning: $meaning:literal
+    }),* $(,)?]) => {
+        /// Every loop threshold, in the order of the table.
+        pub const THRESHOLDS: &[Threshold] = &[$(Threshold {
+            key: stringify!($key),
+            rule: Rule::$rule,
+            presets: [$s, $b, $p],
+            accepts: $accepts,
+            meaning: $meaning,
+            examples: [$le, $te],
+        }),*];
+
+        /// Loop-detector thresholds ([`THRESHOLDS`]). Each counts completed calls; 0 turns the rule off.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct Limits {
+            $(#[doc = $meaning] pub $key: u32,)*
+        }
+
+        /// Per-tool overrides of [`Limits`]; `None` keeps the inherited value.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct LimitOverrides {
+            $(pub $key: Option<u32>,)*
+        }
+
+        impl Limits {
+            fn of_preset(p: Preset) -> Limits {
+                let column = match p {
+                    Preset::Strict => 0,
+                    Preset::Balanced => 1,
+                    Preset::Permissive => 2,
+                };
+                Limits { $($key: [$s, $b, $p][column],)* }
+            }
+
+            fn apply(&mut self, o: &LimitOverrides) {
+                $(if let Some(v) = o.$key { self.$key = v; })*
+            }
+
+            /// The value of the threshold named `key` (a [`Threshold::key`]).
+            pub fn get(&self, key: &str) -> Option<u32> {
+                match key {
+                    $(stringify!($key) => Some(self.$key),)*
+                    _ => None,
+                }
+            }
+
+            /// Every threshold's value, in [`THRESHOLDS`] order.
+            pub fn values(&self) -> impl Iterator<Item = (&'static Threshold, u32)> {
+                THRESHOLDS.iter().zip([$(self.$key),*])
+            }
+        }
+    };
+}
+thresholds!(define_limits! {});
+
+/// A struct whose fields are the ones listed before the `;`, one `Option<u32>` per threshold,
+/// then the ones after: the serde documents that hold thresholds beside other keys (serde's
+/// `flatten` would defeat `deny_unknown_fields`).
+macro_rules! with_thresholds {
+    ([$($key:ident => $rule:ident $row:tt),* $(,)?]
+     $(#[$m:meta])* $vis:vis struct $name:ident {
+         $($(#[$bm:meta])* $bvis:vis $bf:ident : $bt:ty,)*
+         ;
+         $($(#[$am:meta])* $avis:vis $af:ident : $at:ty,)*
+     }
+     $(#[$km:meta])* keys $keys:ident [$($bk:literal),*] [$($ak:literal),*]
+    ) => {
+        $(#[$m])* $vis struct $name {
+            $($(#[$bm])* $bvis $bf: $bt,)*
+            $(pub $key: Option<u32>,)*
+            $($(#[$am])* $avis $af: $at,)*
+        }
+
+        impl $name {
+            /// The thresholds this document sets.
+            pub fn limit_overrides(&self) -> LimitOverrides {
+                LimitOverrides { $($key: self.$key,)* }
+            }
+        }
+
+        $(#[$km])*
+        pub const $keys: &[&str] = &[$($bk,)* $(stringify!($key),)* $($ak,)*];
+    };
 }
 
 impl Limits {
-    fn apply(&mut self, o: &LimitOverrides) {
-        macro_rules! over {
-            ($($f:ident),*) => { $( if let Some(v) = o.$f { self.$f = v; } )* };
-        }
-        over!(max_identical, max_no_progress, max_transient_retries, max_consecutive_errors,
-              max_same_error, max_near_duplicate, max_near_errors, max_cycle_period, max_cycle_repeats);
-    }
-
     fn validate(&self, path: &str, window: u32) -> Result<(), PolicyError> {
-        let counts = [
-            ("max_identical", self.max_identical),
-            ("max_no_progress", self.max_no_progress),
-            ("max_transient_retries", self.max_transient_retries),
-            ("max_consecutive_errors", self.max_consecutive_errors),
-            ("max_same_error", self.max_same_error),
-            ("max_near_duplicate", self.max_near_duplicate),
-            ("max_near_errors", self.max_near_errors),
-        ];
+        let counts = self.values().filter(|(t, _)| t.rule != Rule::Cycle).map(|(t, v)| (t.key, v));
         for (key, v) in counts {
             if v > window {
                 return Err(PolicyError::new(
@@ -295,66 +378,40 @@ pub fn check_pointer(p: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// One `[[tools]]` entry.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ToolPolicy {
-    /// An exact tool name or a glob (`fs_*`, `get_?`); `*` is the default entry.
-    pub name: String,
-    /// `false` forbids the tool.
-    #[serde(default = "yes")]
-    pub allow: bool,
-    /// The message given when the tool is forbidden.
-    pub message: Option<String>,
-    /// Overrides the inferred effect.
-    pub effect: Option<Effect>,
-    /// Calls allowed for this tool in the session.
-    pub max_calls: Option<u64>,
-    // Per-tool overrides of the loop thresholds (serde's `flatten` would defeat
-    // `deny_unknown_fields`, so they are spelled out and gathered by `limit_overrides`).
-    pub max_identical: Option<u32>,
-    pub max_no_progress: Option<u32>,
-    pub max_transient_retries: Option<u32>,
-    pub max_consecutive_errors: Option<u32>,
-    pub max_same_error: Option<u32>,
-    pub max_near_duplicate: Option<u32>,
-    pub max_near_errors: Option<u32>,
-    pub max_cycle_period: Option<u32>,
-    pub max_cycle_repeats: Option<u32>,
-    /// A JSON Schema the arguments must satisfy.
-    pub schema: Option<Value>,
-    /// Rule id used when the schema fails (default `schema`).
-    pub schema_id: Option<String>,
-    /// Field rules, parsed one by one by [`Policy::from_value`] so an error names the rule.
-    #[serde(skip)]
-    pub rules: Vec<FieldRule>,
-}
+thresholds!(with_thresholds! {
+    /// One `[[tools]]` entry; each threshold key overrides the policy's for this tool.
+    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ToolPolicy {
+        /// An exact tool name or a glob (`fs_*`, `get_?`); `*` is the default entry.
+        pub name: String,
+        /// `false` forbids the tool.
+        #[serde(default = "yes")]
+        pub allow: bool,
+        /// The message given when the tool is forbidden.
+        pub message: Option<String>,
+        /// Overrides the inferred effect.
+        pub effect: Option<Effect>,
+        /// Calls allowed for this tool in the session.
+        pub max_calls: Option<u64>,
+        ;
+        /// A JSON Schema the arguments must satisfy.
+        pub schema: Option<Value>,
+        /// Rule id used when the schema fails (default `schema`).
+        pub schema_id: Option<String>,
+        /// Field rules, parsed one by one by [`Policy::from_value`] so an error names the rule.
+        #[serde(skip)]
+        pub rules: Vec<FieldRule>,
+    }
+    /// Every key of a `[[tools]]` entry.
+    keys TOOL_KEYS ["name", "allow", "message", "effect", "max_calls"] ["schema", "schema_id", "rules"]
+});
 
 fn yes() -> bool {
     true
 }
 
-macro_rules! overrides_of {
-    ($x:expr) => {
-        LimitOverrides {
-            max_identical: $x.max_identical,
-            max_no_progress: $x.max_no_progress,
-            max_transient_retries: $x.max_transient_retries,
-            max_consecutive_errors: $x.max_consecutive_errors,
-            max_same_error: $x.max_same_error,
-            max_near_duplicate: $x.max_near_duplicate,
-            max_near_errors: $x.max_near_errors,
-            max_cycle_period: $x.max_cycle_period,
-            max_cycle_repeats: $x.max_cycle_repeats,
-        }
-    };
-}
-
 impl ToolPolicy {
-    /// This entry's overrides of the loop thresholds.
-    pub fn limit_overrides(&self) -> LimitOverrides {
-        overrides_of!(self)
-    }
     fn is_exact(&self) -> bool {
         !self.name.contains(['*', '?'])
     }
@@ -394,24 +451,20 @@ impl Default for Policy {
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct LoopsDoc {
-    window: Option<u32>,
-    max_identical: Option<u32>,
-    max_no_progress: Option<u32>,
-    max_transient_retries: Option<u32>,
-    max_consecutive_errors: Option<u32>,
-    max_same_error: Option<u32>,
-    max_near_duplicate: Option<u32>,
-    max_near_errors: Option<u32>,
-    max_cycle_period: Option<u32>,
-    max_cycle_repeats: Option<u32>,
-    ignore_fields: Option<Vec<String>>,
-    normalize_results: Option<bool>,
-    mask_patterns: Option<Vec<String>>,
-    max_blocked: Option<u32>,
-}
+thresholds!(with_thresholds! {
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct LoopsDoc {
+        window: Option<u32>,
+        ;
+        ignore_fields: Option<Vec<String>>,
+        normalize_results: Option<bool>,
+        mask_patterns: Option<Vec<String>>,
+        max_blocked: Option<u32>,
+    }
+    /// Every key of the `loops` section.
+    keys LOOPS_KEYS ["window"] ["ignore_fields", "normalize_results", "mask_patterns", "max_blocked"]
+});
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -429,22 +482,8 @@ pub const TOP_LEVEL_KEYS: &[&str] = &["preset", "mode", "loops", "budget", "deny
 /// The default `budget.max_args_bytes`: 1 MiB.
 pub const DEFAULT_MAX_ARGS_BYTES: usize = 1 << 20;
 
-/// Every key of the `loops` section.
-pub const LOOPS_KEYS: &[&str] = &[
-    "window", "max_identical", "max_no_progress", "max_transient_retries", "max_consecutive_errors",
-    "max_same_error", "max_near_duplicate", "max_near_errors", "max_cycle_period", "max_cycle_repeats", "ignore_fields",
-    "normalize_results", "mask_patterns", "max_blocked",
-];
-
 /// Every key of the `budget` section.
 pub const BUDGET_KEYS: &[&str] = &["max_calls", "max_tool_calls", "max_errors", "max_calls_per_minute", "max_args_bytes"];
-
-/// Every key of a `[[tools]]` entry.
-pub const TOOL_KEYS: &[&str] = &[
-    "name", "allow", "message", "effect", "max_calls", "max_identical", "max_no_progress",
-    "max_transient_retries", "max_consecutive_errors", "max_same_error", "max_near_duplicate", "max_near_errors",
-    "max_cycle_period", "max_cycle_repeats", "schema", "schema_id", "rules",
-];
 
 /// Every key of a field rule (`[[tools]]` entry's `rules`).
 pub const RULE_KEYS: &[&str] =
@@ -610,7 +649,7 @@ impl Policy {
             }
             policy.window = w;
         }
-        policy.limits.apply(&overrides_of!(loops));
+        policy.limits.apply(&loops.limit_overrides());
         policy.limits.validate("loops", policy.window)?;
         if let Some(f) = loops.ignore_fields {
             policy.ignore_fields = f;

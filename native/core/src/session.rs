@@ -30,6 +30,7 @@ use crate::effect::{self, Effect};
 use crate::engine::Engine;
 use crate::mask::mask_volatile;
 use crate::policy::{Limits, Resolved};
+use crate::rule::Rule;
 use crate::sketch::{self, Echo, ErrorKey, Ids, Sketch};
 use crate::verdict::{Action, Verdict};
 
@@ -132,7 +133,7 @@ pub struct Stats {
 
 /// One detector's finding: `count` is what the rule counted, `max` its threshold.
 struct Finding {
-    rule: &'static str,
+    rule: Rule,
     count: u32,
     max: u32,
     /// For `loop.cycle`, the cycle's period.
@@ -360,7 +361,7 @@ impl Session {
                 "Blocked: the arguments of `{tool}` are {} bytes, more than the {} bytes this agent may send in one call. Send a smaller request: split the work, or pass a reference (a path, an id) instead of the content.",
                 args.len(), policy.budget.max_args_bytes
             );
-            return Ok(self.block("budget.args_size", msg, 1));
+            return Ok(self.block(Rule::BudgetArgsSize, msg, 1));
         }
         let tool_fp = canon::tool_fingerprint(tool);
         let info = self.resolve(tool, tool_fp);
@@ -370,7 +371,7 @@ impl Session {
             let msg = policy.tools[i].message.clone().unwrap_or_else(|| {
                 format!("Blocked: the tool `{tool}` is not allowed by this agent's policy. Do not call it again; reach the goal with the other tools, or tell the user it needs `{tool}`.")
             });
-            return Ok(self.block("tool.denied", msg, 1));
+            return Ok(self.block(Rule::ToolDenied, msg, 1));
         }
         if policy.deny_unknown_tools {
             if let Some(known) = &self.tools {
@@ -379,7 +380,7 @@ impl Session {
                         "Blocked: there is no tool named `{tool}`. The available tools are: {}. Call one of these instead.",
                         known.join(", ")
                     );
-                    return Ok(self.block("tool.unknown", msg, 1));
+                    return Ok(self.block(Rule::ToolUnknown, msg, 1));
                 }
             }
         }
@@ -443,7 +444,7 @@ impl Session {
             None => Verdict::allow(call_id, previous),
             Some(f) => Verdict {
                 action: Action::Warn,
-                rule: Cow::Borrowed(f.rule),
+                rule: Cow::Borrowed(f.rule.name()),
                 message: self.warn_message(f, tool),
                 call_id,
                 count: f.count,
@@ -584,8 +585,8 @@ impl Session {
         call_id
     }
 
-    fn block(&mut self, rule: &'static str, message: String, count: u32) -> Verdict {
-        self.block_owned_rule(Cow::Borrowed(rule), message, count)
+    fn block(&mut self, rule: Rule, message: String, count: u32) -> Verdict {
+        self.block_owned_rule(Cow::Borrowed(rule.name()), message, count)
     }
 
     fn block_owned(&mut self, rule: String, message: String, count: u32) -> Verdict {
@@ -600,17 +601,18 @@ impl Session {
                 "Halted: the agent kept trying calls that were blocked ({} in a row without progress; the last one by `{rule}`). The run is stopped. {message}",
                 self.blocks_since_progress + 1
             );
-            self.halted = Some((Cow::Borrowed("halt.ignored_blocks"), msg.clone()));
-            return Verdict { action: Action::Halt, rule: Cow::Borrowed("halt.ignored_blocks"), message: msg, call_id: 0, count: self.blocks_since_progress + 1 };
+            let rule = Cow::Borrowed(Rule::HaltIgnoredBlocks.name());
+            self.halted = Some((rule.clone(), msg.clone()));
+            return Verdict { action: Action::Halt, rule, message: msg, call_id: 0, count: self.blocks_since_progress + 1 };
         }
         self.blocks_since_progress += 1;
         Verdict { action: Action::Block, rule, message, call_id: 0, count }
     }
 
-    fn halt(&mut self, rule: &'static str, message: String, count: u32) -> Verdict {
+    fn halt(&mut self, rule: Rule, message: String, count: u32) -> Verdict {
         self.blocked += 1;
-        self.halted = Some((Cow::Borrowed(rule), message.clone()));
-        Verdict { action: Action::Halt, rule: Cow::Borrowed(rule), message, call_id: 0, count }
+        self.halted = Some((Cow::Borrowed(rule.name()), message.clone()));
+        Verdict { action: Action::Halt, rule: Cow::Borrowed(rule.name()), message, call_id: 0, count }
     }
 
     fn check_budgets(&mut self, tool: &str, tool_fp: Fingerprint, resolved: &Resolved, now_ms: u64) -> Option<Verdict> {
@@ -618,20 +620,20 @@ impl Session {
         if let Some(max) = budget.max_calls {
             if self.calls >= max {
                 let msg = format!("Halted: this run has used its budget of {max} tool calls. Stop here and report what you have found so far.");
-                return Some(self.halt("budget.calls", msg, clamp(self.calls)));
+                return Some(self.halt(Rule::BudgetCalls, msg, clamp(self.calls)));
             }
         }
         if let Some(max) = budget.max_errors {
             if self.errors >= max {
                 let msg = format!("Halted: {} tool calls have failed in this run, the most allowed is {max}. Stop here and report the failures.", self.errors);
-                return Some(self.halt("budget.errors", msg, clamp(self.errors)));
+                return Some(self.halt(Rule::BudgetErrors, msg, clamp(self.errors)));
             }
         }
         if let Some(max) = resolved.max_calls {
             let used = self.per_tool.get(&tool_fp).copied().unwrap_or(0);
             if used >= max {
                 let msg = format!("Blocked: `{tool}` has been called {used} times in this run, the most allowed is {max}. Continue without it, using the results you already have.");
-                return Some(self.block("budget.tool_calls", msg, clamp(used)));
+                return Some(self.block(Rule::BudgetToolCalls, msg, clamp(used)));
             }
         }
         if let Some(max) = budget.max_calls_per_minute {
@@ -640,7 +642,7 @@ impl Session {
             }
             if self.recent.len() as u64 >= max as u64 {
                 let msg = format!("Blocked: {} tool calls in the last minute, the most allowed is {max}. Slow down: wait before calling `{tool}` again.", self.recent.len());
-                return Some(self.block("budget.rate", msg, self.recent.len() as u32));
+                return Some(self.block(Rule::BudgetRate, msg, self.recent.len() as u32));
             }
         }
         None
@@ -683,7 +685,7 @@ impl Session {
 
     fn identical(&self, l: &Limits) -> Option<Finding> {
         (l.max_identical > 0).then_some(Finding {
-            rule: "loop.identical",
+            rule: Rule::Identical,
             count: self.executions.len() as u32,
             max: l.max_identical,
             period: 0,
@@ -724,7 +726,7 @@ impl Session {
         // A poll whose answer just changed is watching a moving world: no nudge for it.
         let warnable = outcomes.peek().is_some_and(|o| !o.changed);
         let count = self.quiet_run(outcomes, |newest, o| o.result == newest.result);
-        Some(Finding { rule: "loop.no_progress", count, max: l.max_no_progress, period: 0, warnable })
+        Some(Finding { rule: Rule::NoProgress, count, max: l.max_no_progress, period: 0, warnable })
     }
 
     fn errors_in_a_row(&self, l: &Limits) -> Option<Finding> {
@@ -733,7 +735,7 @@ impl Session {
         }
         let outcomes = self.executions().filter_map(|e| e.outcome.as_ref());
         let count = self.quiet_run(outcomes, |_, o| o.error);
-        Some(Finding { rule: "loop.error", count, max: l.max_consecutive_errors, period: 0, warnable: true })
+        Some(Finding { rule: Rule::Error, count, max: l.max_consecutive_errors, period: 0, warnable: true })
     }
 
     fn same_error(&self, tool_fp: Fingerprint, l: &Limits) -> Option<Finding> {
@@ -742,7 +744,7 @@ impl Session {
         }
         let outcomes = self.history.iter().rev().filter(|e| e.tool_fp == tool_fp).filter_map(|e| e.outcome.as_ref());
         let count = self.quiet_run(outcomes, |newest, o| o.error && o.result == newest.result);
-        Some(Finding { rule: "loop.same_error", count, max: l.max_same_error, period: 0, warnable: true })
+        Some(Finding { rule: Rule::SameError, count, max: l.max_same_error, period: 0, warnable: true })
     }
 
     /// The same call failing with the same transient error, back to back: any other call in
@@ -763,7 +765,7 @@ impl Session {
                 _ => break,
             }
         }
-        Some(Finding { rule: "loop.transient", count, max: l.max_transient_retries, period: 0, warnable: true })
+        Some(Finding { rule: Rule::Transient, count, max: l.max_transient_retries, period: 0, warnable: true })
     }
 
     /// The last calls repeat a cycle of period 2..=max_cycle_period with the same answers each
@@ -800,11 +802,11 @@ impl Session {
             }
             let max = l.max_cycle_repeats;
             if len >= need {
-                return Some(Finding { rule: "loop.cycle", count: max, max, period: p, warnable: true });
+                return Some(Finding { rule: Rule::Cycle, count: max, max, period: p, warnable: true });
             }
             // Once this call runs, the cycle is complete: the next round will be blocked.
             if len + 1 == need && best.is_none() {
-                best = Some(Finding { rule: "loop.cycle", count: max - 1, max, period: p, warnable: true });
+                best = Some(Finding { rule: Rule::Cycle, count: max - 1, max, period: p, warnable: true });
             }
         }
         best
@@ -831,7 +833,7 @@ impl Session {
     /// `loop.near_duplicate`.
     fn near_errors(&self, tool_fp: Fingerprint, fp: Fingerprint, args: Option<&Sketch>, l: &Limits) -> Option<Finding> {
         let anchor = args.filter(|_| l.max_near_errors > 0)?;
-        let none = Finding { rule: "loop.near_error", count: 0, max: l.max_near_errors, period: 0, warnable: true };
+        let none = Finding { rule: Rule::NearError, count: 0, max: l.max_near_errors, period: 0, warnable: true };
         // No failure of the tool in the window (its newest error is kept while in it).
         if !self.last_errors.contains_key(&tool_fp) {
             return Some(none);
@@ -961,7 +963,7 @@ impl Session {
             run += 1;
         }
         let count = if varied { run } else { 0 };
-        Some(Finding { rule: "loop.near_duplicate", count, max: l.max_near_duplicate, period: 0, warnable: true })
+        Some(Finding { rule: Rule::NearDuplicate, count, max: l.max_near_duplicate, period: 0, warnable: true })
     }
 
     /// True when `o` got the same or nearly the same answer as `newest`, the run's newest
@@ -1005,35 +1007,35 @@ impl Session {
     fn block_message(&self, f: &Finding, tool: &str) -> String {
         let err = self.last_error(tool).map(|e| format!(" The error was: \"{e}\".")).unwrap_or_default();
         match f.rule {
-            "loop.identical" => format!(
+            Rule::Identical => format!(
                 "Blocked: `{tool}` has already run {} times with exactly these arguments in this run. Repeating it will not give you anything new. Use the results you already have, change the arguments, or try a different approach.",
                 f.count
             ),
-            "loop.no_progress" => format!(
+            Rule::NoProgress => format!(
                 "Blocked: `{tool}` with these exact arguments returned the same result {}, and nothing that could change it happened in between. Calling it again will return the same thing. Do not repeat this call: change something first (a different tool, different arguments, a fix), or tell the user what is in the way.",
                 times(f.count)
             ),
-            "loop.transient" => format!(
+            Rule::Transient => format!(
                 "Blocked: `{tool}` failed {} times in a row with the same temporary error.{err} Retrying at once will not help: do something else first and come back to it later, or report that the service is unavailable.",
                 f.count
             ),
-            "loop.error" => format!(
+            Rule::Error => format!(
                 "Blocked: `{tool}` with these arguments failed {} times in a row, and nothing changed between the attempts.{err} Read the error and fix its cause, or change the arguments, before trying again.",
                 f.count
             ),
-            "loop.same_error" => format!(
+            Rule::SameError => format!(
                 "Blocked: the last {} calls to `{tool}` all failed with the same error, whatever their arguments.{err} Changing the arguments is not fixing it: deal with the error itself, or use another tool.",
                 f.count
             ),
-            "loop.cycle" => format!(
+            Rule::Cycle => format!(
                 "Blocked: your last calls repeat the same cycle ({}) {} times, with the same results every round. Going round again will not change anything: break the cycle with a different step, or stop and report what is blocking you.",
                 self.cycle_names(f.period), f.count
             ),
-            "loop.near_error" => format!(
+            Rule::NearError => format!(
                 "Blocked: `{tool}` with these or nearly the same arguments already failed {} with the same error, and nothing changed in between.{err} Small changes to the call are not fixing it: read the error and act on what it says (the value it asks for, a missing step), or tell the user what is in the way.",
                 times(f.count)
             ),
-            "loop.near_duplicate" => format!(
+            Rule::NearDuplicate => format!(
                 "Blocked: the last {} calls to `{tool}` sent nearly the same arguments and got the same answer each time, with nothing changed in between.{err} Your variations do not change the outcome, so another one will not either. Stop rewording the call: read the answer and fix its cause (other values, a missing step first, a different tool), or tell the user what is in the way.",
                 f.count
             ),
@@ -1043,35 +1045,35 @@ impl Session {
 
     fn warn_message(&self, f: &Finding, tool: &str) -> String {
         match f.rule {
-            "loop.identical" => format!(
+            Rule::Identical => format!(
                 "Note: `{tool}` has now run {} times with exactly these arguments; the next identical call will be blocked.",
                 f.count + 1
             ),
-            "loop.no_progress" => format!(
+            Rule::NoProgress => format!(
                 "Note: `{tool}` with these exact arguments already returned this result {} with nothing changed since. If the answer is the same again, do not repeat the call: it will be blocked.",
                 times(f.count)
             ),
-            "loop.transient" => format!(
+            Rule::Transient => format!(
                 "Note: `{tool}` already failed {} in a row with the same temporary error. If this attempt fails too, do something else before retrying: an immediate retry will be blocked.",
                 times(f.count)
             ),
-            "loop.error" => format!(
+            Rule::Error => format!(
                 "Note: `{tool}` with these arguments already failed {} in a row. If it fails again, fix the cause or change the arguments: the same call will be blocked.",
                 times(f.count)
             ),
-            "loop.same_error" => format!(
+            Rule::SameError => format!(
                 "Note: the last {} calls to `{tool}` failed with the same error. If this one fails the same way, further calls to `{tool}` will be blocked until something changes.",
                 f.count
             ),
-            "loop.cycle" => format!(
+            Rule::Cycle => format!(
                 "Note: your recent calls are going round a cycle with the same results each time ({} rounds). Going round once more will be blocked: try a different step.",
                 f.count
             ),
-            "loop.near_error" => format!(
+            Rule::NearError => format!(
                 "Note: `{tool}` with these or nearly the same arguments already failed {} with the same error. If this attempt fails the same way, the next variation will be blocked: act on what the error says instead.",
                 times(f.count)
             ),
-            "loop.near_duplicate" => format!(
+            Rule::NearDuplicate => format!(
                 "Note: `{tool}` already got the same answer {} to nearly these arguments, with nothing changed since. Small variations are not changing the outcome: if this attempt gets the same answer, the next variation will be blocked. Try a different approach instead.",
                 times(f.count)
             ),

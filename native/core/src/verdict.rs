@@ -3,6 +3,8 @@
 use alloc::borrow::Cow;
 use alloc::string::String;
 
+use crate::rule::Rule;
+
 /// What the caller must do with a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(i32)]
@@ -50,6 +52,11 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The built-in rule that decided; `None` for `allow` and for a policy's own argument rules.
+    pub fn builtin_rule(&self) -> Option<Rule> {
+        Rule::from_name(&self.rule)
+    }
+
     pub(crate) fn allow(call_id: u64, count: u32) -> Verdict {
         Verdict { action: Action::Allow, rule: Cow::Borrowed(""), message: String::new(), call_id, count }
     }

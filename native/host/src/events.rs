@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use microloop_core::{canon, Action, Session, Verdict};
+use microloop_core::{canon, Action, Rule, Session, Verdict};
 
 /// One decision, as sinks see it.
 pub struct Decision<'a> {
@@ -33,6 +33,12 @@ impl Decision<'_> {
         action_name(self.verdict.action)
     }
 
+    /// The built-in rule that decided, typed; `None` for `allow` and for a policy's own rules
+    /// (whose ids are in `verdict.rule`).
+    pub fn rule(&self) -> Option<Rule> {
+        self.verdict.builtin_rule()
+    }
+
     /// The call's canonical fingerprint (what `ml_fingerprint` returns; the policy's
     /// `ignore_fields` left out). `None` for arguments that are not JSON.
     pub fn fingerprint(&self) -> Option<u64> {
@@ -49,12 +55,7 @@ impl Decision<'_> {
 
 /// `allow`, `warn`, `block`, `halt`.
 pub fn action_name(a: Action) -> &'static str {
-    match a {
-        Action::Allow => "allow",
-        Action::Warn => "warn",
-        Action::Block => "block",
-        Action::Halt => "halt",
-    }
+    a.as_str()
 }
 
 /// Receives every decision of the sessions it is attached to. Called on the checking thread with

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use microloop_audit::log::new_key_file;
 use microloop_audit::verify::verify;
-use microloop_core::Session;
+use microloop_core::{Rule, Session};
 use microloop_host::{parse_host_text, Decision, Events, Host, Sink};
 
 fn scratch(name: &str) -> PathBuf {
@@ -15,15 +15,15 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
-/// What a sink saw: tool, action, rule, fingerprint, history hash.
-type Seen = (String, String, String, Option<u64>, u64);
+/// What a sink saw: tool, action, rule, fingerprint, history hash, the rule typed.
+type Seen = (String, String, String, Option<u64>, u64, Option<Rule>);
 
 #[derive(Default)]
 struct Collect(Mutex<Vec<Seen>>);
 
 impl Sink for Collect {
     fn decision(&self, d: &Decision<'_>) -> Option<u64> {
-        self.0.lock().unwrap().push((d.tool.into(), d.action().into(), d.verdict.rule.to_string(), d.fingerprint(), d.history_hash()));
+        self.0.lock().unwrap().push((d.tool.into(), d.action().into(), d.verdict.rule.to_string(), d.fingerprint(), d.history_hash(), d.rule()));
         None
     }
 }
@@ -46,6 +46,8 @@ fn every_decision_reaches_every_sink_with_its_fingerprint() {
     let actions: Vec<_> = got.iter().map(|g| g.1.as_str()).collect();
     assert_eq!(actions, ["allow", "warn", "block", "block"]);
     assert_eq!(got[2].2, "loop.identical");
+    let rules: Vec<_> = got.iter().map(|g| g.5).collect();
+    assert_eq!(rules, [None, Some(Rule::Identical), Some(Rule::Identical), Some(Rule::Identical)]);
     let fp = fingerprint_of("search", r#"{"q":"x"}"#);
     assert!(got.iter().all(|g| g.3 == Some(fp)), "the fingerprint ml_fingerprint gives");
     assert_ne!(got[0].4, got[1].4, "the history hash moves with the history");
