@@ -277,6 +277,35 @@ ml_status ml_session_set_tools(struct ml_session *session,
  */
 ml_status ml_session_reset(struct ml_session *session, struct ml_error **err_out);
 
+/**
+ * Replays a recorded LLM API conversation into the session, as the proxy reads each request it
+ * guards: every tool call of an assistant turn is checked, every tool result recorded under the
+ * call it answers (matched by the transport's call id), and the request's `tools` become the
+ * session's tool names when it lists them. Every call is checked at the same instant, so
+ * `budget.rate` does not apply.
+ *
+ * `dialect` (not NUL-terminated): `openai` (Chat Completions: `tool_calls`, `tool` messages) or
+ * `anthropic` (Messages: `tool_use`, `tool_result` blocks). `conversation`: a request body
+ * (`{"messages": [...], "tools": [...]}`) or the bare list of messages, JSON.
+ * On success writes a JSON report to `*json_out` (UTF-8, `*len_out` bytes, no NUL; free it with
+ * `ml_bytes_free(json, len)`): `{"calls": [{"id", "tool", "args", "action", "rule", "message",
+ * "count", "result": null | {"text", "error"}}], "warnings": [{"rule", "message"}], "results",
+ * "orphan_results"}`, one entry per call in order; `action` is `allow`, `warn`, `block`, `halt`,
+ * or `error` for arguments that cannot be checked (`rule` is then `InvalidJSON`, `InvalidUTF8` or
+ * `InvalidArgument`, and the replay goes on). Decisions of a replay are not sent to the audit log.
+ * Errors (the session is unchanged): `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`,
+ * `ML_ERR_INVALID_JSON` (the conversation is not JSON), `ML_ERR_INVALID_ARG` (an unknown dialect).
+ * Thread-safe.
+ */
+ml_status ml_session_replay(struct ml_session *session,
+                            const uint8_t *dialect,
+                            size_t dialect_len,
+                            const uint8_t *conversation,
+                            size_t conversation_len,
+                            uint8_t **json_out,
+                            size_t *len_out,
+                            struct ml_error **err_out);
+
 /* ================================================================================================
  * Checking a call and recording its result
  *
@@ -480,7 +509,8 @@ ml_status ml_session_save(struct ml_session *session,
                           struct ml_error **err_out);
 
 /**
- * Frees bytes returned by `ml_session_save`, given with their length. NULL is a no-op.
+ * Frees bytes returned by `ml_session_save` or `ml_session_replay`, given with their length.
+ * NULL is a no-op.
  */
 void ml_bytes_free(uint8_t *bytes, size_t len);
 

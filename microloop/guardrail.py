@@ -412,6 +412,42 @@ class Guardrail:
             raise_status(status, errp)
         self.last_warning = None
 
+    def replay(self, conversation: Any, dialect: str = "openai") -> Dict[str, Any]:
+        """Replays a recorded LLM API conversation into this guard exactly as ``microloop-proxy``
+        reads each request it guards (the same native code): every tool call of an assistant turn is
+        checked, every tool result recorded under the call it answers, and the conversation's
+        ``tools`` become the tool names when it lists them.
+
+        ``dialect``: ``"openai"`` (Chat Completions) or ``"anthropic"`` (Messages). ``conversation``:
+        a request body (``{"messages": [...], "tools": [...]}``), the list of messages, or its JSON
+        text. Returns the report: ``{"calls": [{"id", "tool", "args", "action", "rule", "message",
+        "count", "result"}], "warnings", "results", "orphan_results"}``.
+
+        >>> guard = Guardrail("balanced")
+        >>> call = {"role": "assistant", "tool_calls": [{"id": "1", "function": {"name": "get", "arguments": "{}"}}]}
+        >>> report = guard.replay([call, {"role": "tool", "tool_call_id": "1", "content": "same"}] * 3)
+        >>> [c["action"] for c in report["calls"]]
+        ['allow', 'warn', 'block']
+        """
+        if isinstance(conversation, bytes):
+            text = conversation
+        elif isinstance(conversation, str):
+            text = conversation.encode("utf-8", "surrogatepass")
+        else:
+            text = json.dumps(conversation, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        name = dialect.encode("utf-8")
+        json_out = ffi.new("uint8_t **")
+        len_out = ffi.new("size_t *")
+        errp = ffi.new("ml_error **")
+        status = lib.ml_session_replay(self._s, name, len(name), text, len(text), json_out, len_out, errp)
+        if status:
+            raise_status(status, errp)
+        try:
+            report: Dict[str, Any] = json.loads(ffi.buffer(json_out[0], len_out[0])[:])
+        finally:
+            lib.ml_bytes_free(json_out[0], len_out[0])
+        return report
+
     # -- snapshots -----------------------------------------------------------------------------------
 
     def save(self) -> bytes:
@@ -704,6 +740,10 @@ class _StoredGuardrail(Guardrail):
 
     def reset(self) -> None:
         self._stored(lambda: Guardrail.reset(self))
+
+    def replay(self, conversation: Any, dialect: str = "openai") -> Dict[str, Any]:
+        report: Dict[str, Any] = self._stored(lambda: Guardrail.replay(self, conversation, dialect))
+        return report
 
     @property
     def stats(self) -> Stats:

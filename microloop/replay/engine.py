@@ -104,6 +104,9 @@ class Replay:
             g.set_tools(run.tools)
             self._tools = list(run.tools)
         report = RunReport(source, run.name, run.format, self.policy)
+        if run.conversation is not None and run.dialect is not None:
+            self._native(run, report)
+            return report
         steps = report.steps
         pending: Dict[str, Tuple[int, Step]] = {}  # the log's call id -> (MicroLoop's call id, step)
         for ev in run.events:
@@ -130,6 +133,20 @@ class Replay:
                 if mid:
                     g.record(mid, text, error=ev.error)  # type: ignore[union-attr]
         return report
+
+
+    def _native(self, run: Run, report: RunReport) -> None:
+        """An LLM API conversation, read by the native replay the proxy uses: the verdicts are the
+        proxy's by construction. The log's token counts are joined back by call id."""
+        calls = {ev.id: ev for ev in run.events if ev.__class__ is Call}
+        for c in self.guard.replay(run.conversation, run.dialect or "openai")["calls"]:
+            ev = calls.get(c["id"])
+            result = c["result"] or {}
+            text = result.get("text", "")
+            report.steps.append(Step(
+                len(report.steps) + 1, c["tool"], c["args"], c["action"], c["rule"], c["message"], c["count"],
+                result=text[:RESULT_KEPT], result_chars=len(text), error=bool(result.get("error")),
+                tokens=getattr(ev, "tokens", None), time=getattr(ev, "time", None)))
 
 
 def replay_run(run: Run, policy: Any = "balanced", source: str = "-") -> RunReport:

@@ -47,6 +47,10 @@ class Run:
     format: str
     events: List[Event] = field(default_factory=list)
     tools: List[str] = field(default_factory=list)  # the tool names the log declares, if any
+    # An LLM API conversation (`{"messages", "tools"}`) and its dialect (`openai`, `anthropic`): the
+    # replay then reads it natively, as microloop-proxy reads a request (`Guardrail.replay`).
+    conversation: Optional[dict] = None
+    dialect: Optional[str] = None
 
 
 class UnknownFormat(ValueError):
@@ -175,14 +179,45 @@ def _is_messages(x: Any) -> bool:
     return _is_dict_list(x) and all("role" in m for m in x)
 
 
+def api_dialect(messages: List[dict]) -> Optional[str]:
+    """``openai`` for a Chat Completions conversation (``tool_calls`` with ``function``, ``tool``
+    messages answering by ``tool_call_id``), ``anthropic`` for a Messages one (``tool_use`` and
+    ``tool_result`` blocks); None for anything else (tau2-bench's flat calls, legacy
+    ``function_call``, a mix), which is read here."""
+    openai = anthropic = other = False
+    for m in messages:
+        for tc in m.get("tool_calls") or []:
+            if isinstance(tc, dict) and isinstance(tc.get("function"), dict):
+                openai = True
+            else:
+                other = True
+        if m.get("role") == "tool":
+            openai = True
+            other |= not m.get("tool_call_id")
+        other |= "function_call" in m or m.get("role") == "function"
+        content = m.get("content")
+        if isinstance(content, list):
+            anthropic |= any(isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result") for b in content)
+    if other or openai == anthropic:
+        return None
+    return "openai" if openai else "anthropic"
+
+
+def _messages_run(name: str, fmt: str, conversation: dict) -> Run:
+    messages = conversation["messages"]
+    run = Run(name, fmt, _message_events(messages), _declared_tools(conversation.get("tools")))
+    run.dialect = api_dialect(messages)
+    run.conversation = conversation if run.dialect else None
+    return run
+
+
 def read_messages(doc: Any, name: str) -> List[Run]:
     if isinstance(doc, dict):
-        return [Run(name, "openai-messages", _message_events(doc["messages"]), _declared_tools(doc.get("tools")))]
+        return [_messages_run(name, "openai-messages", doc)]
     if _is_messages(doc):
-        return [Run(name, "openai-messages", _message_events(doc))]
+        return [_messages_run(name, "openai-messages", {"messages": doc})]
     # JSONL whose lines are whole conversations (OpenAI fine-tuning / LangSmith dataset exports)
-    return [Run(f"{name}#{i + 1}", "openai-jsonl", _message_events(d["messages"]), _declared_tools(d.get("tools")))
-            for i, d in enumerate(doc)]
+    return [_messages_run(f"{name}#{i + 1}", "openai-jsonl", d) for i, d in enumerate(doc)]
 
 
 def is_messages(doc: Any) -> bool:

@@ -311,6 +311,58 @@ pub unsafe extern "C" fn ml_session_reset(session: *mut ml_session, err_out: *mu
     })
 }
 
+/// Replays a recorded LLM API conversation into the session, as the proxy reads each request it
+/// guards: every tool call of an assistant turn is checked, every tool result recorded under the
+/// call it answers (matched by the transport's call id), and the request's `tools` become the
+/// session's tool names when it lists them. Every call is checked at the same instant, so
+/// `budget.rate` does not apply.
+///
+/// `dialect` (not NUL-terminated): `openai` (Chat Completions: `tool_calls`, `tool` messages) or
+/// `anthropic` (Messages: `tool_use`, `tool_result` blocks). `conversation`: a request body
+/// (`{"messages": [...], "tools": [...]}`) or the bare list of messages, JSON.
+/// On success writes a JSON report to `*json_out` (UTF-8, `*len_out` bytes, no NUL; free it with
+/// `ml_bytes_free(json, len)`): `{"calls": [{"id", "tool", "args", "action", "rule", "message",
+/// "count", "result": null | {"text", "error"}}], "warnings": [{"rule", "message"}], "results",
+/// "orphan_results"}`, one entry per call in order; `action` is `allow`, `warn`, `block`, `halt`,
+/// or `error` for arguments that cannot be checked (`rule` is then `InvalidJSON`, `InvalidUTF8` or
+/// `InvalidArgument`, and the replay goes on). Decisions of a replay are not sent to the audit log.
+/// Errors (the session is unchanged): `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`,
+/// `ML_ERR_INVALID_JSON` (the conversation is not JSON), `ML_ERR_INVALID_ARG` (an unknown dialect).
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn ml_session_replay(
+    session: *mut ml_session,
+    dialect: *const u8,
+    dialect_len: usize,
+    conversation: *const u8,
+    conversation_len: usize,
+    json_out: *mut *mut u8,
+    len_out: *mut usize,
+    err_out: *mut *mut ml_error,
+) -> ml_status {
+    boundary(err_out, || {
+        let s = unsafe { session_ref(session)? };
+        if json_out.is_null() || len_out.is_null() {
+            return Err(Failure::new(ML_ERR_NULL_ARG, "json_out or len_out is NULL"));
+        }
+        let name = unsafe { str_arg(dialect, dialect_len, "the dialect")? };
+        let format = microloop_host::conversation::Format::from_name(name).ok_or_else(|| {
+            Failure::new(ML_ERR_INVALID_ARG, format!("unknown dialect `{name}`: use `openai` or `anthropic`"))
+        })?;
+        let text = unsafe { str_arg(conversation, conversation_len, "the conversation")? };
+        let doc: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| Failure::new(ML_ERR_INVALID_JSON, format!("the conversation is not JSON: {e}")))?;
+        let report = microloop_host::conversation::replay_json(&mut s.lock(), format, &doc);
+        let bytes = serde_json::to_vec(&report).unwrap_or_default().into_boxed_slice();
+        let len = bytes.len();
+        unsafe {
+            *json_out = Box::into_raw(bytes) as *mut u8;
+            *len_out = len;
+        }
+        Ok(())
+    })
+}
+
 // ==== Checking a call and recording its result ====
 // ml_check_call decides on a call before it runs and fills an ml_verdict; an allowed call is then run
 // and what it returned is given to ml_record_result under the verdict's call_id.
@@ -531,7 +583,8 @@ pub unsafe extern "C" fn ml_session_save(
     })
 }
 
-/// Frees bytes returned by `ml_session_save`, given with their length. NULL is a no-op.
+/// Frees bytes returned by `ml_session_save` or `ml_session_replay`, given with their length.
+/// NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn ml_bytes_free(bytes: *mut u8, len: usize) {
     if bytes.is_null() {

@@ -4,10 +4,13 @@
 //!   file, a `.microloop.toml` found upward from a directory) and the engine compiled from it;
 //! * [`host`]: a loaded policy with the sinks its sections configure ([`Host`]);
 //! * [`events`]: every decision handed to pluggable [`Sink`]s; [`audit`] is the audit log's sink;
-//! * [`clock`]: the time a check is made at, fixed in tests.
+//! * [`clock`]: the time a check is made at, fixed in tests;
+//! * [`conversation`]: an OpenAI or Anthropic conversation replayed into a session (the proxy's
+//!   reading of every request, `ml_session_replay`'s and `microloop replay`'s).
 
 pub mod audit;
 pub mod clock;
+pub mod conversation;
 pub mod events;
 pub mod host;
 pub mod policy;

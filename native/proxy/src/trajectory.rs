@@ -9,75 +9,18 @@
 //! Time is not in the request, so every call is checked at the same instant (`now_ms = 0`):
 //! `budget.rate` cannot be enforced by the proxy.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use microloop_core::{Action, Engine, Session, Verdict};
+use microloop_core::{Engine, Session, Verdict};
 use serde_json::Value;
 
-use crate::dialect::{Dialect, Step, ToolCall};
+use crate::dialect::{Dialect, ToolCall};
 
-/// A session rebuilt from a request.
-pub struct Replay {
-    pub session: Session,
-    /// Warnings earned by the calls whose results this request delivers (the tool results after the
-    /// last assistant turn): the model should read them with those results.
-    pub warnings: Vec<Verdict>,
-    /// Calls replayed, results recorded, results whose call was not found.
-    pub calls: u32,
-    pub results: u32,
-    pub orphan_results: u32,
-}
+pub use microloop_host::conversation::{content_text, looks_like_error, mask_volatile, replay_steps, Replay};
 
 /// Rebuilds the session from the request's messages.
 pub fn replay(d: &dyn Dialect, req: &Value, engine: &Arc<Engine>) -> Replay {
     replay_steps(d.tools(req), &d.steps(req), engine)
-}
-
-/// Rebuilds the session from a conversation's steps, with `tools` as the tool set (open if none).
-pub fn replay_steps(tools: Option<Vec<String>>, steps: &[Step<'_>], engine: &Arc<Engine>) -> Replay {
-    let mut session = Session::new(engine.clone());
-    if let Some(tools) = tools {
-        session.set_tools(&tools);
-    }
-    let mut ids: HashMap<String, (u64, Action, usize)> = HashMap::new();
-    let mut out = Replay { session, warnings: Vec::new(), calls: 0, results: 0, orphan_results: 0 };
-    let mut verdicts: Vec<Verdict> = Vec::new();
-    let last_turn = steps.iter().rposition(|s| !matches!(s, Step::Results(_)));
-    for (i, step) in steps.iter().enumerate() {
-        match step {
-            Step::Calls(calls) => {
-                for c in calls {
-                    out.calls += 1;
-                    // Invalid arguments: the agent got them too and answered somehow; nothing to learn.
-                    if let Ok(v) = out.session.check(&c.name, c.args.as_bytes(), 0) {
-                        if v.action.runs() {
-                            ids.insert(c.id.clone(), (v.call_id, v.action, verdicts.len()));
-                        }
-                        verdicts.push(v);
-                    }
-                }
-            }
-            Step::Other => {}
-            Step::Results(results) => {
-                for r in results {
-                    match ids.remove(r.call_id.as_ref()) {
-                        Some((call_id, action, vi)) => {
-                            if out.session.record(call_id, &r.output, r.is_error).is_ok() {
-                                out.results += 1;
-                            }
-                            let pending = last_turn.map_or(true, |l| i > l);
-                            if pending && action == Action::Warn {
-                                out.warnings.push(verdicts[vi].clone());
-                            }
-                        }
-                        None => out.orphan_results += 1,
-                    }
-                }
-            }
-        }
-    }
-    out
 }
 
 /// The text the model (or the user) reads for a verdict.
@@ -127,55 +70,6 @@ pub fn judge_logged(session: &mut Session, calls: &[ToolCall], events: Option<&m
         j.verdicts.push(v);
     }
     j
-}
-
-/// Where the proxy's own note starts in a tool result it edited (see `wire::apply_warnings`).
-const NOTE_MARK: &str = "\n\n[microloop] ";
-
-/// Text of a tool result content: a string, or the text parts of an array; a note the proxy
-/// appended is left out, so the result reads as the tool returned it.
-pub fn content_text(content: Option<&Value>) -> Vec<u8> {
-    match content {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => s.split(NOTE_MARK).next().unwrap_or("").as_bytes().to_vec(),
-        Some(Value::Array(parts)) => {
-            let mut out = Vec::new();
-            for p in parts {
-                if let Some(t) = p.get("text").and_then(Value::as_str) {
-                    if t.starts_with(&NOTE_MARK[2..]) {
-                        continue;
-                    }
-                    if !out.is_empty() {
-                        out.push(b'\n');
-                    }
-                    out.extend_from_slice(t.as_bytes());
-                } else {
-                    out.extend_from_slice(serde_json::to_string(p).unwrap_or_default().as_bytes());
-                }
-            }
-            out
-        }
-        Some(other) => serde_json::to_vec(other).unwrap_or_default(),
-    }
-}
-
-/// Lines of a tool's output that change on every run whatever the command did: Codex's `Chunk ID:`
-/// and `Wall time:` header, Gemini CLI's `Process Group PGID:` footer. They are left out, so the
-/// same output reads the same.
-pub fn mask_volatile(output: Vec<u8>) -> Vec<u8> {
-    const VOLATILE: [&str; 3] = ["Chunk ID:", "Wall time:", "Process Group PGID:"];
-    let text = String::from_utf8_lossy(&output);
-    if !VOLATILE.iter().any(|v| text.contains(v)) {
-        return output;
-    }
-    let kept: Vec<&str> = text.split('\n').filter(|l| !VOLATILE.iter().any(|v| l.starts_with(v))).collect();
-    kept.join("\n").into_bytes()
-}
-
-/// OpenAI tool messages carry no error flag: a result reads as an error when it starts like one.
-pub fn looks_like_error(output: &[u8]) -> bool {
-    let s = String::from_utf8_lossy(&output[..output.len().min(64)]).trim_start().to_ascii_lowercase();
-    ["error", "exception", "traceback", "failed", "fatal"].iter().any(|p| s.starts_with(p))
 }
 
 #[cfg(test)]

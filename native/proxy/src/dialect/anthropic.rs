@@ -7,14 +7,13 @@
 //! ToolSearch) make the tool set open. A stream is `event:` + `data:` pairs; block indexes stay
 //! contiguous and a stream never starts a second message.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::{Hold, append_text, event_data, sse_event, Dialect, ErrorKind, Follower, Outcome, Step, ToolCall, ToolResult};
-use crate::trajectory::content_text;
+use super::{Hold, append_text, event_data, sse_event, Dialect, ErrorKind, Follower, Outcome, Step, ToolCall};
+use microloop_host::conversation;
 
 pub struct Anthropic;
 
@@ -40,51 +39,11 @@ impl Dialect for Anthropic {
     }
 
     fn tools(&self, req: &Value) -> Option<Vec<String>> {
-        let tools = req.get("tools").and_then(Value::as_array)?;
-        // Tools loaded later through ToolSearch are not in the list: any name may come.
-        if tools.iter().any(|t| t.get("defer_loading").and_then(Value::as_bool) == Some(true)) {
-            return None;
-        }
-        let names: Vec<String> = tools.iter().filter_map(|t| t.get("name")?.as_str().map(str::to_owned)).collect();
-        (!names.is_empty()).then_some(names)
+        conversation::anthropic::tools(req)
     }
 
     fn steps<'a>(&self, req: &'a Value) -> Vec<Step<'a>> {
-        let mut steps = Vec::new();
-        let Some(messages) = req.get("messages").and_then(Value::as_array) else { return steps };
-        for m in messages {
-            let role = m.get("role").and_then(Value::as_str);
-            // Reminders a client inserts between turns do not answer or end anything.
-            if role == Some("system") {
-                continue;
-            }
-            let Some(blocks) = m.get("content").and_then(Value::as_array) else {
-                steps.push(Step::Other);
-                continue;
-            };
-            match role {
-                Some("assistant") => {
-                    let calls = block_calls(blocks);
-                    steps.push(if calls.is_empty() { Step::Other } else { Step::Calls(calls) });
-                }
-                Some("user") => {
-                    let results: Vec<ToolResult> = blocks
-                        .iter()
-                        .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
-                        .filter_map(|b| {
-                            Some(ToolResult {
-                                call_id: Cow::Borrowed(b.get("tool_use_id")?.as_str()?),
-                                output: content_text(b.get("content")),
-                                is_error: b.get("is_error").and_then(Value::as_bool).unwrap_or(false),
-                            })
-                        })
-                        .collect();
-                    steps.push(if results.is_empty() { Step::Other } else { Step::Results(results) });
-                }
-                _ => steps.push(Step::Other),
-            }
-        }
-        steps
+        conversation::anthropic::steps(req)
     }
 
     fn calls(&self, resp: &Value) -> Vec<Vec<ToolCall>> {
@@ -151,20 +110,7 @@ fn anthropic_error(message: &str, kind: ErrorKind) -> Value {
     json!({"type": "error", "error": {"type": kind, "message": message}})
 }
 
-/// The `tool_use` blocks of an Anthropic assistant content.
-pub fn block_calls(blocks: &[Value]) -> Vec<ToolCall> {
-    blocks
-        .iter()
-        .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
-        .filter_map(|b| {
-            Some(ToolCall {
-                id: b.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
-                name: b.get("name")?.as_str()?.to_owned(),
-                args: b.get("input").map_or_else(|| "{}".to_owned(), Value::to_string),
-            })
-        })
-        .collect()
-}
+pub use microloop_host::conversation::anthropic::block_calls;
 
 /// An Anthropic Messages stream being followed.
 #[derive(Default)]

@@ -6,7 +6,6 @@
 //! in its own words. `server.rs` is written once against this trait; adding an API is adding a
 //! module and a line in [`DIALECTS`].
 
-use std::borrow::Cow;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -16,32 +15,7 @@ pub mod gemini;
 pub mod openai;
 pub mod responses;
 
-/// One tool call as the model proposed it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolCall {
-    /// The transport's call id (Gemini calls may have none: the dialect makes one up, stable
-    /// within a request).
-    pub id: String,
-    pub name: String,
-    /// The arguments as JSON text.
-    pub args: String,
-}
-
-/// One tool result in a request.
-pub struct ToolResult<'a> {
-    pub call_id: Cow<'a, str>,
-    pub output: Vec<u8>,
-    pub is_error: bool,
-}
-
-/// One step of a conversation, in order.
-pub enum Step<'a> {
-    Calls(Vec<ToolCall>),
-    Results(Vec<ToolResult<'a>>),
-    /// Any other message (user text, an assistant answer without calls): what came before it is
-    /// no longer pending.
-    Other,
-}
+pub use microloop_host::conversation::{Step, ToolCall, ToolResult};
 
 /// The kinds of error the proxy reports; each dialect words them its own way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,14 +5,13 @@
 //! stream is `data:` chunks ending with `data: [DONE]`; tool-call fragments are keyed by choice
 //! and `index`.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::{Hold, append_text, event_data, sse_data, Dialect, ErrorKind, Follower, Outcome, Step, ToolCall, ToolResult};
-use crate::trajectory::{content_text, looks_like_error};
+use super::{Hold, append_text, event_data, sse_data, Dialect, ErrorKind, Follower, Outcome, Step, ToolCall};
+use microloop_host::conversation;
 
 pub struct OpenAiChat;
 
@@ -30,40 +29,11 @@ impl Dialect for OpenAiChat {
     }
 
     fn tools(&self, req: &Value) -> Option<Vec<String>> {
-        let tools = req.get("tools").and_then(Value::as_array)?;
-        // {"type":"function","function":{"name":…}}, or {"type":"custom","custom":{"name":…}}
-        let names: Vec<String> = tools
-            .iter()
-            .filter_map(|t| t.get("function").or_else(|| t.get("custom")).and_then(|f| f.get("name")).or_else(|| t.get("name")))
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect();
-        (!names.is_empty()).then_some(names)
+        conversation::openai::tools(req)
     }
 
     fn steps<'a>(&self, req: &'a Value) -> Vec<Step<'a>> {
-        let mut steps = Vec::new();
-        let Some(messages) = req.get("messages").and_then(Value::as_array) else { return steps };
-        for m in messages {
-            match m.get("role").and_then(Value::as_str) {
-                Some("assistant") => {
-                    let calls = message_calls(m);
-                    steps.push(if calls.is_empty() { Step::Other } else { Step::Calls(calls) });
-                }
-                Some("tool") => {
-                    let Some(id) = m.get("tool_call_id").and_then(Value::as_str) else { continue };
-                    let output = content_text(m.get("content"));
-                    let is_error = looks_like_error(&output);
-                    let r = ToolResult { call_id: Cow::Borrowed(id), output, is_error };
-                    match steps.last_mut() {
-                        Some(Step::Results(rs)) => rs.push(r),
-                        _ => steps.push(Step::Results(vec![r])),
-                    }
-                }
-                _ => steps.push(Step::Other),
-            }
-        }
-        steps
+        conversation::openai::steps(req)
     }
 
     fn calls(&self, resp: &Value) -> Vec<Vec<ToolCall>> {
@@ -133,25 +103,7 @@ pub fn openai_error(message: &str, kind: ErrorKind, code: &str) -> Value {
     json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
 }
 
-/// The function calls of an OpenAI assistant message.
-pub fn message_calls(message: &Value) -> Vec<ToolCall> {
-    let Some(calls) = message.get("tool_calls").and_then(Value::as_array) else { return Vec::new() };
-    calls
-        .iter()
-        .filter_map(|c| {
-            let f = c.get("function")?;
-            Some(ToolCall {
-                id: c.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
-                name: f.get("name")?.as_str()?.to_owned(),
-                args: match f.get("arguments") {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(v) => v.to_string(),
-                    None => "{}".to_owned(),
-                },
-            })
-        })
-        .collect()
-}
+pub use microloop_host::conversation::openai::message_calls;
 
 /// One choice of a followed stream.
 #[derive(Default)]
