@@ -193,12 +193,8 @@ typedef struct ml_engine ml_engine;
 /**
  * Compiles a policy once for many sessions (`ml_session_new_from_engine`): a session per thread or
  * per conversation then costs no second parse of the policy, compile of its schemas or regexes.
- *
- * `policy` is read as by `ml_session_new`: JSON (a policy document, or a preset name as a JSON
- * string), TOML, or a bare preset name; NULL or empty means `balanced`. Not NUL-terminated.
- * On success writes a new engine to `*engine_out`; release it with `ml_engine_free`.
- * Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_POLICY` (the error's path names
- * the bad entry). Thread-safe.
+ * `policy` is read as by `ml_session_new` (NULL or empty: `balanced`), with the same errors.
+ * On success writes a new engine to `*engine_out`; release it with `ml_engine_free`. Thread-safe.
  */
 ml_status ml_engine_new(const uint8_t *policy,
                         size_t policy_len,

@@ -167,12 +167,8 @@ pub struct ml_engine {
 
 /// Compiles a policy once for many sessions (`ml_session_new_from_engine`): a session per thread or
 /// per conversation then costs no second parse of the policy, compile of its schemas or regexes.
-///
-/// `policy` is read as by `ml_session_new`: JSON (a policy document, or a preset name as a JSON
-/// string), TOML, or a bare preset name; NULL or empty means `balanced`. Not NUL-terminated.
-/// On success writes a new engine to `*engine_out`; release it with `ml_engine_free`.
-/// Errors: `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`, `ML_ERR_INVALID_POLICY` (the error's path names
-/// the bad entry). Thread-safe.
+/// `policy` is read as by `ml_session_new` (NULL or empty: `balanced`), with the same errors.
+/// On success writes a new engine to `*engine_out`; release it with `ml_engine_free`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn ml_engine_new(
     policy: *const u8,
@@ -184,8 +180,8 @@ pub unsafe extern "C" fn ml_engine_new(
         if engine_out.is_null() {
             return Err(Failure::new(ML_ERR_NULL_ARG, "engine_out is NULL"));
         }
-        let host = unsafe { compile(policy, policy_len)? };
-        unsafe { *engine_out = Box::into_raw(Box::new(ml_engine { inner: Arc::clone(host.engine()), host })) };
+        let engine = unsafe { compile(policy, policy_len)? };
+        unsafe { *engine_out = Box::into_raw(Box::new(engine)) };
         Ok(())
     })
 }
@@ -240,8 +236,8 @@ pub unsafe extern "C" fn ml_session_new(
         if session_out.is_null() {
             return Err(Failure::new(ML_ERR_NULL_ARG, "session_out is NULL"));
         }
-        let host = unsafe { compile(policy, policy_len)? };
-        unsafe { *session_out = new_session(Arc::clone(host.engine()), host.events()) };
+        // A session of its own engine: `ml_engine_new` then `ml_session_new_from_engine`.
+        unsafe { *session_out = compile(policy, policy_len)?.session() };
         Ok(())
     })
 }
@@ -262,7 +258,7 @@ pub unsafe extern "C" fn ml_session_new_from_engine(
         if session_out.is_null() {
             return Err(Failure::new(ML_ERR_NULL_ARG, "session_out is NULL"));
         }
-        unsafe { *session_out = new_session(Arc::clone(&engine.inner), engine.host.events()) };
+        unsafe { *session_out = engine.session() };
         Ok(())
     })
 }
@@ -630,7 +626,7 @@ pub unsafe extern "C" fn ml_session_load(
             };
             Failure::new(code, e.to_string())
         })?;
-        unsafe { *session_out = Box::into_raw(Box::new(ml_session { inner: Mutex::new(session), events: engine.host.events() })) };
+        unsafe { *session_out = engine.handle(session) };
         Ok(())
     })
 }
@@ -801,13 +797,24 @@ fn write_verdict(out: &mut ml_verdict, v: &Verdict) {
 
 /// Parses and compiles policy text (see `ml_session_new`).
 /// Loads policy text and opens the sinks its sections configure (`[audit]`).
-unsafe fn compile(policy: *const u8, policy_len: usize) -> Result<Arc<microloop_host::Host>, Failure> {
+/// The policy's text compiled: what `ml_engine_new` hands out, and what `ml_session_new` makes its
+/// session from.
+unsafe fn compile(policy: *const u8, policy_len: usize) -> Result<ml_engine, Failure> {
     let text = unsafe { str_arg(policy, policy_len, "the policy")? };
-    Ok(Arc::new(microloop_host::Host::from_text(text)?))
+    let host = Arc::new(microloop_host::Host::from_text(text)?);
+    Ok(ml_engine { inner: Arc::clone(host.engine()), host })
 }
 
-fn new_session(engine: Arc<Engine>, events: Option<microloop_host::Events>) -> *mut ml_session {
-    Box::into_raw(Box::new(ml_session { inner: Mutex::new(Session::new(engine)), events }))
+impl ml_engine {
+    /// A new session under this engine's policy, with the policy's sinks.
+    fn session(&self) -> *mut ml_session {
+        self.handle(Session::new(Arc::clone(&self.inner)))
+    }
+
+    /// `session` (of this engine's policy) as a handle, with the policy's sinks.
+    fn handle(&self, session: Session) -> *mut ml_session {
+        Box::into_raw(Box::new(ml_session { inner: Mutex::new(session), events: self.host.events() }))
+    }
 }
 
 #[cfg(test)]
