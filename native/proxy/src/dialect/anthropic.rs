@@ -132,13 +132,7 @@ impl Follower for MessageStream {
         self.read(raw)
     }
 
-    fn hold(&mut self) -> &mut Hold {
-        &mut self.hold
-    }
-
-    fn holding(&self) -> bool {
-        self.hold.on
-    }
+    held_in_field!();
 
     fn answer(&self) -> Value {
         let mut msg = self.message.clone().unwrap_or_else(|| json!({"type": "message", "role": "assistant"}));

@@ -269,13 +269,7 @@ impl Follower for GeminiStream {
         self.read(raw)
     }
 
-    fn hold(&mut self) -> &mut Hold {
-        &mut self.hold
-    }
-
-    fn holding(&self) -> bool {
-        self.hold.on
-    }
+    held_in_field!();
 
     fn answer(&self) -> Value {
         let mut resp = self.head.clone().unwrap_or_else(|| json!({}));

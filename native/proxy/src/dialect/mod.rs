@@ -10,6 +10,20 @@
 use bytes::Bytes;
 use serde_json::Value;
 
+/// A [`Follower`]'s `hold` and `holding` when it keeps what it holds in a field `hold`: every
+/// follower does.
+macro_rules! held_in_field {
+    () => {
+        fn hold(&mut self) -> &mut Hold {
+            &mut self.hold
+        }
+
+        fn holding(&self) -> bool {
+            self.hold.on
+        }
+    };
+}
+
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;

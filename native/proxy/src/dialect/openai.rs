@@ -137,9 +137,7 @@ impl ChatStream {
 }
 
 impl Follower for ChatStream {
-    fn hold(&mut self) -> &mut Hold {
-        &mut self.hold
-    }
+    held_in_field!();
 
     fn follow(&mut self, ev: &[u8]) -> bool {
         let Some(data) = event_data(ev) else { return true };
@@ -196,10 +194,6 @@ impl Follower for ChatStream {
             }
         }
         true
-    }
-
-    fn holding(&self) -> bool {
-        self.hold.on
     }
 
     fn answer(&self) -> Value {
