@@ -20,7 +20,6 @@ from collections import defaultdict
 
 import pytest
 
-import microloop
 from microloop import Guardrail, _encode
 
 N_ARGS = 4096
@@ -212,28 +211,19 @@ def test_load_full_window(benchmark) -> None:
 def test_check_through_a_redis_store_percentiles() -> None:
     """guard.check through RedisStore against a local redis-server (issue #22), timed call by call
     next to the in-memory check; the session holds a full 256-call window."""
-    import shutil
-    import socket
-    import subprocess
+    import os
+    import sys
 
     redis = pytest.importorskip("redis")
     from microloop.store import RedisStore
 
-    server = shutil.which("redis-server")
-    if not server:
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    import redis_server
+
+    if not redis_server.available():
         pytest.skip("no redis-server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    try:
+    with redis_server.redis_server() as port:
         client = redis.Redis(port=port)
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
         guards = {"in memory": fresh_guard(), "redis store": Guardrail({"loops": {"max_near_duplicate": 0}}, store=RedisStore(client, "bench"))}
         clock = time.perf_counter_ns
         for name, guard in guards.items():
@@ -248,6 +238,3 @@ def test_check_through_a_redis_store_percentiles() -> None:
             samples.sort()
             p50, p99 = samples[len(samples) // 2] / 1000, samples[len(samples) * 99 // 100] / 1000
             print(f"\nguard.check, {name}: p50 {p50:.1f} us, p99 {p99:.1f} us")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

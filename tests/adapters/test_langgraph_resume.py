@@ -6,39 +6,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from redis_server import redis_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
-    server = shutil.which("redis-server")
-    assert server, "redis-server is needed (Debian's package; .ci/run installs it)"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL) as p:
-        try:
-            for _ in range(200):
-                try:
-                    redis.Redis(port=port).ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.05)
-            yield port
-        finally:
-            p.terminate()
-            p.wait(timeout=10)
+    with redis_server() as port:
+        yield port
 
 
 def run(db: str, port: str, steps: int) -> list[dict]:

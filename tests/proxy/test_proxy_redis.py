@@ -1,8 +1,8 @@
 """Two proxy replicas sharing a real redis-server (`--store redis://…`): a Responses conversation
 continued by `previous_response_id` is judged whole whichever replica answers each turn.
 """
-import shutil
-import subprocess
+import os
+import sys
 
 import openai
 import pytest
@@ -11,25 +11,14 @@ import harness
 from harness import script, seen
 from test_proxy_responses import TOOLS, text_answer, tool_answer
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from redis_server import redis_server  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def redis_url():
-    server = shutil.which("redis-server")
-    assert server, "redis-server is needed (Debian's package; .ci/run installs it)"
-    port = harness.free_port()
-    cmd = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL) as p:
-        try:
-            for _ in range(100):
-                try:
-                    harness.socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    harness.time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            p.terminate()
-            p.wait(timeout=10)
+    with redis_server() as port:
+        yield f"redis://127.0.0.1:{port}/0"
 
 
 def test_two_replicas_continue_one_conversation(redis_url):

@@ -5,9 +5,7 @@ was acknowledged."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,34 +20,15 @@ from microloop.store import RedisStore
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "store_worker.py")
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
 import store_worker  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from redis_server import redis_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
-    server = shutil.which("redis-server")
-    assert server, "redis-server is needed (Debian's package; .ci/run installs it)"
-    port = free_port()
-    cmd = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL) as p:
-        try:
-            client = redis.Redis(port=port)
-            for _ in range(200):
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.05)
-            yield port
-        finally:
-            p.terminate()
-            p.wait(timeout=10)
+    with redis_server() as port:
+        yield port
 
 
 def store(port: int, key: str) -> RedisStore:
