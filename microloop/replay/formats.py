@@ -598,7 +598,7 @@ def read_mini_swe_agent(doc: dict, name: str) -> List[Run]:
     OpenAI ``tool_calls`` and ``tool`` messages instead, read as such."""
     messages = doc["messages"]
     if any(m.get("tool_calls") for m in messages):
-        return [Run(name, "mini-swe-agent", _message_events(messages))]
+        return [_messages_run(name, "mini-swe-agent", {"messages": messages})]
     events: List[Event] = []
     waiting: Optional[str] = None
     for i, m in enumerate(messages):
@@ -627,11 +627,15 @@ def is_tau_bench(doc: Any) -> bool:
     return _is_dict_list(doc) and all(_is_messages(d.get("traj")) or d.get("traj") == [] for d in doc)
 
 
+def _task_runs(name: str, fmt: str, items: List[dict], key: str) -> List[Run]:
+    """A benchmark's results, one run per task (``name#task<id>[.<trial>]``) from its messages."""
+    return [_messages_run(f"{name}#task{d.get('task_id', i)}" + (f".{d['trial']}" if "trial" in d else ""), fmt, {"messages": d.get(key) or []})
+            for i, d in enumerate(items)]
+
+
 def read_tau_bench(doc: Any, name: str) -> List[Run]:
     """A results file: a list of ``{"task_id", "reward", "traj": [OpenAI messages], "trial"}``."""
-    items = [doc] if isinstance(doc, dict) else doc
-    return [Run(f"{name}#task{d.get('task_id', i)}" + (f".{d['trial']}" if "trial" in d else ""), "tau-bench", _message_events(d.get("traj") or []))
-            for i, d in enumerate(items)]
+    return _task_runs(name, "tau-bench", [doc] if isinstance(doc, dict) else doc, "traj")
 
 
 def is_tau2_bench(doc: Any) -> bool:
@@ -643,11 +647,7 @@ def read_tau2_bench(doc: dict, name: str) -> List[Run]:
     """A results file: ``simulations``, each with ``messages`` whose ``tool_calls`` are flat
     (``id``, ``name``, ``arguments`` as an object, ``requestor``) and whose ``tool`` messages carry the
     call's ``id`` and an ``error`` flag; assistant messages may carry ``usage``."""
-    runs = []
-    for i, s in enumerate(doc["simulations"]):
-        label = s.get("task_id", i)
-        runs.append(Run(f"{name}#task{label}" + (f".{s['trial']}" if "trial" in s else ""), "tau2-bench", _message_events(s["messages"])))
-    return runs
+    return _task_runs(name, "tau2-bench", doc["simulations"], "messages")
 
 
 # --- LangSmith runs ---------------------------------------------------------------------------------
