@@ -282,3 +282,47 @@ bench-mcp: lib
 test-mcp: lib $(MCP_VENV)/.deps tests/mcp/node_modules/.package-lock.json
 	cd tests/mcp && OPENAI_AGENTS_DISABLE_TRACING=1 MICROLOOP_MCP=$(LIBDIR)/microloop-mcp \
 	  $(MCP_VENV)/bin/pytest -q -p no:cacheprovider .
+
+# --- Fuzzing (native/fuzz, its own workspace): cargo-fuzz, pinned, on the nightly toolchain (libFuzzer,
+# AddressSanitizer, debug assertions). `make fuzz FUZZ_S=60` runs every target for FUZZ_S seconds on a
+# corpus seeded by native/fuzz/seeds.py (tests/vectors, policies, tests/data; not committed); a crash
+# stops it, its input in native/fuzz/artifacts/<target>/ (`make fuzz-repro`). `make fuzz-smoke`, part
+# of `make test`, runs each briefly so the targets keep building. `make miri`: the core's tests under
+# Miri. See bench/RESULTS.md "Fuzzing".
+.PHONY: fuzz fuzz-build fuzz-seeds fuzz-smoke fuzz-repro miri
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ := $(TOOLS)/cargo-fuzz-$(CARGO_FUZZ_VERSION)/bin/cargo-fuzz
+FUZZ_TARGETS := ffi_calls policy fingerprint_diff shell_effect proxy_request proxy_response proxy_stream mcp_guard
+FUZZ_S ?= 60
+FUZZ_DIR := $(ROOT)/native/fuzz
+# -timeout: an input that takes 20 s is a hang; -rss_limit_mb: a leak or a blow-up is a crash.
+FUZZ_FLAGS ?= -timeout=20 -rss_limit_mb=3072 -max_len=65536 -print_final_stats=1
+NIGHTLY := $(CARGO) +nightly
+
+$(CARGO_FUZZ):
+	@$(NIGHTLY) --version >/dev/null 2>&1 || { echo "fuzzing needs the nightly toolchain (rustup toolchain install nightly)"; exit 1; }
+	$(CARGO) install --locked cargo-fuzz@$(CARGO_FUZZ_VERSION) --root $(TOOLS)/cargo-fuzz-$(CARGO_FUZZ_VERSION)
+
+fuzz-build: $(CARGO_FUZZ)
+	cd native && PATH=$(dir $(CARGO_FUZZ)):$$PATH $(NIGHTLY) fuzz build --fuzz-dir fuzz --debug-assertions
+
+fuzz-seeds:
+	python3 $(FUZZ_DIR)/seeds.py $(ROOT)
+
+fuzz: fuzz-build fuzz-seeds
+	@set -e; mkdir -p $(FUZZ_DIR)/artifacts; cd native; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t: $(FUZZ_S) s"; \
+	  PATH=$(dir $(CARGO_FUZZ)):$$PATH nice -n 10 $(NIGHTLY) fuzz run --fuzz-dir fuzz --debug-assertions $$t \
+	    -- -max_total_time=$(FUZZ_S) $(FUZZ_FLAGS) 2>&1 | tee $(FUZZ_DIR)/artifacts/$$t.log | grep -E "^(Done|stat::|==|SUMMARY|thread)" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz $$t: a crash; see native/fuzz/artifacts/$$t/"; exit 1; }; \
+	done; echo "fuzz: every target ran $(FUZZ_S) s without a crash"
+
+fuzz-smoke:
+	$(MAKE) --no-print-directory fuzz FUZZ_S=$(or $(FUZZ_SMOKE_S),20)
+
+# Re-runs one crash: make fuzz-repro T=ffi_calls A=native/fuzz/artifacts/ffi_calls/crash-...
+fuzz-repro: fuzz-build
+	cd native && PATH=$(dir $(CARGO_FUZZ)):$$PATH $(NIGHTLY) fuzz run --fuzz-dir fuzz --debug-assertions $(T) $(abspath $(A))
+
+miri:
+	cd native && MIRIFLAGS=-Zmiri-disable-isolation $(NIGHTLY) miri test --manifest-path core/Cargo.toml

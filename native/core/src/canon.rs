@@ -24,6 +24,8 @@ use crate::doc::{Doc, Item, Num};
 use crate::sketch::{Builder, Sketch};
 
 mod fast;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 
 /// A 64-bit fingerprint of a canonical value.
 pub type Fingerprint = u64;

@@ -1,0 +1,40 @@
+//! The fast path held against serde_json, for the differential fuzz target (`native/fuzz`,
+//! `fingerprint_diff`). Compiled only under `cfg(fuzzing)`, which cargo-fuzz sets.
+
+use alloc::string::String;
+
+use super::fast::{self, Decline};
+use super::{serde_doc, Hashed};
+use crate::doc::Doc;
+use crate::sketch::Builder;
+
+/// Panics when the byte scanner and serde_json disagree on `text`: a text the scanner takes must
+/// be one serde_json takes, with the same fingerprint, command, sketch and document; a text the
+/// scanner calls certainly not JSON (trailing characters) must be one serde_json refuses.
+/// Returns whether the scanner took the text.
+pub fn fast_agrees_with_serde(text: &str, ignore: &[String]) -> bool {
+    let (mut builder, mut fast_doc) = (Builder::new(), Doc::default());
+    let read = fast::read(text, ignore, Some(&mut builder), Some(&mut fast_doc));
+    let bare = fast::read(text, ignore, None, None);
+    let mut slow_doc = Doc::default();
+    let slow = serde_doc(text, ignore, true, &mut slow_doc);
+    match read {
+        Err(why) => {
+            assert_eq!(bare.err(), Some(why), "the scanner declined {text:?} with a document and answered without one");
+            if why == Decline::Trailing {
+                assert!(slow.is_err(), "the scanner saw trailing characters in {text:?}, serde_json took it");
+            }
+            false
+        }
+        Ok(read) => {
+            let bare = bare.unwrap_or_else(|_| panic!("the scanner took {text:?} with a document, declined it without one"));
+            assert_eq!((bare.fingerprint, &bare.command), (read.fingerprint, &read.command), "{text:?}");
+            let fast: Hashed = read.hashed(Some(builder.finish()), Some(*builder.echo()));
+            let slow = slow.unwrap_or_else(|e| panic!("the scanner took {text:?}, serde_json refused it: {e}"));
+            assert_eq!(fast, slow, "{text:?}");
+            assert_eq!(fast_doc.items, slow_doc.items, "{text:?}");
+            assert_eq!(fast_doc.owned, slow_doc.owned, "{text:?}");
+            true
+        }
+    }
+}
