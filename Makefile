@@ -39,7 +39,7 @@ demo-c: lib
 	@$(CC) -std=c11 -O2 -I include examples/c/demo.c $(LDFLAGS_LIB) -o build/demo
 	@./build/demo
 
-test: lint test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit test-agents test-proxy-agents test-replay test-mcp
+test: lint test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit test-agents test-proxy-agents test-replay test-mcp fuzz-smoke
 	@echo "make test: all suites passed"
 
 test-rust:

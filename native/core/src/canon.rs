@@ -171,7 +171,9 @@ pub fn hash_json_sketched(text: &[u8], ignore: &[String], sketch: bool) -> Resul
     match core::str::from_utf8(text) {
         Ok(s) => hash_json_str(s, ignore, sketch),
         // Invalid UTF-8 takes the byte path, so its error is serde_json's own, with line and column.
-        Err(_) => hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_slice(text), ctx), ignore, sketch, None),
+        // serde_json skips ignored members unread: bytes that are not UTF-8 there are not JSON either.
+        Err(e) => hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_slice(text), ctx), ignore, sketch, None)
+            .and_then(|_| Err(de::Error::custom(format_args!("invalid UTF-8 at byte {}", e.valid_up_to())))),
     }
 }
 

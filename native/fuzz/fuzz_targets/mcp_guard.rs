@@ -7,6 +7,7 @@
 //! client message that could not be delivered, `C` (or anything else) is from the client.
 #![no_main]
 
+mod common;
 #[allow(dead_code)]
 #[path = "../../mcp/src/guard.rs"]
 mod guard;
@@ -26,8 +27,7 @@ fn assert_one_json_line(what: &str, bytes: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let policy = Policy::default();
-    let engine = microloop_host::engine_for(policy.clone()).expect("the default policy compiles");
+    let (policy, engine) = (Policy::default(), common::engine().clone());
     let clock = Arc::new(microloop_host::FixedClock::new(0));
     let mut g = Guard::new(policy, engine, clock.clone());
     if data.first() == Some(&b'H') {

@@ -567,7 +567,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 8 } else { 2000 }))]
 
         #[test]
         fn the_fast_path_agrees_with_serde_json(v in value(), pretty in any::<bool>()) {
