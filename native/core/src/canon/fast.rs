@@ -559,6 +559,7 @@ mod tests {
 
     /// The values generated below take the fast path often enough for the tests to mean something.
     #[test]
+    #[cfg_attr(miri, ignore = "400 generated values: hours under Miri")]
     fn generated_values_often_take_the_fast_path() {
         use proptest::strategy::ValueTree;
         let mut runner = proptest::test_runner::TestRunner::deterministic();
