@@ -16,7 +16,7 @@ VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-k
 all: lib
 
 lib:
-	$(CARGO) build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi -p microloop-hook -p microloop-mcp
+	$(CARGO) build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi -p microloop-hook -p microloop-mcp -p microloop-proxy
 
 # cbindgen, pinned: the committed header must be what this version generates.
 CBINDGEN := $(shell if cbindgen --version 2>/dev/null | grep -q " $(CBINDGEN_VERSION)$$"; then command -v cbindgen; else echo $(TOOLS)/bin/cbindgen; fi)
@@ -39,7 +39,7 @@ demo-c: lib
 	@$(CC) -std=c11 -O2 -I include examples/c/demo.c $(LDFLAGS_LIB) -o build/demo
 	@./build/demo
 
-test: lint test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit test-agents test-proxy-agents test-replay test-mcp fuzz-smoke
+test: lint test-rust test-header test-c test-c-vectors test-install test-go test-node test-adapters test-python test-proxy test-audit test-agents test-proxy-agents test-replay test-mcp fuzz-smoke test-wheel
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -150,7 +150,7 @@ $(VENV)/.deps: requirements-dev.txt
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-$(VENV)/.ext: $(VENV)/.deps $(LIBDIR)/libmicroloop.a $(LIBDIR)/libmicroloop.so $(LIBDIR)/microloop-hook include/microloop.h build_ffi.py setup.py pyproject.toml
+$(VENV)/.ext: $(VENV)/.deps $(LIBDIR)/libmicroloop.a $(LIBDIR)/libmicroloop.so $(LIBDIR)/microloop-hook $(LIBDIR)/microloop-mcp $(LIBDIR)/microloop-proxy include/microloop.h build_ffi.py setup.py pyproject.toml
 	MICROLOOP_LIB_DIR=$(LIBDIR) $(VENV_PY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
 	touch $@
 
@@ -326,3 +326,44 @@ fuzz-repro: fuzz-build
 
 miri:
 	cd native && MIRIFLAGS=-Zmiri-disable-isolation $(NIGHTLY) miri test --manifest-path core/Cargo.toml
+
+# --- Installing without a toolchain (packaging/, docs/packaging.md). `make wheel`: the sdist, then
+# manylinux2014 (glibc 2.17) abi3 wheels for x86_64 and aarch64, cross-linked with zig (ziglang from
+# PyPI, cargo-zigbuild from crates.io, both pinned, cached under .tools/), checked by auditwheel.
+# test-wheel: the wheel in a fresh virtualenv on a PATH without cargo or a C compiler, the npm pack
+# with the prebuilt library in an empty project, the Go module on the prebuilt static library.
+.PHONY: wheel test-wheel test-wheel-python node-pack test-node-pack go-prebuilt test-go-prebuilt
+CARGO_ZIGBUILD_VERSION := 0.24.1
+CARGO_ZIGBUILD := $(TOOLS)/cargo-zigbuild-$(CARGO_ZIGBUILD_VERSION)/bin/cargo-zigbuild
+WHEEL_VENV := $(TOOLS)/wheel-venv
+WHEEL_DIR := $(ROOT)/build/wheelhouse
+DIST_X86_64 := $(ROOT)/native/target/x86_64-unknown-linux-gnu/dist
+
+$(CARGO_ZIGBUILD):
+	$(CARGO) install cargo-zigbuild --version $(CARGO_ZIGBUILD_VERSION) --locked --root $(TOOLS)/cargo-zigbuild-$(CARGO_ZIGBUILD_VERSION)
+
+$(WHEEL_VENV)/.ok: packaging/requirements.txt
+	test -x $(WHEEL_VENV)/bin/python || $(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install -q --disable-pip-version-check -r packaging/requirements.txt
+	touch $@
+
+wheel: $(CARGO_ZIGBUILD) $(WHEEL_VENV)/.ok
+	CARGO_ZIGBUILD=$(CARGO_ZIGBUILD) WHEEL_PY=$(WHEEL_VENV)/bin/python WHEEL_DIR=$(WHEEL_DIR) bash packaging/wheel.sh
+
+test-wheel: test-wheel-python test-node-pack test-go-prebuilt
+
+test-wheel-python: wheel
+	WHEEL_DIR=$(WHEEL_DIR) PYTHON=$(PYTHON) bash tests/wheel/run.sh
+
+# The npm package with the x86_64 library `make wheel` built (build/wheel-test/node/*.tgz).
+test-node-pack: wheel
+	MICROLOOP_PREBUILT_LIB=$(DIST_X86_64)/libmicroloop.so bash tests/wheel/node.sh
+
+# The header and the static library into bindings/go (gitignored; a release commits them).
+go-prebuilt: wheel
+	install -d bindings/go/include bindings/go/lib/linux-amd64
+	install -m 644 include/microloop.h bindings/go/include/
+	install -m 644 $(DIST_X86_64)/libmicroloop.a bindings/go/lib/linux-amd64/
+
+test-go-prebuilt: go-prebuilt
+	GO=$(GO) bash tests/wheel/go.sh

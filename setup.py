@@ -1,13 +1,17 @@
 """Builds MicroLoop's Python package: the Rust library (cargo) linked statically into ``microloop._native``.
 
-``pip install .`` needs cargo and a C compiler. ``build_ext`` runs
-``cargo build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi -p microloop-hook -p
-microloop-mcp``, links ``libmicroloop.a`` into the cffi extension (``build_ffi.py``) and copies the shared library and the
-header into ``microloop/_lib/`` so C, Go and Node programs can use the copy a ``pip install`` brought
-(``microloop.lib_path()``, ``microloop.include_path()``). The native commands, the coding agents' hook
-``microloop-hook`` and the MCP relay ``microloop-mcp``, are installed as scripts: into the environment's
-``bin/``, the way ruff ships its binary (``microloop.hook_path()``). With ``MICROLOOP_LIB_DIR`` (``make
-lib``'s output) nothing is built: the library and the commands are taken from there.
+``pip install .`` (or an sdist) needs cargo and a C compiler. ``build_ext`` runs ``cargo build --locked
+--manifest-path native/Cargo.toml -p microloop-ffi -p microloop-hook -p microloop-mcp -p microloop-proxy``
+(profile ``release``, or ``$MICROLOOP_CARGO_PROFILE``), links ``libmicroloop.a`` into the cffi extension
+(``build_ffi.py``) and copies the shared library and the header into ``microloop/_lib/`` so C, Go and Node
+programs can use the copy a ``pip install`` brought (``microloop.lib_path()``, ``microloop.include_path()``).
+The native commands, the LLM-API proxy ``microloop-proxy``, the coding agents' hook ``microloop-hook`` and
+the MCP relay ``microloop-mcp``, are installed as scripts: into the environment's ``bin/``, the way ruff
+ships its binary (``microloop.hook_path()``). With ``MICROLOOP_LIB_DIR`` (``make lib``'s output, or
+``make wheel``'s cross-built one) nothing is built: the library and the commands are taken from there.
+``MICROLOOP_LINK=shared`` (Linux; ``make wheel``) links the extension against the shipped ``libmicroloop.so``
+(found through ``$ORIGIN/_lib``) instead of the static library. ``MICROLOOP_STRIP=0`` leaves the copies unstripped (``make wheel``: its artifacts are stripped already,
+and the host's ``strip`` cannot read another architecture).
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 MANIFEST = os.path.join(ROOT, "native", "Cargo.toml")
 HEADER = os.path.join(ROOT, "include", "microloop.h")
 EXE = ".exe" if sys.platform == "win32" else ""
-# The native commands the wheel puts on bin/: the coding agents' hook and the MCP relay.
-COMMANDS = ("microloop-hook" + EXE, "microloop-mcp" + EXE)
+# The native commands the wheel puts on bin/: the LLM-API proxy, the coding agents' hook and the MCP relay.
+COMMANDS = ("microloop-proxy" + EXE, "microloop-hook" + EXE, "microloop-mcp" + EXE)
+PACKAGES = ("microloop-ffi", "microloop-hook", "microloop-mcp", "microloop-proxy")
 
 # System libraries the Rust standard library needs when linked statically
 # (`cargo rustc -- --print native-static-libs`).
@@ -41,6 +46,10 @@ NATIVE_LIBS = {
 
 def _platform() -> str:
     return "linux" if sys.platform.startswith("linux") else sys.platform
+
+
+def _strip() -> bool:
+    return _platform() == "linux" and os.environ.get("MICROLOOP_STRIP") != "0" and shutil.which("strip") is not None
 
 
 def _version() -> str:
@@ -57,27 +66,41 @@ class build_ext(_build_ext):
             out = os.path.abspath(prebuilt)
         else:
             cargo = os.environ.get("CARGO", "cargo")
-            subprocess.check_call(
-                [cargo, "build", "--release", "--locked", "--manifest-path", MANIFEST, "-p", "microloop-ffi", "-p", "microloop-hook", "-p", "microloop-mcp"]
-            )
+            profile = os.environ.get("MICROLOOP_CARGO_PROFILE", "release")
+            packages = [arg for p in PACKAGES for arg in ("-p", p)]
+            subprocess.check_call([cargo, "build", "--profile", profile, "--locked", "--manifest-path", MANIFEST, *packages])
             target_dir = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "native", "target")
             triple = os.environ.get("CARGO_BUILD_TARGET")
-            out = os.path.join(os.path.abspath(target_dir), *([triple] if triple else []), "release")
+            out = os.path.join(os.path.abspath(target_dir), *([triple] if triple else []), profile)
         plat = _platform()
         static = os.path.join(out, "microloop.lib" if plat == "win32" else "libmicroloop.a")
         shared = {"win32": "microloop.dll", "darwin": "libmicroloop.dylib"}.get(plat, "libmicroloop.so")
+        link_shared = plat == "linux" and os.environ.get("MICROLOOP_LINK") == "shared"
         for ext in self.extensions:
-            ext.extra_objects.append(static)
-            ext.libraries += NATIVE_LIBS.get(plat, [])
+            if link_shared:
+                # Wheels (`make wheel`): the extension loads the libmicroloop.so shipped beside it in
+                # _lib/ rather than carrying a second copy of the library (a smaller wheel).
+                ext.library_dirs.append(out)
+                ext.libraries.append("microloop")
+                ext.extra_link_args.append("-Wl,-rpath,$ORIGIN/_lib")
+            else:
+                ext.extra_objects.append(static)
+                ext.libraries += NATIVE_LIBS.get(plat, [])
             if plat == "linux":
-                ext.extra_link_args += ["-Wl,--exclude-libs,ALL", "-Wl,--strip-debug"]
+                # The extension exports its init function alone, none of the Rust library's symbols
+                # (a version script: GNU ld and zig's linker both take it).
+                exports = os.path.join(os.path.abspath(self.build_temp), "native.map")
+                os.makedirs(os.path.dirname(exports), exist_ok=True)
+                with open(exports, "w", encoding="utf-8") as f:
+                    f.write("{ global: PyInit__native; local: *; };\n")
+                ext.extra_link_args += [f"-Wl,--version-script={exports}", "-Wl,--gc-sections", "-Wl,--strip-debug"]
         super().run()
         # The shared library and the header, for programs in other languages.
         dest_root = ROOT if self.inplace else os.path.abspath(self.build_lib)
         dest = os.path.join(dest_root, "microloop", "_lib")
         os.makedirs(dest, exist_ok=True)
         shutil.copyfile(os.path.join(out, shared), os.path.join(dest, shared))
-        if plat == "linux" and shutil.which("strip"):  # the release profile keeps line tables (debug = 1)
+        if _strip():  # the release profile keeps line tables (debug = 1)
             subprocess.call(["strip", "--strip-debug", os.path.join(dest, shared)])
         shutil.copyfile(HEADER, os.path.join(dest, "microloop.h"))
         for command in COMMANDS:
@@ -94,7 +117,7 @@ class build_ext(_build_ext):
         os.makedirs(staged_dir, exist_ok=True)
         staged = os.path.join(staged_dir, command)
         shutil.copyfile(built, staged)
-        if _platform() == "linux" and shutil.which("strip"):
+        if _strip():
             subprocess.call(["strip", "--strip-debug", staged])
         os.chmod(staged, 0o755)
         scripts = [s for s in (self.distribution.scripts or []) if os.path.basename(s) != command]

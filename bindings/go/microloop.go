@@ -20,8 +20,6 @@
 package microloop
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -L${SRCDIR}/../../native/target/release -lmicroloop -Wl,-rpath,${SRCDIR}/../../native/target/release
 #include <stdlib.h>
 #include "microloop.h"
 */

@@ -78,6 +78,8 @@ export function fingerprint(tool: string | Uint8Array, args?: Args): bigint;
 
 /** The loaded library's version, "MAJOR.MINOR.PATCH". */
 export const version: string;
+/** The file the library was loaded from (MICROLOOP_LIB, the package's prebuilds/, or a checkout's build). */
+export const libraryPath: string;
 export const ABI_VERSION: number;
 
 export class MicroLoopError extends Error {

@@ -3,6 +3,7 @@
 // C library (libmicroloop) with koffi; every binding runs the same engine and gives the same
 // verdicts. See README.md; the types are in index.d.ts.
 
+const fs = require('node:fs');
 const path = require('node:path');
 const koffi = require('koffi');
 
@@ -55,14 +56,19 @@ const ERRORS = {
 
 // --- The library.
 
+// MICROLOOP_LIB, else the library packed into the npm package for this platform
+// (prebuilds/linux-x64/libmicroloop.so, `make node-pack`), else a checkout's `make lib` build.
 function libraryPath() {
   if (process.env.MICROLOOP_LIB) return process.env.MICROLOOP_LIB;
   const name = process.platform === 'win32' ? 'microloop.dll'
     : process.platform === 'darwin' ? 'libmicroloop.dylib' : 'libmicroloop.so';
+  const prebuilt = path.join(__dirname, 'prebuilds', `${process.platform}-${process.arch}`, name);
+  if (fs.existsSync(prebuilt)) return prebuilt;
   return path.join(__dirname, '..', '..', 'native', 'target', 'release', name);
 }
 
-const lib = koffi.load(libraryPath());
+const LIBRARY_PATH = libraryPath();
+const lib = koffi.load(LIBRARY_PATH);
 koffi.opaque('ml_session');
 koffi.opaque('ml_engine');
 koffi.opaque('ml_error');
@@ -103,7 +109,7 @@ const ml = {
 
 const loadedAbi = ml.abi_version();
 if (loadedAbi !== ABI_VERSION) {
-  throw new Error(`microloop: ${libraryPath()} has ABI version ${loadedAbi}, this package needs ${ABI_VERSION}`);
+  throw new Error(`microloop: ${LIBRARY_PATH} has ABI version ${loadedAbi}, this package needs ${ABI_VERSION}`);
 }
 
 const V = {
@@ -397,6 +403,7 @@ module.exports = {
   Engine,
   fingerprint,
   version: ml.version_string(),
+  libraryPath: LIBRARY_PATH,
   ABI_VERSION,
   MicroLoopError,
   PolicyError,

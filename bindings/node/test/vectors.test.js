@@ -7,9 +7,11 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { Session, Engine, MicroLoopError } = require('..');
+// MICROLOOP_NODE_PACKAGE and MICROLOOP_VECTORS: the same test against an installed package
+// (`make test-node-pack`: the npm pack installed into an empty project).
+const { Session, Engine, MicroLoopError } = require(process.env.MICROLOOP_NODE_PACKAGE || '..');
 
-const dir = path.join(__dirname, '..', '..', '..', 'tests', 'vectors');
+const dir = process.env.MICROLOOP_VECTORS || path.join(__dirname, '..', '..', '..', 'tests', 'vectors');
 const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
 
 const history = (s) => {
