@@ -1,7 +1,7 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const ml = require('..');
+const ml = require(process.env.MICROLOOP_NODE_PACKAGE || '..'); // see vectors.test.js
 
 test('a page behind a CAPTCHA is blocked on the third visit', () => {
   const s = new ml.Session('balanced');
