@@ -331,10 +331,13 @@ ml_status ml_session_replay(struct ml_session *session,
 
 /**
  * The verdict on one call. Set `size = sizeof(ml_verdict)` before passing it to `ml_check_call`
- * (newer library versions may add fields at the end and fill only what `size` covers).
+ * (newer library versions may add fields at the end and fill only what `size` covers; a caller
+ * compiled against an older header, whose `size` ends before `approval`, gets the fields it
+ * knows).
  *
- * `rule` and `message` are NUL-terminated UTF-8 owned by the verdict (NULL for `allow`); release
- * them with `ml_verdict_clear` once read, before the struct is reused or goes out of scope.
+ * `rule`, `message`, `approval` and `approval_error` are NUL-terminated UTF-8 owned by the
+ * verdict (NULL when absent); release them with `ml_verdict_clear` once read, before the struct
+ * is reused or goes out of scope.
  */
 typedef struct ml_verdict {
   /**
@@ -364,6 +367,20 @@ typedef struct ml_verdict {
    */
   char *message;
   size_t message_len;
+  /**
+   * Under a policy with an `[approval]` section, for a call that may run (allow, warn): the
+   * approval token, a compact JWS (`alg: EdDSA`) binding the session, the call id, the tool,
+   * the SHA-256 of the arguments' RFC 8785 canonical JSON, the audience, the times and the
+   * audit sequence number (docs/approval.md). NULL otherwise. Added after ABI 2's first header.
+   */
+  char *approval;
+  size_t approval_len;
+  /**
+   * Why a call that may run under `[approval]` has no token (its arguments have no RFC 8785
+   * canonical form: an integer outside ±(2^53 - 1), a duplicate key); NULL otherwise.
+   */
+  char *approval_error;
+  size_t approval_error_len;
 } ml_verdict;
 
 /**

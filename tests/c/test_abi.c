@@ -1,11 +1,13 @@
 /* The C ABI from C: a loop scenario and every bad input, run under valgrind by `make test`.
  * Each bad input must give its status and a message, and leave the session's history unchanged. */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <assert.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "microloop.h"
 
@@ -379,6 +381,93 @@ static void engine_shared_by_threads(void) {
     ml_engine_free(e);
 }
 
+/* [approval]: a token on every call that may run, none on a blocked one, a reason instead of a
+ * token for arguments JCS cannot represent, and nothing written past an old-size verdict. */
+static void approval_tokens(void) {
+    char dir[] = "/tmp/ml-approval-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char key[64], policy[512];
+    snprintf(key, sizeof key, "%s/approval.key", dir);
+    FILE *f = fopen(key, "w");
+    CHECK(f != NULL, "key file");
+    if (!f) return;
+    fputs("PRIVATE+KEY+approval-test+47b6c8a2+AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f\n", f);
+    fclose(f);
+    snprintf(policy, sizeof policy,
+             "[loops]\nmax_identical = 2\n[approval]\nkey_file = \"%s\"\naudience = \"tools.test\"\nttl_seconds = 30\n", key);
+    ml_session *s = NULL;
+    ml_error *err = NULL;
+    CHECK(ml_session_new(U8(policy), strlen(policy), &s, &err) == ML_OK, "session with [approval]: %s",
+          err ? ml_error_message(err, NULL) : "");
+    if (err) ml_error_free(err);
+    if (!s) return;
+    ml_verdict v = check(s, "search", "{\"q\": \"caf\\u00e9\", \"n\": 1.0}");
+    CHECK(v.action == ML_ACTION_ALLOW, "allowed");
+    CHECK(v.approval != NULL && v.approval_len == strlen(v.approval), "a token on an allowed call");
+    CHECK(v.approval_error == NULL && v.approval_error_len == 0, "no reason with a token");
+    if (v.approval) {
+        const char *dot1 = strchr(v.approval, '.');
+        CHECK(dot1 && strchr(dot1 + 1, '.') && strncmp(v.approval, "eyJ", 3) == 0, "a compact JWS: %s", v.approval);
+    }
+    ml_verdict_clear(&v);
+    CHECK(v.approval == NULL && v.approval_len == 0, "ml_verdict_clear released the token");
+    /* The same call again and again (its result recorded): a warned call runs, so it has a token
+     * too; a blocked one has none. */
+    int warned = 0, blocked = 0;
+    for (int i = 0; i < 10 && !blocked; i++) {
+        v = check(s, "search", "{\"q\": \"caf\\u00e9\", \"n\": 1.0}");
+        if (v.action <= ML_ACTION_WARN) {
+            CHECK(v.approval != NULL, "a call that may run (action %d) has a token", v.action);
+            ml_record_result(s, v.call_id, U8("same"), 4, false, NULL);
+        } else {
+            CHECK(v.approval == NULL && v.approval_error == NULL, "no token for a blocked call");
+        }
+        warned += v.action == ML_ACTION_WARN;
+        blocked += v.action >= ML_ACTION_BLOCK;
+        ml_verdict_clear(&v);
+    }
+    CHECK(warned && blocked, "the loop was warned about (%d) and blocked (%d)", warned, blocked);
+    v = check(s, "lookup", "{\"id\": 9007199254740993}");
+    CHECK(v.action == ML_ACTION_ALLOW, "a huge integer is allowed by the checks");
+    CHECK(v.approval == NULL, "no token over an integer JCS cannot represent");
+    CHECK(v.approval_error != NULL && strstr(v.approval_error, "RFC 8785") != NULL, "the reason: %s",
+          v.approval_error ? v.approval_error : "(null)");
+    ml_verdict_clear(&v);
+    v = check(s, "lookup", "{\"a\": 1, \"a\": 2}");
+    CHECK(v.approval == NULL && v.approval_error != NULL, "no token over a duplicate key");
+    ml_verdict_clear(&v);
+
+    /* A caller compiled against the first ABI 2 header: its struct ends before `approval`. */
+    union {
+        ml_verdict v;
+        unsigned char bytes[sizeof(ml_verdict)];
+    } old;
+    memset(&old, 0xab, sizeof old);
+    old.v.size = offsetof(ml_verdict, approval);
+    old.v.rule = NULL;
+    old.v.message = NULL;
+    CHECK(ml_check_call(s, U8("open"), 4, U8("{}"), 2, &old.v, NULL) == ML_OK, "an old-size verdict is accepted");
+    CHECK(old.v.action == ML_ACTION_ALLOW, "old-size verdict filled");
+    int untouched = 1;
+    for (size_t i = offsetof(ml_verdict, approval); i < sizeof old; i++) untouched &= old.bytes[i] == 0xab;
+    CHECK(untouched, "written past the caller's size");
+    ml_verdict_clear(&old.v);
+    ml_session_free(s);
+
+    /* A key that cannot be read is an error when the policy is loaded, naming the entry. */
+    const char *missing = "[approval]\nkey_file = \"/nonexistent/approval.key\"\naudience = \"a\"\n";
+    err = NULL;
+    s = NULL;
+    ml_status rc = ml_session_new(U8(missing), strlen(missing), &s, &err);
+    CHECK(rc == ML_ERR_INVALID_POLICY && s == NULL, "a missing key: %d", rc);
+    if (err) {
+        CHECK(strcmp(ml_error_path(err, NULL), "approval.key_file") == 0, "path %s", ml_error_path(err, NULL));
+        ml_error_free(err);
+    }
+    unlink(key);
+    rmdir(dir);
+}
+
 int main(void) {
     versions();
     loop_scenario();
@@ -388,6 +477,7 @@ int main(void) {
     fingerprint_ignore_fields();
     engine_shared_by_threads();
     snapshots();
+    approval_tokens();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }

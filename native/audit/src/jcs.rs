@@ -1,9 +1,11 @@
 //! The SHA-256 of a JSON value's RFC 8785 canonical form (JCS), the hash other languages recompute
 //! with `rfc8785` (Python), `canonicalize` (JavaScript) or `gowebpki/jcs` (Go).
 //!
-//! JCS is defined on I-JSON (RFC 7493): a document with duplicate object keys, or an integer that
-//! an IEEE double cannot hold exactly (beyond ±2^53), has no single canonical form (implementations
-//! round or refuse it differently), so it is refused here rather than hashed one way.
+//! JCS is defined on I-JSON (RFC 7493): a document with duplicate object keys, or an integer
+//! outside I-JSON's exact range [-(2^53 - 1), 2^53 - 1], has no single canonical form
+//! (implementations round or refuse it differently: Python's `rfc8785` refuses, JavaScript's
+//! `canonicalize` rounds), so it is refused here rather than hashed one way. Integers written
+//! in exponent or fraction form (`1e20`, `3.0`) are numbers, read as doubles everywhere.
 
 use std::fmt;
 
@@ -23,8 +25,8 @@ impl fmt::Display for JcsError {
 
 impl std::error::Error for JcsError {}
 
-/// The largest integer every JCS implementation reads exactly: 2^53.
-const MAX_EXACT: u64 = 1 << 53;
+/// The largest integer I-JSON (RFC 7493 §2.2) lets a document carry: 2^53 - 1.
+pub const MAX_EXACT: u64 = (1 << 53) - 1;
 
 /// A JSON value read under I-JSON's restrictions.
 struct IJson(Value);
@@ -48,13 +50,13 @@ impl<'de> Visitor<'de> for IJsonVisitor {
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
         if v.unsigned_abs() > MAX_EXACT {
-            return Err(E::custom(format!("the integer {v} is beyond 2^53: JCS cannot represent it exactly")));
+            return Err(E::custom(format!("the integer {v} is outside I-JSON's exact range ±(2^53 - 1): JCS cannot represent it exactly")));
         }
         Ok(Value::from(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
         if v > MAX_EXACT {
-            return Err(E::custom(format!("the integer {v} is beyond 2^53: JCS cannot represent it exactly")));
+            return Err(E::custom(format!("the integer {v} is outside I-JSON's exact range ±(2^53 - 1): JCS cannot represent it exactly")));
         }
         Ok(Value::from(v))
     }
@@ -92,8 +94,43 @@ impl<'de> Visitor<'de> for IJsonVisitor {
     }
 }
 
+/// Refuses an integer literal (no fraction, no exponent) too long for `u64`, which serde_json
+/// would otherwise read as a double and round without a word.
+fn check_long_integers(json: &[u8]) -> Result<(), JcsError> {
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                i += 1;
+                while i < json.len() && json[i] != b'"' {
+                    i += if json[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                let mut integer = true;
+                while i < json.len() && matches!(json[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    integer &= !matches!(json[i], b'.' | b'e' | b'E');
+                    i += 1;
+                }
+                let digits = json[start..i].iter().filter(|b| b.is_ascii_digit()).count();
+                if integer && digits > 16 {
+                    let text = String::from_utf8_lossy(&json[start..i]);
+                    return Err(JcsError(format!(
+                        "the integer {text} is outside I-JSON's exact range ±(2^53 - 1): JCS cannot represent it exactly"
+                    )));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
 /// The RFC 8785 canonical form of a JSON document.
 pub fn canonicalize(json: &[u8]) -> Result<Vec<u8>, JcsError> {
+    check_long_integers(json)?;
     let mut de = serde_json::Deserializer::from_slice(json);
     let IJson(v) = IJson::deserialize(&mut de).map_err(|e| JcsError(e.to_string()))?;
     de.end().map_err(|e| JcsError(e.to_string()))?;
@@ -140,8 +177,11 @@ mod tests {
 
     #[test]
     fn what_jcs_cannot_represent_is_refused() {
-        assert!(canonicalize(b"9007199254740992").is_ok());
-        for bad in ["9007199254740993", "-9007199254740993", "{\"a\":1,\"a\":1}", "[{\"b\":{\"x\":1,\"x\":2}}]", "{", "1 2"] {
+        assert!(canonicalize(b"9007199254740991").is_ok());
+        assert!(canonicalize(b"-9007199254740991").is_ok());
+        assert!(canonicalize(b"[1e20, 9007199254740993.0, \"12345678901234567890\"]").is_ok());
+        for bad in ["9007199254740992", "-9007199254740992", "9007199254740993", "-9007199254740993",
+            "[100000000000000000000]", "{\"a\": -123456789012345678901234567890}", "18446744073709551616", "{\"a\":1,\"a\":1}", "[{\"b\":{\"x\":1,\"x\":2}}]", "{", "1 2"] {
             assert!(canonicalize(bad.as_bytes()).is_err(), "{bad}");
         }
         assert!(canonicalize(b"{\"a\":1,\"a\":1}").unwrap_err().0.contains("twice"));

@@ -137,6 +137,16 @@ impl NoteSigner {
         NoteVerifier { name: self.name.clone(), id: self.id, key: self.key.verifying_key() }
     }
 
+    /// The Ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// A bare Ed25519 signature over `msg` (RFC 8032), as a JWS with `alg: EdDSA` carries it.
+    pub fn sign_bytes(&self, msg: &[u8]) -> [u8; 64] {
+        self.key.sign(msg).to_bytes()
+    }
+
     /// Signs `text` (which must end in a newline) into a signed note.
     pub fn sign(&self, text: &str) -> String {
         debug_assert!(text.ends_with('\n'));
@@ -169,6 +179,11 @@ impl NoteVerifier {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The Ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.to_bytes()
     }
 
     pub fn to_key_string(&self) -> String {

@@ -13,7 +13,9 @@
 //! call's 167-byte answer.
 //!
 //! `percentiles` also runs `full_window` with the audit log on (`audit`: the same policy with an
-//! `[audit]` section writing to a temporary directory), alternating with it off in the same run.
+//! `[audit]` section writing to a temporary directory) and with approval tokens on (`approval`:
+//! an `[approval]` section, a token signed for every call), alternating with both off in the same
+//! run.
 //!
 //! Policies are chosen so that the measured call is allowed (a blocked call is cheaper: it stops
 //! at the first rule that fires): the arguments cycle through 300 variants so exact repeats stay
@@ -52,6 +54,10 @@ fn verdict() -> ml_verdict {
         rule_len: 0,
         message: ptr::null_mut(),
         message_len: 0,
+        approval: ptr::null_mut(),
+        approval_len: 0,
+        approval_error: ptr::null_mut(),
+        approval_error_len: 0,
     }
 }
 
@@ -109,17 +115,34 @@ fn audit_policy(policy: &str) -> String {
     doc.to_string()
 }
 
+/// `policy` with an `[approval]` section: a fresh signer key in a temporary directory.
+fn approval_policy(policy: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("microloop-bench-approval-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    microloop_audit::log::new_key_file(&dir.join("approval.key"), "bench.example/approval").unwrap();
+    let mut doc: serde_json::Value = match serde_json::from_str(policy) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => serde_json::json!({ "preset": policy }),
+    };
+    doc["approval"] = serde_json::json!({ "key_file": dir.join("approval.key"), "audience": "bench.example" });
+    doc.to_string()
+}
+
 /// p50 / p99 of single calls (check + record), timed one by one.
 fn percentiles(_: &mut Criterion) {
     let policy = policy();
     let variants: Vec<Vec<u8>> = (0..300).map(args).collect();
     let rules = rules_policy();
     let audit = audit_policy(&policy);
+    let approval = approval_policy(&policy);
     let cases = [
         ("full_window", 256usize, &policy),
         ("audit", 256, &audit),
+        ("approval", 256, &approval),
         ("full_window", 256, &policy),
         ("audit", 256, &audit),
+        ("approval", 256, &approval),
         ("long_run", 10_000, &policy),
         ("rules_20", 256, &rules),
     ];
@@ -138,6 +161,7 @@ fn percentiles(_: &mut Criterion) {
             check_ns.push(t.elapsed().as_nanos() as u64);
             assert_eq!(rc, ML_OK);
             assert!(v.action <= ML_ACTION_WARN, "the benchmark call was blocked: adjust the policy");
+            assert_eq!(v.approval.is_null(), name != "approval", "a token exactly under [approval]");
             let t = Instant::now();
             let rc = unsafe { ml_record_result(s, v.call_id, RESULT.as_ptr(), RESULT.len(), false, ptr::null_mut()) };
             record_ns.push(t.elapsed().as_nanos() as u64);

@@ -373,10 +373,13 @@ pub const ML_ACTION_BLOCK: i32 = 2;
 pub const ML_ACTION_HALT: i32 = 3;
 
 /// The verdict on one call. Set `size = sizeof(ml_verdict)` before passing it to `ml_check_call`
-/// (newer library versions may add fields at the end and fill only what `size` covers).
+/// (newer library versions may add fields at the end and fill only what `size` covers; a caller
+/// compiled against an older header, whose `size` ends before `approval`, gets the fields it
+/// knows).
 ///
-/// `rule` and `message` are NUL-terminated UTF-8 owned by the verdict (NULL for `allow`); release
-/// them with `ml_verdict_clear` once read, before the struct is reused or goes out of scope.
+/// `rule`, `message`, `approval` and `approval_error` are NUL-terminated UTF-8 owned by the
+/// verdict (NULL when absent); release them with `ml_verdict_clear` once read, before the struct
+/// is reused or goes out of scope.
 #[repr(C)]
 pub struct ml_verdict {
     /// `sizeof(ml_verdict)`, set by the caller.
@@ -394,7 +397,20 @@ pub struct ml_verdict {
     /// Written for the model; NULL for allow.
     pub message: *mut c_char,
     pub message_len: usize,
+    /// Under a policy with an `[approval]` section, for a call that may run (allow, warn): the
+    /// approval token, a compact JWS (`alg: EdDSA`) binding the session, the call id, the tool,
+    /// the SHA-256 of the arguments' RFC 8785 canonical JSON, the audience, the times and the
+    /// audit sequence number (docs/approval.md). NULL otherwise. Added after ABI 2's first header.
+    pub approval: *mut c_char,
+    pub approval_len: usize,
+    /// Why a call that may run under `[approval]` has no token (its arguments have no RFC 8785
+    /// canonical form: an integer outside ±(2^53 - 1), a duplicate key); NULL otherwise.
+    pub approval_error: *mut c_char,
+    pub approval_error_len: usize,
 }
+
+/// The least `ml_verdict.size` accepted: the struct as ABI 2's first header declared it.
+const VERDICT_SIZE_V1: usize = std::mem::offset_of!(ml_verdict, approval);
 
 /// Decides on a tool call before it runs.
 ///
@@ -419,19 +435,35 @@ pub unsafe extern "C" fn ml_check_call(
         let s = unsafe { session_ref(session)? };
         // SAFETY: a non-NULL verdict points to a caller-owned `ml_verdict` of at least `size` bytes.
         let out = unsafe { verdict_out.as_mut() }.ok_or_else(|| Failure::new(ML_ERR_NULL_ARG, "verdict_out is NULL"))?;
-        if out.size < std::mem::size_of::<ml_verdict>() {
+        if out.size < VERDICT_SIZE_V1 {
             return Err(Failure::new(ML_ERR_INVALID_ARG, "verdict_out->size is smaller than sizeof(ml_verdict); set it first"));
         }
+        let full = out.size >= std::mem::size_of::<ml_verdict>();
         let tool = unsafe { str_arg(tool, tool_len, "the tool name")? };
         let args = unsafe { bytes_arg(args, args_len, "the arguments")? };
         // The core checks UTF-8 (once) after judging the size, so oversized arguments are
         // answered in time independent of their length.
         let mut session = s.lock();
         let v = session.check(tool, args, now_ms()).map_err(check_error)?;
-        if let Some(events) = &s.events {
-            events.emit(&session, tool, args, &v, microloop_host::Clock::now_ms(&microloop_host::SystemClock));
-        }
+        let approval = match &s.events {
+            Some(events) => {
+                let now = microloop_host::Clock::now_ms(&microloop_host::SystemClock);
+                // A caller whose struct has no room for the token does not pay for one.
+                events.decide(&session, tool, args, &v, now, full).approval
+            }
+            None => None,
+        };
+        drop(session);
         write_verdict(out, &v);
+        if full {
+            let (token, error) = match &approval {
+                Some(microloop_host::Approval::Token(t)) => (owned_c(t), (ptr::null_mut(), 0)),
+                Some(microloop_host::Approval::Refused(why)) => ((ptr::null_mut(), 0), owned_c(why)),
+                None => ((ptr::null_mut(), 0), (ptr::null_mut(), 0)),
+            };
+            (out.approval, out.approval_len) = token;
+            (out.approval_error, out.approval_error_len) = error;
+        }
         Ok(())
     })
 }
@@ -443,7 +475,13 @@ pub unsafe extern "C" fn ml_verdict_clear(verdict: *mut ml_verdict) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: a non-NULL verdict was filled by `ml_check_call` (or zeroed by the caller).
         let Some(v) = (unsafe { verdict.as_mut() }) else { return };
-        for (p, len) in [(&mut v.rule, &mut v.rule_len), (&mut v.message, &mut v.message_len)] {
+        let mut strings = vec![(&mut v.rule, &mut v.rule_len), (&mut v.message, &mut v.message_len)];
+        // The fields a caller compiled against ABI 2's first header does not have are not touched.
+        if v.size >= std::mem::size_of::<ml_verdict>() {
+            strings.push((&mut v.approval, &mut v.approval_len));
+            strings.push((&mut v.approval_error, &mut v.approval_error_len));
+        }
+        for (p, len) in strings {
             if !p.is_null() {
                 // SAFETY: the pointer came from `CString::into_raw` in `write_verdict`.
                 drop(unsafe { CString::from_raw(*p) });

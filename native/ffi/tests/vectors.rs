@@ -232,6 +232,10 @@ fn run_vector(path: &Path, reload_every_step: bool) -> Result<(), String> {
             rule_len: 0,
             message: ptr::null_mut(),
             message_len: 0,
+            approval: ptr::null_mut(),
+            approval_len: 0,
+            approval_error: ptr::null_mut(),
+            approval_error_len: 0,
         };
         let mut err = ptr::null_mut();
         let status = unsafe { ml_check_call(session.0, tool.as_ptr(), tool.len(), args.as_ptr(), args.len(), &mut v, &mut err) };

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use microloop_core::{canon, Action, Rule, Session, Verdict};
 
+use crate::approval::{Approval, Approver, Request};
+
 /// One decision, as sinks see it.
 pub struct Decision<'a> {
     /// The host's id of the session (random, one per session).
@@ -65,11 +67,21 @@ pub trait Sink: Send + Sync {
     fn decision(&self, d: &Decision<'_>) -> Option<u64>;
 }
 
-/// A session's sinks and its id.
+/// A session's sinks, its approver and its id.
 #[derive(Clone)]
 pub struct Events {
     session: Arc<str>,
     sinks: Arc<[Arc<dyn Sink>]>,
+    approver: Option<Arc<Approver>>,
+}
+
+/// What the host layer adds to a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Emitted {
+    /// The decision's audit sequence number, when an audit log took it.
+    pub audit_seq: Option<u64>,
+    /// For a call that may run under `[approval]`: its token, or why it has none.
+    pub approval: Option<Approval>,
 }
 
 impl std::fmt::Debug for Events {
@@ -80,12 +92,22 @@ impl std::fmt::Debug for Events {
 
 impl Events {
     pub fn new(sinks: Arc<[Arc<dyn Sink>]>) -> Events {
-        Events { session: new_session_id().into(), sinks }
+        Events { session: new_session_id().into(), sinks, approver: None }
     }
 
     /// Events under a session id the host chose.
     pub fn with_session(session: &str, sinks: Arc<[Arc<dyn Sink>]>) -> Events {
-        Events { session: session.into(), sinks }
+        Events { session: session.into(), sinks, approver: None }
+    }
+
+    /// These events with an approver signing a token for every call that may run.
+    pub fn with_approver(mut self, approver: Option<Arc<Approver>>) -> Events {
+        self.approver = approver;
+        self
+    }
+
+    pub fn approver(&self) -> Option<&Arc<Approver>> {
+        self.approver.as_ref()
     }
 
     pub fn session_id(&self) -> &str {
@@ -101,6 +123,26 @@ impl Events {
             seq = seq.or(got);
         }
         seq
+    }
+
+    /// [`Events::emit`], then, under `[approval]` and when `approve` is true, the token of a call
+    /// that may run (allow, warn), bound to its audit sequence number. Blocked and halted calls
+    /// get no token, so none pays for a signature.
+    pub fn decide(&self, state: &Session, tool: &str, args: &[u8], verdict: &Verdict, time_ms: u64, approve: bool) -> Emitted {
+        let audit_seq = if self.sinks.is_empty() { None } else { self.emit(state, tool, args, verdict, time_ms) };
+        let approval = match (&self.approver, verdict.action) {
+            (Some(a), Action::Allow | Action::Warn) if approve => Some(a.issue(&Request {
+                session: &self.session,
+                call_id: verdict.call_id,
+                tool,
+                args,
+                action: action_name(verdict.action),
+                audit_seq,
+                time_ms,
+            })),
+            _ => None,
+        };
+        Emitted { audit_seq, approval }
     }
 }
 

@@ -4,10 +4,12 @@
 //!   file, a `.microloop.toml` found upward from a directory) and the engine compiled from it;
 //! * [`host`]: a loaded policy with the sinks its sections configure ([`Host`]);
 //! * [`events`]: every decision handed to pluggable [`Sink`]s; [`audit`] is the audit log's sink;
+//!   [`approval`] signs a token for every call that may run (`[approval]`);
 //! * [`clock`]: the time a check is made at, fixed in tests;
 //! * [`conversation`]: an OpenAI or Anthropic conversation replayed into a session (the proxy's
 //!   reading of every request, `ml_session_replay`'s and `microloop replay`'s).
 
+pub mod approval;
 pub mod audit;
 pub mod clock;
 pub mod conversation;
@@ -16,6 +18,7 @@ pub mod host;
 pub mod policy;
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use events::{Decision, Events, Sink};
+pub use approval::{Approval, Approver};
+pub use events::{Decision, Emitted, Events, Sink};
 pub use host::{parse_host_text, Host, HostSections};
 pub use policy::{discover, engine_for, load, load_file, load_text, parse_text, LoadError, POLICY_FILE};
