@@ -61,6 +61,8 @@ class Verdict(tuple):
             the next like call is blocked), ``"block"`` (do not run it; give ``message`` to the model)
             or ``"halt"`` (do not run it; stop the run).
         rule: the deciding rule's id (``loop.no_progress``, ``tool.unknown``...); ``""`` for allow.
+        approval: under ``[approval]``, the token of a call that may run (else ``None``); not
+            part of the tuple.
         message: written for the model; ``""`` for allow.
         call_id: pass it to :meth:`Guardrail.record`; 0 when the call must not run.
         count: for allow, how many times this exact call already ran in the window; otherwise the
@@ -96,6 +98,21 @@ class Verdict(tuple):
         """Written for the model; ``""`` for allow."""
         v = self._native
         return self._message if v is None else _text(v.message, v.message_len)
+
+    @property
+    def approval(self) -> Optional[str]:
+        """Under a policy with an ``[approval]`` section, for a call that may run (allow, warn):
+        the approval token, a compact JWS the tool server checks with
+        :func:`microloop.approval.verify`. ``None`` otherwise (see :attr:`approval_error`)."""
+        v = self._native
+        return None if v is None or v.approval == ffi.NULL else _text(v.approval, v.approval_len)
+
+    @property
+    def approval_error(self) -> Optional[str]:
+        """Why a call that may run under ``[approval]`` has no token: its arguments have no RFC 8785
+        canonical form (an integer outside ±(2**53 - 1), a duplicate key). ``None`` otherwise."""
+        v = self._native
+        return None if v is None or v.approval_error == ffi.NULL else _text(v.approval_error, v.approval_error_len)
 
     @property
     def allowed(self) -> bool:
@@ -349,7 +366,8 @@ class Guardrail:
             status = lib.ml_check_call(self._s, t, len(t), a, len(a), v, errp)
             raise_status(status, errp)
         action = v.action
-        if action == 0:
+        # An allowed call without an approval token (no `[approval]`) owns no strings.
+        if action == 0 and not v.approval_len and not v.approval_error_len:
             return _new_verdict(Verdict, ("allow", "", "", v.call_id, v.count, None))
         # The verdict keeps this native verdict (its strings, decoded when read, freed with it).
         _native_verdict()
