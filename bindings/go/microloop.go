@@ -90,6 +90,12 @@ type Verdict struct {
 	// Count: for Allow, how many times this exact call already ran in the window; otherwise the
 	// count the deciding rule reached.
 	Count uint32
+	// Approval is, under a policy with an [approval] section, the token of a call that may run: a
+	// compact JWS the tool server checks (package approval). Empty otherwise.
+	Approval string
+	// ApprovalError says why a call that may run under [approval] has no token (its arguments
+	// have no RFC 8785 canonical form); empty otherwise.
+	ApprovalError string
 }
 
 // MayRun tells whether the tool may run (Allow or Warn).
@@ -290,6 +296,12 @@ func (s *Session) Check(tool string, args []byte) (Verdict, error) {
 	}
 	if v.message != nil {
 		out.Message = C.GoStringN(v.message, C.int(v.message_len))
+	}
+	if v.approval != nil {
+		out.Approval = C.GoStringN(v.approval, C.int(v.approval_len))
+	}
+	if v.approval_error != nil {
+		out.ApprovalError = C.GoStringN(v.approval_error, C.int(v.approval_error_len))
 	}
 	C.ml_verdict_clear(&v)
 	return out, nil

@@ -21,6 +21,11 @@ export interface Verdict {
   count: number;
   /** action is allow or warn. */
   mayRun: boolean;
+  /** Under a policy with an [approval] section, the token of a call that may run (check it on
+   * the tool's side with approval.mjs's verify); null otherwise. */
+  approval: string | null;
+  /** Why a call that may run under [approval] has no token (arguments JCS cannot represent). */
+  approvalError: string | null;
 }
 
 export interface Stats {

@@ -75,6 +75,7 @@ koffi.opaque('ml_error');
 const Verdict_t = koffi.struct('ml_verdict', {
   size: 'size_t', action: 'int32_t', count: 'uint32_t', call_id: 'uint64_t',
   rule: 'void *', rule_len: 'size_t', message: 'void *', message_len: 'size_t',
+  approval: 'void *', approval_len: 'size_t', approval_error: 'void *', approval_error_len: 'size_t',
 });
 const Stats_t = koffi.struct('ml_stats', {
   size: 'size_t', calls: 'uint64_t', blocked: 'uint64_t', errors: 'uint64_t',
@@ -121,6 +122,10 @@ const V = {
   ruleLen: koffi.offsetof(Verdict_t, 'rule_len'),
   message: koffi.offsetof(Verdict_t, 'message'),
   messageLen: koffi.offsetof(Verdict_t, 'message_len'),
+  approval: koffi.offsetof(Verdict_t, 'approval'),
+  approvalLen: koffi.offsetof(Verdict_t, 'approval_len'),
+  approvalError: koffi.offsetof(Verdict_t, 'approval_error'),
+  approvalErrorLen: koffi.offsetof(Verdict_t, 'approval_error_len'),
 };
 const errBox = Buffer.alloc(8);
 const ptrBox = Buffer.alloc(8);
@@ -274,7 +279,7 @@ class Session {
 
   /**
    * Decides on a tool call before it runs.
-   * @returns {{action: string, rule: string, message: string, callId: number, count: number, mayRun: boolean}}
+   * @returns {{action: string, rule: string, message: string, callId: number, count: number, mayRun: boolean, approval: string|null, approvalError: string|null}}
    */
   check(tool, args) {
     const handle = this._live();
@@ -290,7 +295,10 @@ class Session {
     const message = decodeString(verdictBuf, V.message, V.messageLen);
     const callId = verdictBuf.readBigUInt64LE(V.callId);
     const count = verdictBuf.readUInt32LE(V.count);
-    if (rule || message) ml.verdict_clear(verdictBuf);
+    // Under [approval]: the token of a call that may run, or why it has none.
+    const approval = decodeString(verdictBuf, V.approval, V.approvalLen) || null;
+    const approvalError = decodeString(verdictBuf, V.approvalError, V.approvalErrorLen) || null;
+    if (rule || message || approval || approvalError) ml.verdict_clear(verdictBuf);
     return {
       action,
       rule,
@@ -298,6 +306,8 @@ class Session {
       callId: callId <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(callId) : callId,
       count,
       mayRun: action === 'allow' || action === 'warn',
+      approval,
+      approvalError,
     };
   }
 
