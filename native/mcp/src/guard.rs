@@ -34,6 +34,8 @@ use serde_json::{json, Value};
 pub const INPUT_SCHEMA_RULE: &str = "mcp.input_schema";
 /// The key under `_meta` where a result made by the guard says why.
 pub const META_KEY: &str = "dev.microloop/verdict";
+/// The key under a forwarded `tools/call`'s `params._meta` that carries its approval token.
+pub const APPROVAL_KEY: &str = "dev.microloop/approval";
 /// JSON-RPC: the request is not valid (here: its id is already in use).
 const INVALID_REQUEST: i64 = -32600;
 /// JSON-RPC: invalid params (the spec's code for an unknown tool).
@@ -48,6 +50,9 @@ pub enum FromClient {
     Forward,
     /// Does not go to the server; this JSON (one line, no newline) goes back to the client.
     Answer(Vec<u8>),
+    /// Goes to the server in this form (one line, no newline): a `tools/call` with its approval
+    /// token in `params._meta["dev.microloop/approval"]`.
+    Amend(Vec<u8>),
 }
 
 /// What becomes of a message from the server.
@@ -172,6 +177,8 @@ pub struct Guard {
     pub counters: Counters,
     /// Lines for stderr, taken by the transport.
     notes: Vec<String>,
+    /// The policy's `[audit]` and `[approval]`: every decision logged, every call that runs signed.
+    events: Option<microloop_host::Events>,
 }
 
 impl Guard {
@@ -188,7 +195,15 @@ impl Guard {
             shared: false,
             counters: Counters::default(),
             notes: Vec::new(),
+            events: None,
         }
+    }
+
+    /// This guard with the session's events (`Host::events`): decisions go to the audit log, and
+    /// calls that run go to the server with their approval token.
+    pub fn with_events(mut self, events: Option<microloop_host::Events>) -> Guard {
+        self.events = events;
+        self
     }
 
     /// For a guard several clients share (HTTP requests without a session id): a request id
@@ -248,7 +263,18 @@ impl Guard {
             }
             "tools/call" => match env.params.and_then(|p| serde_json::from_str::<CallParams>(p.get()).ok()) {
                 Some(call) => match self.check_call(id, &call) {
-                    Ok(p) => p,
+                    Ok((p, Some(token))) => {
+                        let amended = env.params.and_then(|params| with_approval(line, params, &token));
+                        self.pending.insert(key, p);
+                        return match amended {
+                            Some(l) => FromClient::Amend(l),
+                            None => {
+                                self.notes.push("microloop-mcp: the approval token could not be added to the call's params".into());
+                                FromClient::Forward
+                            }
+                        };
+                    }
+                    Ok((p, None)) => p,
                     Err(answer) => return FromClient::Answer(answer),
                 },
                 // Malformed params: the server answers them.
@@ -261,7 +287,7 @@ impl Guard {
     }
 
     /// Decides on a `tools/call`: what to remember until its answer, or the answer itself.
-    fn check_call(&mut self, id: &RawValue, call: &CallParams) -> Result<Pending, Vec<u8>> {
+    fn check_call(&mut self, id: &RawValue, call: &CallParams) -> Result<(Pending, Option<String>), Vec<u8>> {
         let tool = call.name.as_ref();
         if let (Some(tools), false) = (&self.tools, self.stale) {
             if !tools.contains_key(tool) {
@@ -285,15 +311,26 @@ impl Guard {
             Err(e) => {
                 self.counters.unchecked += 1;
                 self.notes.push(format!("microloop-mcp: cannot check `{tool}` ({e}); the call runs unchecked"));
-                return Ok(Pending::Other);
+                return Ok((Pending::Other, None));
             }
         };
         self.counters.calls += 1;
+        let token = match &self.events {
+            Some(ev) => match ev.decide(&self.session, tool, args.as_bytes(), &v, self.clock.now_ms(), true).approval {
+                Some(microloop_host::Approval::Token(t)) => Some(t),
+                Some(microloop_host::Approval::Refused(why)) => {
+                    self.notes.push(format!("microloop-mcp: `{tool}` goes without a token: {why}"));
+                    None
+                }
+                None => None,
+            },
+            None => None,
+        };
         match v.action {
-            Action::Allow => Ok(Pending::Call { call_id: v.call_id, warning: None }),
+            Action::Allow => Ok((Pending::Call { call_id: v.call_id, warning: None }, token)),
             Action::Warn => {
                 self.counters.warned += 1;
-                Ok(Pending::Call { call_id: v.call_id, warning: Some(v.message) })
+                Ok((Pending::Call { call_id: v.call_id, warning: Some(v.message) }, token))
             }
             Action::Block | Action::Halt => {
                 self.counters.blocked += 1;
@@ -464,6 +501,30 @@ impl Guard {
             }
         }
     }
+}
+
+/// The request `line` with `token` in `params._meta["dev.microloop/approval"]` (`params` is a
+/// slice of `line`); `None` when `params` is not an object.
+fn with_approval(line: &[u8], params: &RawValue, token: &str) -> Option<Vec<u8>> {
+    let text = params.get();
+    let start = (text.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+    let end = start.checked_add(text.len()).filter(|&e| e <= line.len())?;
+    // Every other value stays as the client wrote it (the arguments the token hashes included).
+    let mut map: BTreeMap<String, Box<RawValue>> = serde_json::from_str(text).ok()?;
+    let mut meta: BTreeMap<String, Box<RawValue>> = match map.get("_meta") {
+        Some(m) => serde_json::from_str(m.get()).ok()?,
+        None => BTreeMap::new(),
+    };
+    meta.insert(APPROVAL_KEY.to_owned(), serde_json::value::to_raw_value(token).ok()?);
+    map.insert("_meta".to_owned(), serde_json::value::to_raw_value(&meta).ok()?);
+    let mut out = Vec::with_capacity(line.len() + token.len() + 64);
+    out.extend_from_slice(&line[..start]);
+    serde_json::to_writer(&mut out, &map).ok()?;
+    out.extend_from_slice(&line[end..]);
+    while out.last().is_some_and(|b| b.is_ascii_whitespace()) {
+        out.pop();
+    }
+    Some(out)
 }
 
 fn envelope(line: &[u8]) -> Option<Envelope<'_>> {

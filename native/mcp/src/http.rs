@@ -42,6 +42,8 @@ pub struct Relay {
     client: reqwest::Client,
     policy: Policy,
     engine: Arc<Engine>,
+    /// The policy's `[audit]` / `[approval]`, given to every session's guard.
+    host: Option<Arc<microloop_host::Host>>,
     sessions: Mutex<HashMap<String, Arc<Mutex<Guard>>>>,
     /// Counters of sessions that ended, so `/metrics` keeps counting them.
     ended: Mutex<Counters>,
@@ -63,6 +65,7 @@ impl Relay {
             client,
             policy,
             engine,
+            host: None,
             sessions: Mutex::new(HashMap::new()),
             ended: Mutex::new(Counters::default()),
             requests: Mutex::new(BTreeMap::new()),
@@ -75,7 +78,8 @@ impl Relay {
         sessions
             .entry(session.to_owned())
             .or_insert_with(|| {
-                let g = Guard::new(self.policy.clone(), self.engine.clone(), Arc::new(SystemClock));
+                let events = self.host.as_ref().and_then(|h| h.events());
+                let g = Guard::new(self.policy.clone(), self.engine.clone(), Arc::new(SystemClock)).with_events(events);
                 Arc::new(Mutex::new(if session.is_empty() { g.shared() } else { g }))
             })
             .clone()
@@ -200,13 +204,18 @@ async fn relay_request(relay: &Relay, req: Request) -> Response {
         }
     };
     let guard = relay.guard(&session);
+    let mut body = body;
     if parts.method == Method::POST {
-        if let FromClient::Answer(a) = judge(&guard, |g| g.on_client(&body), FromClient::Forward) {
-            let mut r = plain(StatusCode::OK, "application/json", a);
-            if let Some(v) = parts.headers.get(SESSION_HEADER) {
-                r.headers_mut().insert(SESSION_HEADER, v.clone());
+        match judge(&guard, |g| g.on_client(&body), FromClient::Forward) {
+            FromClient::Answer(a) => {
+                let mut r = plain(StatusCode::OK, "application/json", a);
+                if let Some(v) = parts.headers.get(SESSION_HEADER) {
+                    r.headers_mut().insert(SESSION_HEADER, v.clone());
+                }
+                return r;
             }
-            return r;
+            FromClient::Amend(b) => body = Bytes::from(b),
+            FromClient::Forward => {}
         }
     }
     let mut url = relay.upstream.clone();
@@ -359,8 +368,10 @@ fn amend_event(guard: &Mutex<Guard>, ev: Bytes) -> Bytes {
 }
 
 /// Serves until SIGINT or SIGTERM.
-pub fn serve(listen: &str, upstream: String, policy: Policy, engine: Arc<Engine>) -> Result<(), String> {
-    let relay = Arc::new(Relay::new(upstream, policy, engine)?);
+pub fn serve(listen: &str, upstream: String, policy: Policy, host: Arc<microloop_host::Host>) -> Result<(), String> {
+    let mut relay = Relay::new(upstream, policy, host.engine().clone())?;
+    relay.host = Some(host);
+    let relay = Arc::new(relay);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;

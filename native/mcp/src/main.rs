@@ -95,17 +95,14 @@ fn usage_error(why: &str) -> ExitCode {
 
 fn serve_http(spec: Option<&str>, listen: &str, upstream: String) -> ExitCode {
     let cwd = std::env::current_dir().ok();
-    let loaded = microloop_host::load(spec, cwd.as_deref())
-        .map_err(|e| e.to_string())
-        .and_then(|(p, _)| microloop_host::engine_for(p.clone()).map(|e| (p, e)).map_err(|e| e.to_string()));
-    let (policy, engine) = match loaded {
-        Ok(pe) => pe,
+    let (policy, host) = match load(spec, cwd.as_deref()) {
+        Ok(ph) => ph,
         Err(e) => {
             eprintln!("microloop-mcp: policy: {e}");
             return ExitCode::from(2);
         }
     };
-    match http::serve(listen, upstream, policy, engine) {
+    match http::serve(listen, upstream, policy, Arc::new(host)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("microloop-mcp: {e}");
@@ -118,14 +115,20 @@ fn serve_http(spec: Option<&str>, listen: &str, upstream: String) -> ExitCode {
 /// the relay then passes everything unchecked.
 fn new_guard(spec: Option<&str>) -> Option<Guard> {
     let cwd = std::env::current_dir().ok();
-    let loaded = microloop_host::load(spec, cwd.as_deref().map(Path::new))
-        .map_err(|e| e.to_string())
-        .and_then(|(p, _)| microloop_host::engine_for(p.clone()).map(|e| (p, e)).map_err(|e| e.to_string()));
-    match loaded {
-        Ok((policy, engine)) => Some(Guard::new(policy, engine, Arc::new(SystemClock))),
+    match load(spec, cwd.as_deref().map(Path::new)) {
+        Ok((policy, host)) => Some(Guard::new(policy, host.engine().clone(), Arc::new(SystemClock)).with_events(host.events())),
         Err(e) => {
             eprintln!("microloop-mcp: policy: {e}; every call passes unchecked");
             None
         }
     }
+}
+
+/// The policy and its host (engine, `[audit]` log, `[approval]` key): a log or key that cannot be
+/// opened is an error here, as for the library.
+fn load(spec: Option<&str>, cwd: Option<&Path>) -> Result<(microloop_core::Policy, microloop_host::Host), String> {
+    let (policy, sections, text, file) = microloop_host::Host::load_parts(spec, cwd).map_err(|e| e.to_string())?;
+    let host = microloop_host::Host::new(policy.clone(), sections, text.as_bytes())
+        .map_err(|e| microloop_host::LoadError { file, path: e.path, message: e.message }.to_string())?;
+    Ok((policy, host))
 }

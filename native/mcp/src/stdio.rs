@@ -147,6 +147,12 @@ fn client_to_server(mut server: ChildStdin, guard: Option<&Mutex<Guard>>, client
                     server_ok = false;
                 }
             }
+            FromClient::Amend(mut l) => {
+                l.push(b'\n');
+                if server_ok && server.write_all(&l).and_then(|_| server.flush()).is_err() {
+                    server_ok = false;
+                }
+            }
             FromClient::Answer(a) => client.send(&a, true),
         }
         if line.capacity() > 1 << 20 {

@@ -26,10 +26,14 @@ use crate::metrics::Metrics;
 use crate::store::{Store, Stored};
 use crate::trajectory::{judge_logged, note, reask_results, replay};
 
+/// Where the approval key is published.
+pub const JWKS_PATH: &str = "/.well-known/microloop/jwks.json";
+
 pub struct AppState {
     pub cfg: Config,
     pub engine: Arc<Engine>,
-    /// Where every decision on a proposed call goes (the policy's `[audit]`), if anywhere.
+    /// Where every decision on a proposed call goes (the policy's `[audit]`), if anywhere, and the
+    /// `[approval]` key published at [`JWKS_PATH`].
     pub events: Option<microloop_host::Events>,
     pub client: reqwest::Client,
     pub metrics: Metrics,
@@ -81,6 +85,11 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let guard = if req.method() == Method::POST { dialect::guarding(&path) } else { None };
     let (route, resp) = match (req.method().clone(), path.as_str()) {
         (Method::GET, "/healthz") => ("healthz", plain(StatusCode::OK, "text/plain", "ok\n".into())),
+        // The public key of the policy's `[approval]` section as a JWK Set (docs/approval.md).
+        (Method::GET, JWKS_PATH) => match st.events.as_ref().and_then(|e| e.approver()) {
+            Some(a) => ("jwks", plain(StatusCode::OK, "application/json", a.jwks().to_string().into())),
+            None => ("jwks", plain(StatusCode::NOT_FOUND, "text/plain", "no [approval] section in the policy: no key to publish\n".into())),
+        },
         (Method::GET, "/metrics") => {
             ("metrics", plain(StatusCode::OK, "text/plain; version=0.0.4", st.metrics.render().into()))
         }

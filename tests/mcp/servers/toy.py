@@ -7,6 +7,7 @@ mid-call, and stdout lines that are not JSON.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -61,6 +62,12 @@ async def whoami(ctx: Context) -> str:
     """The Authorization header of the HTTP request (empty over stdio)."""
     request = ctx.request_context.request
     return request.headers.get("authorization", "") if request is not None else ""
+
+
+@server.tool()
+async def approved(text: str, ctx: Context) -> str:
+    """The request's params._meta as JSON (the relay's approval token is under dev.microloop/approval)."""
+    return json.dumps(dict(ctx.request_context.meta or {}))
 
 
 @server.tool()
