@@ -9,7 +9,7 @@
 //!   `"args_canon":"jcs","action":"allow","rule":"","policy_sha256":"<hex>"}`. `seq` counts from 0
 //!   with no gap; `args_sha256` is the SHA-256 of the arguments' RFC 8785 canonical form
 //!   (`args_canon: "jcs"`), or of their bytes as given when JCS cannot represent them (`"raw"`:
-//!   duplicate keys, integers beyond 2^53); the arguments themselves are never written;
+//!   duplicate keys, integers outside ±(2^53 - 1)); the arguments themselves are never written;
 //! * a **checkpoint**: `{"checkpoint":"<signed note>","frontier":["<hex>",…]}`. The note is a C2SP
 //!   `tlog-checkpoint` signed as a C2SP `signed-note` with Ed25519 (see [`crate::note`]); its
 //!   tree size is the number of records before it, its root their RFC 6962 tree head.
