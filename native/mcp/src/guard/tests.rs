@@ -17,6 +17,7 @@ fn answer(a: FromClient) -> Value {
     match a {
         FromClient::Answer(b) => serde_json::from_slice(&b).unwrap(),
         FromClient::Forward => panic!("forwarded"),
+        FromClient::Amend(_) => panic!("forwarded, amended"),
     }
 }
 
@@ -202,4 +203,36 @@ fn a_shared_guard_lets_clients_use_the_same_ids() {
     let mut g = guard("balanced").shared();
     assert_eq!(call(&mut g, 7, "read_file", json!({"path": "/a"})), FromClient::Forward);
     assert_eq!(call(&mut g, 7, "read_file", json!({"path": "/b"})), FromClient::Forward);
+}
+
+#[test]
+fn a_call_that_runs_goes_with_its_approval_token_and_its_own_bytes() {
+    let dir = std::env::temp_dir().join(format!("ml-mcp-approval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("approval.key");
+    write_test_key(&key);
+    let text = format!("[loops]\nmax_identical = 1\n[approval]\nkey_file = {:?}\naudience = \"tools.test\"\n", key.to_str().unwrap());
+    let (p, sections, text, _) = microloop_host::Host::load_parts(Some(&text), None).unwrap();
+    let host = microloop_host::Host::new(p.clone(), sections, text.as_bytes()).unwrap();
+    let mut g = Guard::new(p, host.engine().clone(), Arc::new(FixedClock::new(1_000))).with_events(host.events());
+    let sent = br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a", "n": 1.50},"_meta":{"progressToken":3}}}"#;
+    let FromClient::Amend(out) = g.on_client(&[&sent[..], b"\n"].concat()) else { panic!("not amended") };
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains(r#""arguments":{"path":"a", "n": 1.50}"#), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["params"]["_meta"]["progressToken"], 3);
+    let token = v["params"]["_meta"][APPROVAL_KEY].as_str().unwrap();
+    assert_eq!(token.split('.').count(), 3);
+    // A float written in exponent form is a number JCS represents: the call gets its token.
+    assert!(matches!(call(&mut g, 11, "list_directory", json!({"big": 1e20})), FromClient::Amend(_)));
+    // Arguments JCS cannot represent: forwarded as they came, and stderr says why.
+    let bad = br#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"write_file","arguments":{"id":9007199254740993}}}"#;
+    assert_eq!(g.on_client(bad), FromClient::Forward);
+    assert!(g.take_notes().iter().any(|n| n.contains("without a token")));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Writes a signer key file.
+fn write_test_key(path: &std::path::Path) {
+    std::fs::write(path, "PRIVATE+KEY+approval-test+47b6c8a2+AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f\n").unwrap();
 }
