@@ -11,7 +11,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK/pkg/prebuilds/linux-x64" "$WORK/project/test" "$WORK/home"
 
 # The package staged apart from the checkout (whose bindings/node loads `make lib`'s build).
-cp "$ROOT"/bindings/node/{package.json,index.js,index.d.ts,README.md} "$WORK/pkg/"
+cp "$ROOT"/bindings/node/{package.json,index.js,index.d.ts,approval.mjs,README.md} "$WORK/pkg/"
 cp "$LIB" "$WORK/pkg/prebuilds/linux-x64/libmicroloop.so"
 bare=$(bare_path "$WORK/bin" sh env node npm)
 run_bare() { env PATH="$bare" HOME="$WORK/home" npm_config_cache="$WORK/home/.npm" "$@"; }
