@@ -157,7 +157,7 @@ impl Run {
     fn check(&mut self, tool: &Input, args: &Input) {
         let (tp, tl) = tool.ptr();
         let (ap, al) = args.ptr();
-        let mut v = ml_verdict { size: std::mem::size_of::<ml_verdict>(), action: -1, count: 0, call_id: 0, rule: ptr::null_mut(), rule_len: 0, message: ptr::null_mut(), message_len: 0 };
+        let mut v = ml_verdict { size: std::mem::size_of::<ml_verdict>(), action: -1, count: 0, call_id: 0, rule: ptr::null_mut(), rule_len: 0, message: ptr::null_mut(), message_len: 0, approval: ptr::null_mut(), approval_len: 0, approval_error: ptr::null_mut(), approval_error_len: 0 };
         let mut err = ptr::null_mut();
         let s = unsafe { ml_check_call(self.session, tp, tl, ap, al, &mut v, &mut err) };
         if settle("ml_check_call", s, err) != ML_OK {

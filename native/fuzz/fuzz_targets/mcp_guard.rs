@@ -55,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
                 match g.on_client(l) {
                     FromClient::Forward => {}
                     FromClient::Answer(a) => assert_one_json_line("on_client", &a),
+                    FromClient::Amend(a) => assert_one_json_line("on_client (amended)", &a),
                 }
             }
         }
