@@ -1,6 +1,7 @@
 //! Replays the labelled agent runs of `../shared/realtraj-dev/` through a session and prints, per
 //! preset, how many loops are blocked (at or after `loop_start`) and how many legitimate runs are
-//! wrongly blocked, beside the exact-match-only baseline (`max_near_duplicate = 0`).
+//! wrongly blocked, beside the exact-match-only baseline (`max_near_duplicate = 0`,
+//! `max_near_errors = 0`), as `bench/realtraj.py` does.
 //!
 //! ```text
 //! cargo run --release --manifest-path native/Cargo.toml -p microloop-core --example realtraj [-- -v]
@@ -98,13 +99,14 @@ fn main() {
     let loops = runs.iter().filter(|(_, r)| r["label"] == "loop").count();
     let legit = runs.len() - loops;
     println!("{} runs: {loops} loops, {legit} legitimate", runs.len());
-    println!("{:<11} {:<22} {:>12} {:>22}", "preset", "near-duplicates", "loops caught", "legit wrongly blocked");
+    println!("{:<11} {:<22} {:>12} {:>22}", "preset", "near matching", "loops caught", "legit wrongly blocked");
     for preset in ["strict", "balanced", "permissive"] {
         for near in [false, true] {
             let policy = if near {
                 serde_json::json!({"preset": preset})
             } else {
-                serde_json::json!({"preset": preset, "loops": {"max_near_duplicate": 0}})
+                // Near matching off: neither near-duplicate calls nor near-identical failures.
+                serde_json::json!({"preset": preset, "loops": {"max_near_duplicate": 0, "max_near_errors": 0}})
             };
             if std::env::var_os("MICROLOOP_TRACE").is_some() {
                 println!("== {preset} near={near}");

@@ -21,7 +21,7 @@ use serde_json::Value;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::doc::{Doc, Item, Num};
-use crate::sketch::{Builder, Sketch};
+use crate::sketch::{ArgTokens, Builder, Sketch};
 
 mod fast;
 #[cfg(fuzzing)]
@@ -131,9 +131,12 @@ pub struct Hashed {
     pub command: Option<String>,
     /// The arguments' similarity sketch, when it was asked for ([`hash_json_sketched`]).
     pub sketch: Option<Sketch>,
-    /// The arguments' tokens, with the sketch: what an error of this call may echo.
-    pub echo: Option<crate::sketch::Echo>,
 }
+
+/// Where [`hash_json_str`] and [`hash_json_doc`] put the arguments' tokens, with the sketch: what
+/// an error of the call may echo. An out-parameter, not a member of [`Hashed`]: the list is large
+/// and the check path would copy it at every move.
+pub type EchoOut<'a> = Option<&'a mut ArgTokens>;
 
 /// The fingerprint of a tool's answer: canonical when it is JSON ([`hash_json`]), of its bytes
 /// when it is not ([`bytes_fingerprint`]). Most plain text is told apart by its last byte alone,
@@ -146,10 +149,10 @@ pub fn result_fingerprint(text: &[u8], ignore: &[String]) -> Fingerprint {
         return bytes_fingerprint(text);
     }
     let json = match core::str::from_utf8(text) {
-        Ok(s) => match hash_fast(s, ignore, false, None) {
+        Ok(s) => match hash_fast(s, ignore, false, None, None) {
             Ok(hashed) => Ok(hashed),
             Err(fast::Decline::Trailing) => return bytes_fingerprint(text),
-            Err(fast::Decline::Other) => serde_hash(s, ignore, false),
+            Err(fast::Decline::Other) => serde_hash(s, ignore, false, None),
         },
         Err(_) => hash_json(text, ignore),
     };
@@ -169,54 +172,57 @@ pub fn hash_json(text: &[u8], ignore: &[String]) -> Result<Hashed, serde_json::E
 /// (ignored members are left out here too).
 pub fn hash_json_sketched(text: &[u8], ignore: &[String], sketch: bool) -> Result<Hashed, serde_json::Error> {
     match core::str::from_utf8(text) {
-        Ok(s) => hash_json_str(s, ignore, sketch),
+        Ok(s) => hash_json_str(s, ignore, sketch, None),
         // Invalid UTF-8 takes the byte path, so its error is serde_json's own, with line and column.
         // serde_json skips ignored members unread: bytes that are not UTF-8 there are not JSON either.
-        Err(e) => hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_slice(text), ctx), ignore, sketch, None)
+        Err(e) => hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_slice(text), ctx), ignore, sketch, None, None)
             .and_then(|_| Err(de::Error::custom(format_args!("invalid UTF-8 at byte {}", e.valid_up_to())))),
     }
 }
 
 /// [`hash_json_sketched`] of text already known to be UTF-8: serde_json then skips checking every
 /// string and key again (the larger cost on short strings).
-pub fn hash_json_str(text: &str, ignore: &[String], sketch: bool) -> Result<Hashed, serde_json::Error> {
-    if let Ok(hashed) = hash_fast(text, ignore, sketch, None) {
+pub fn hash_json_str(text: &str, ignore: &[String], sketch: bool, mut echo: EchoOut) -> Result<Hashed, serde_json::Error> {
+    if let Ok(hashed) = hash_fast(text, ignore, sketch, None, echo.as_deref_mut()) {
         return Ok(hashed);
     }
-    serde_hash(text, ignore, sketch)
+    serde_hash(text, ignore, sketch, echo)
 }
 
 /// [`hash_json_str`] by serde_json alone: for everything the fast path declines.
-fn serde_hash(text: &str, ignore: &[String], sketch: bool) -> Result<Hashed, serde_json::Error> {
-    hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_str(text), ctx), ignore, sketch, None)
+fn serde_hash(text: &str, ignore: &[String], sketch: bool, echo: EchoOut) -> Result<Hashed, serde_json::Error> {
+    hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_str(text), ctx), ignore, sketch, None, echo)
 }
 
 /// [`hash_json_str`], and the parsed arguments in `doc` (cleared first; ignored members are in it
 /// too), for rules to read with [`Doc::with`]`(text)`.
-pub fn hash_json_doc(text: &str, ignore: &[String], sketch: bool, doc: &mut Doc) -> Result<Hashed, serde_json::Error> {
+pub fn hash_json_doc(text: &str, ignore: &[String], sketch: bool, doc: &mut Doc, mut echo: EchoOut) -> Result<Hashed, serde_json::Error> {
     if text.len() > crate::doc::MAX_TEXT {
         return Err(de::Error::custom("arguments of 2 GiB or more cannot be read"));
     }
     doc.clear();
-    if let Ok(hashed) = hash_fast(text, ignore, sketch, Some(&mut *doc)) {
+    if let Ok(hashed) = hash_fast(text, ignore, sketch, Some(&mut *doc), echo.as_deref_mut()) {
         return Ok(hashed);
     }
-    serde_doc(text, ignore, sketch, doc)
+    serde_doc(text, ignore, sketch, doc, echo)
 }
 
 /// The byte scanner's answer (`fast`), when it takes the text.
-fn hash_fast(text: &str, ignore: &[String], sketch: bool, doc: Option<&mut Doc>) -> Result<Hashed, fast::Decline> {
+fn hash_fast(text: &str, ignore: &[String], sketch: bool, doc: Option<&mut Doc>, echo: EchoOut) -> Result<Hashed, fast::Decline> {
     let mut builder = Builder::new();
     let read = fast::read(text, ignore, sketch.then_some(&mut builder), doc)?;
-    Ok(read.hashed(sketch.then(|| builder.finish()), sketch.then(|| *builder.echo())))
+    if let (true, Some(out)) = (sketch, echo) {
+        *out = *builder.echo();
+    }
+    Ok(read.hashed(sketch.then(|| builder.finish())))
 }
 
 /// [`hash_json_doc`] by serde_json alone: for everything the fast path declines.
-fn serde_doc(text: &str, ignore: &[String], sketch: bool, doc: &mut Doc) -> Result<Hashed, serde_json::Error> {
+fn serde_doc(text: &str, ignore: &[String], sketch: bool, doc: &mut Doc, echo: EchoOut) -> Result<Hashed, serde_json::Error> {
     doc.clear();
     let cell = RefCell::new(core::mem::take(doc));
     let tape = Tape { text, doc: &cell };
-    let hashed = hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_str(text), ctx), ignore, sketch, Some(tape));
+    let hashed = hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_str(text), ctx), ignore, sketch, Some(tape), echo);
     *doc = cell.into_inner();
     hashed
 }
@@ -226,14 +232,17 @@ fn hash_with(
     ignore: &[String],
     sketch: bool,
     tape: Option<Tape>,
+    echo: EchoOut,
 ) -> Result<Hashed, serde_json::Error> {
     let command = RefCell::new(None);
     let builder = RefCell::new(Builder::new());
     let ctx = Ctx { ignore, command: &command, sketch: sketch.then_some(&builder), tape };
     let fingerprint = hash(&ctx)?;
-    let echo = sketch.then(|| *builder.borrow().echo());
+    if let (true, Some(out)) = (sketch, echo) {
+        *out = *builder.borrow().echo();
+    }
     let sketch = sketch.then(|| builder.borrow().finish());
-    Ok(Hashed { fingerprint, command: command.into_inner().map(|(_, s)| s), sketch, echo })
+    Ok(Hashed { fingerprint, command: command.into_inner().map(|(_, s)| s), sketch })
 }
 
 /// Hashes the one value `de` holds, and checks nothing follows it.
@@ -253,7 +262,7 @@ pub fn hash_value(value: &Value, ignore: &[String]) -> Hashed {
             .map(String::from),
         _ => None,
     };
-    Hashed { fingerprint: hash_value_inner(value, ignore), command, sketch: None, echo: None }
+    Hashed { fingerprint: hash_value_inner(value, ignore), command, sketch: None }
 }
 
 fn hash_value_inner(value: &Value, ignore: &[String]) -> u64 {
@@ -355,13 +364,11 @@ impl<'de> Visitor<'de> for HashSeed<'_, '_> {
     }
     fn visit_i64<E>(self, i: i64) -> Result<u64, E> {
         self.item(Item::Num(Num::I64(i)));
-        self.echo_number(i as i128);
-        Ok(self.token(hash_int(i as i128), crate::sketch::HEAVY))
+        Ok(self.int(i < 0, i.unsigned_abs()))
     }
     fn visit_u64<E>(self, u: u64) -> Result<u64, E> {
         self.item(Item::Num(Num::U64(u)));
-        self.echo_number(u as i128);
-        Ok(self.token(hash_int(u as i128), crate::sketch::HEAVY))
+        Ok(self.int(false, u))
     }
     fn visit_f64<E>(self, f: f64) -> Result<u64, E> {
         self.item(Item::Num(Num::F64(f)));
@@ -411,11 +418,14 @@ impl<'de> Visitor<'de> for HashSeed<'_, '_> {
 }
 
 impl HashSeed<'_, '_> {
-    /// A number's written form, for errors that echo it.
-    fn echo_number(self, n: i128) {
+    /// Feeds an integer to the sketch (as an id, and echoable as written), if one is being
+    /// built; returns its canonical hash.
+    fn int(self, negative: bool, magnitude: u64) -> u64 {
+        let hash = hash_int(if negative { -(magnitude as i128) } else { magnitude as i128 });
         if let (Some(b), false) = (self.ctx.sketch, self.skip) {
-            b.borrow_mut().echo_number(n);
+            b.borrow_mut().add_int(self.field, negative, magnitude, hash);
         }
+        hash
     }
 
     /// Feeds a scalar's canonical hash to the sketch, if one is being built; returns the hash.

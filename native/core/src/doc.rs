@@ -146,7 +146,7 @@ impl Doc {
     /// Parses `text` into a document (standalone use; sessions fill theirs while hashing).
     pub fn parse(text: &str) -> Result<Doc, serde_json::Error> {
         let mut doc = Doc::default();
-        crate::canon::hash_json_doc(text, &[], false, &mut doc)?;
+        crate::canon::hash_json_doc(text, &[], false, &mut doc, None)?;
         Ok(doc)
     }
 

@@ -31,7 +31,7 @@ use crate::engine::Engine;
 use crate::mask::mask_volatile;
 use crate::policy::{Limits, Resolved};
 use crate::rule::Rule;
-use crate::sketch::{self, Echo, ErrorKey, Ids, Sketch};
+use crate::sketch::{self, ArgTokens, ErrorKey, Ids, Sketch};
 use crate::verdict::{Action, Verdict};
 
 mod snapshot;
@@ -190,7 +190,7 @@ pub struct Session {
     /// The argument tokens of the newest calls still waiting for their result (by call id), for
     /// reading what their errors echo; a result that comes after [`ECHO_PENDING`] newer calls is
     /// compared without.
-    echoes: VecDeque<(u64, Echo)>,
+    echoes: VecDeque<(u64, ArgTokens)>,
 }
 
 /// What the policy says about one tool name, and the effect its name alone implies (inferred
@@ -387,11 +387,12 @@ impl Session {
 
         let limits = &resolved.limits;
         let want_sketch = limits.max_near_duplicate > 0 || limits.max_near_errors > 0;
+        let mut echo = ArgTokens::new();
         let hashed = match (&engine.rules, resolved.has_rules) {
             (Some(rules), true) => {
                 // One pass parses, hashes and sketches the arguments; the rules read the result.
                 let mut doc = core::mem::take(&mut self.doc);
-                let hashed = canon::hash_json_doc(text, &policy.ignore_fields, want_sketch, &mut doc);
+                let hashed = canon::hash_json_doc(text, &policy.ignore_fields, want_sketch, &mut doc, Some(&mut echo));
                 let hit = hashed.is_ok().then(|| rules.check_call(&resolved.entries, doc.with(text).root())).flatten();
                 // Keep the memory for the next call, unless these arguments made it large.
                 if doc.footprint() <= DOC_KEEP_MAX {
@@ -403,7 +404,7 @@ impl Session {
                 }
                 hashed
             }
-            _ => canon::hash_json_str(text, &policy.ignore_fields, want_sketch)
+            _ => canon::hash_json_str(text, &policy.ignore_fields, want_sketch, Some(&mut echo))
                 .map_err(|e| CheckError::InvalidJson(e.to_string()))?,
         };
         let fp = canon::call_fingerprint(tool, hashed.fingerprint);
@@ -434,7 +435,7 @@ impl Session {
         let warning = findings.iter().flatten().find(|f| f.warnable && f.count + 1 == f.max && f.count > 0);
         let previous = self.executions.len() as u32;
         let call_id = self.push(fp, tool_fp, info.name.clone(), effect, hashed.sketch, now_ms);
-        if let Some(echo) = hashed.echo {
+        if want_sketch {
             if self.echoes.len() == ECHO_PENDING {
                 self.echoes.pop_front();
             }
@@ -501,6 +502,8 @@ impl Session {
             }
         }
         let echo = self.echoes.iter().position(|(id, _)| *id == call_id).and_then(|i| self.echoes.remove(i)).map(|(_, e)| e);
+        // The filter of the arguments' tokens, built only for a failure (the only result read with it).
+        let echo = echo.filter(|_| is_error).map(|tokens| tokens.filter());
         let (sketch, answer_ids) = match self.history[idx].sketch.as_ref() {
             Some(args) => {
                 let (sketch, ids) = Sketch::of_answer_and_ids(&masked, args);

@@ -224,8 +224,8 @@ pub struct Builder {
     call_ids: [u64; 2],
     /// The answer's ids found in `call_ids`.
     named: [u64; 2],
-    /// Every token of the text, two bits each (see [`Echo`]).
-    echo: Echo,
+    /// Every token of the arguments, for the [`Echo`] filter of their error.
+    echo: ArgTokens,
 }
 
 impl Default for Builder {
@@ -397,10 +397,24 @@ impl Echo {
         [(a >> 6, 1 << (a & 63)), (b >> 6, 1 << (b & 63))]
     }
 
+    /// [`Echo::bits`] set, computed straight from the token (the same bits: bit `t & 1023` is
+    /// word `(t >> 6) & 15`, bit `t & 63`): on the check path for every argument token.
+    #[inline(always)]
     fn insert(&mut self, token: u64) {
-        for (w, bit) in Self::bits(token) {
-            self.0[w] |= bit;
-        }
+        Self::set(&mut self.0, token);
+    }
+
+    #[inline(always)]
+    fn set(words: &mut [u64; 16], token: u64) {
+        words[(token >> 6 & 15) as usize] |= 1 << (token & 63);
+        words[(token >> 16 & 15) as usize] |= 1 << (token >> 10 & 63);
+    }
+
+    #[cfg(test)]
+    fn from_token(token: u64) -> Echo {
+        let mut echo = Echo::default();
+        echo.insert(token);
+        echo
     }
 
     /// True when the token is (probably) among the arguments' tokens.
@@ -410,24 +424,149 @@ impl Echo {
 
     /// Adds a number as the text it is written with (`957`), as an error would echo it.
     pub fn insert_number(&mut self, n: i128) {
-        let mut buf = [0u8; 40];
-        let mut at = buf.len();
-        let mut m = n.unsigned_abs();
-        loop {
+        self.insert(written_hash(n));
+    }
+}
+
+/// The token hash of a number as it is written (`957`, `-3`).
+fn written_hash(n: i128) -> u64 {
+    let mut buf = [0u8; 40];
+    let mut at = buf.len();
+    match u64::try_from(n.unsigned_abs()) {
+        // Every JSON integer fits here: a `u64` divides by 10 with a multiply, a `u128` with a
+        // library call per digit.
+        Ok(mut m) => loop {
             at -= 1;
             buf[at] = b'0' + (m % 10) as u8;
             m /= 10;
             if m == 0 {
                 break;
             }
+        },
+        Err(_) => {
+            let mut m = n.unsigned_abs();
+            loop {
+                at -= 1;
+                buf[at] = b'0' + (m % 10) as u8;
+                m /= 10;
+                if m == 0 {
+                    break;
+                }
+            }
         }
-        if n < 0 {
-            at -= 1;
-            buf[at] = b'-';
+    }
+    if n < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    token_hash(&buf[at..])
+}
+
+/// A call's argument tokens, kept until its result comes for the [`Echo`] filter its error is
+/// read with. The filter is needed only when the call fails: up to [`ArgTokens::LISTED`] tokens
+/// (most calls) are listed as they come, a token hash or a number's value each, and the filter is
+/// built from them by [`ArgTokens::filter`]; past that many the list becomes the filter at once.
+/// Either way the filter has the same bits as inserting every token as it came.
+#[derive(Debug, Clone, Copy)]
+pub struct ArgTokens {
+    /// The listed tokens: a token's hash, or an integer's magnitude where `numbers` has its bit
+    /// (echoable as its canonical hash and as its written form);
+    /// once `listed` is [`ArgTokens::FILTER`], the filter's words.
+    words: [u64; ArgTokens::LISTED],
+    /// How many tokens are listed, or [`ArgTokens::FILTER`].
+    listed: u8,
+    /// Bit `i`: `words[i]` is a number's magnitude.
+    numbers: u16,
+    /// Bit `i`: that number is negative.
+    negative: u16,
+}
+
+impl ArgTokens {
+    /// Tokens listed before the list turns into the filter.
+    pub const LISTED: usize = 16;
+    const FILTER: u8 = u8::MAX;
+
+    pub fn new() -> ArgTokens {
+        ArgTokens { words: [0; Self::LISTED], listed: 0, numbers: 0, negative: 0 }
+    }
+
+    /// Adds a token's hash.
+    #[inline(always)]
+    fn token(&mut self, token: u64) {
+        let n = self.listed as usize;
+        if n < Self::LISTED {
+            self.words[n] = token;
+            self.listed += 1;
+        } else {
+            self.spill();
+            Echo::set(&mut self.words, token);
         }
-        self.insert(token_hash(&buf[at..]));
+    }
+
+    /// Adds an integer, echoable as its canonical hash `hash` and as the text it is written
+    /// with (`957`).
+    #[inline(always)]
+    fn number(&mut self, negative: bool, magnitude: u64, hash: u64) {
+        let n = self.listed as usize;
+        if n < Self::LISTED {
+            self.words[n] = magnitude;
+            self.numbers |= 1 << n;
+            self.negative |= (negative as u16) << n;
+            self.listed += 1;
+        } else {
+            self.spill();
+            Echo::set(&mut self.words, hash);
+            Echo::set(&mut self.words, written_hash(if negative { -(magnitude as i128) } else { magnitude as i128 }));
+        }
+    }
+
+    /// The list made into the filter, in place.
+    #[inline]
+    fn spill(&mut self) {
+        if self.listed != Self::FILTER {
+            self.spill_list();
+        }
+    }
+
+    #[cold]
+    fn spill_list(&mut self) {
+        self.words = self.filter().0;
+        self.listed = Self::FILTER;
+    }
+
+    /// The filter of every token added.
+    pub fn filter(&self) -> Echo {
+        if self.listed == Self::FILTER {
+            return Echo(self.words);
+        }
+        let mut echo = Echo::default();
+        for (i, &word) in self.words[..self.listed as usize].iter().enumerate() {
+            if self.numbers >> i & 1 == 0 {
+                echo.insert(word);
+            } else {
+                let value = if self.negative >> i & 1 == 0 { word as i128 } else { -(word as i128) };
+                echo.insert(crate::canon::hash_int(value));
+                echo.insert_number(value);
+            }
+        }
+        echo
     }
 }
+
+impl Default for ArgTokens {
+    fn default() -> ArgTokens {
+        ArgTokens::new()
+    }
+}
+
+/// Two lists are equal when they give the same filter (the tokens' order does not matter).
+impl PartialEq for ArgTokens {
+    fn eq(&self, other: &ArgTokens) -> bool {
+        self.filter() == other.filter()
+    }
+}
+
+impl Eq for ArgTokens {}
 
 /// An error, read for comparing it with the errors of other calls ([`error_key`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -506,17 +645,22 @@ fn id_bits(token: u64) -> [(usize, u64); 2] {
 
 impl Builder {
     /// The arguments' tokens seen so far, for [`error_key`].
-    pub fn echo(&self) -> &Echo {
+    pub fn echo(&self) -> &ArgTokens {
         &self.echo
     }
 
-    /// Records a number's written form among the echoable tokens (see [`Echo::insert_number`]).
-    pub fn echo_number(&mut self, n: i128) {
-        self.echo.insert_number(n);
+    /// Adds an integer of the arguments, whose canonical hash is `hash` ([`crate::canon::hash_int`]):
+    /// [`Builder::add_number`], and the number echoable both as that token and as the text it is
+    /// written with ([`Echo::insert_number`]), in one entry of the list.
+    #[inline(always)]
+    pub fn add_int(&mut self, field: u64, negative: bool, magnitude: u64, hash: u64) {
+        debug_assert_eq!(hash, crate::canon::hash_int(if negative { -(magnitude as i128) } else { magnitude as i128 }));
+        self.echo.number(negative, magnitude, hash);
+        self.mix::<false>(field, hash, HEAVY, 0);
     }
 
     pub fn new() -> Builder {
-        Builder { mins: [u64::MAX; SLOTS], filled: 0, ids: [0; 2], call_ids: [0; 2], named: [0; 2], echo: Echo::default() }
+        Builder { mins: [u64::MAX; SLOTS], filled: 0, ids: [0; 2], call_ids: [0; 2], named: [0; 2], echo: ArgTokens::new() }
     }
 
     /// Adds one token, already hashed, `weight` times; a token of weight [`HEAVY`] also enters
@@ -530,13 +674,20 @@ impl Builder {
     /// Arguments are sketched without `NAMING`, at no cost on the check path.
     fn add_token<const NAMING: bool>(&mut self, field: u64, token: u64, weight: u32, len: usize) {
         if !NAMING {
-            self.echo.insert(token);
+            self.echo.token(token);
         }
+        self.mix::<NAMING>(field, token, weight, len);
+    }
+
+    /// [`Builder::add_token`] without the echo: the sketch and the ids.
+    #[inline(always)]
+    fn mix<const NAMING: bool>(&mut self, field: u64, token: u64, weight: u32, len: usize) {
         if weight >= HEAVY {
+            // `id_bits`, as two words.
+            let h = fmix(token ^ K2);
             let mut bits = [0u64; 2];
-            for (w, bit) in id_bits(token) {
-                bits[w] |= bit;
-            }
+            bits[(h >> 6 & 1) as usize] |= 1 << (h & 63);
+            bits[(h >> 13 & 1) as usize] |= 1 << (h >> 7 & 63);
             self.ids[0] |= bits[0];
             self.ids[1] |= bits[1];
             // An id of the arguments that the answer names.
@@ -635,10 +786,12 @@ impl Builder {
     }
 
     pub fn finish(&self) -> Sketch {
-        let mut mins = [0u8; SLOTS];
-        for (i, (m, &full)) in mins.iter_mut().zip(&self.mins).enumerate() {
-            // Empty buckets hold 0 (see `similarity`).
-            *m = if self.filled >> i & 1 == 1 { full as u8 } else { 0 };
+        let mut mins = self.mins.map(|full| full as u8);
+        // Empty buckets hold 0 (see `similarity`).
+        let mut empty = !self.filled;
+        while empty != 0 {
+            mins[empty.trailing_zeros() as usize] = 0;
+            empty &= empty - 1;
         }
         Sketch { filled: self.filled, mins, ids: narrow(self.ids) }
     }
@@ -859,6 +1012,63 @@ mod tests {
     }
 
     #[test]
+    fn the_check_path_shortcuts_set_the_same_bits() {
+        // `Echo::insert` against `Echo::bits`, the ids of `add_token` against `id_bits`, and a
+        // number's text against its formatted value, on many tokens.
+        let mut h = K1;
+        for i in 0..2000u64 {
+            h = fmix(h ^ i);
+            let mut echo = Echo::default();
+            echo.insert(h);
+            let mut want = Echo::default();
+            for (w, bit) in Echo::bits(h) {
+                want.0[w] |= bit;
+            }
+            assert_eq!(echo, want);
+            let mut b = Builder::new();
+            b.add_hashed(0, h, HEAVY);
+            let mut ids = [0u64; 2];
+            for (w, bit) in id_bits(h) {
+                ids[w] |= bit;
+            }
+            assert_eq!(b.ids, ids);
+        }
+        for n in [0i128, 7, -3, 957, 1002, -9223372036854775807, i64::MIN as i128, u64::MAX as i128, 10_000_000_000, i128::MIN + 1] {
+            let mut echo = Echo::default();
+            echo.insert_number(n);
+            assert_eq!(echo, Echo::from_token(token_hash(alloc::format!("{n}").as_bytes())), "{n}");
+        }
+    }
+
+    #[test]
+    fn listed_argument_tokens_give_the_filter_of_every_token() {
+        // Tokens and numbers, fewer and more than are listed, against inserting each at once.
+        let mut h = K2;
+        for count in [0usize, 1, 5, ArgTokens::LISTED - 1, ArgTokens::LISTED, ArgTokens::LISTED + 1, 40] {
+            let mut listed = ArgTokens::new();
+            let mut want = Echo::default();
+            for i in 0..count {
+                h = fmix(h ^ i as u64);
+                match h % 4 {
+                    0 | 1 => {
+                        let n = (h >> 8) as i64 as i128 / if h & 16 == 0 { 1 } else { 1 << 40 };
+                        let n = if h % 4 == 1 { n.unsigned_abs() as i128 + u64::MAX as i128 / 2 } else { n };
+                        listed.number(n < 0, n.unsigned_abs() as u64, crate::canon::hash_int(n));
+                        want.insert(crate::canon::hash_int(n));
+                        want.insert_number(n);
+                    }
+                    _ => {
+                        listed.token(h);
+                        want.insert(h);
+                    }
+                }
+            }
+            assert_eq!(listed.filter(), want, "{count} tokens");
+            assert_eq!(listed, ArgTokens { words: want.0, listed: ArgTokens::FILTER, numbers: 0, negative: 0 });
+        }
+    }
+
+    #[test]
     fn a_changed_quoted_string_is_a_new_question() {
         let a = Sketch::of_text(br#"cd /testbed && grep -r "Ellipsis(" astroid/ | grep -v "class Ellipsis" | head -5"#);
         let b = Sketch::of_text(br#"cd /testbed && grep -r "ExtSlice(" astroid/ | grep -v "class ExtSlice" | head -5"#);
@@ -879,8 +1089,8 @@ mod tests {
     fn errors_compare_with_their_echo_of_the_arguments_left_out() {
         let mut b = Builder::new();
         b.add_text(1, b"if x == 1:\n    return");
-        b.echo_number(957);
-        let echo = b.echo();
+        b.add_int(0, false, 957, crate::canon::hash_int(957));
+        let echo = &b.echo().filter();
         let key = |t: &[u8], e: Option<&Echo>| error_key(t, e).key;
         let k1 = key(b"Error: No replacement was performed, old_str `if x == 1:\n    return` did not appear", Some(echo));
         let k2 = key(b"Error: No replacement was performed, old_str `if x == 1:` did not appear", Some(echo));

@@ -18,7 +18,7 @@
 use alloc::string::String;
 
 use crate::doc::{Doc, Item, Num, Span};
-use crate::sketch::{Builder, HEAVY};
+use crate::sketch::Builder;
 
 use super::{finish_object, hash_int, hash_u64, member, ArrayHasher, SEED_BOOL, SEED_NULL};
 
@@ -33,8 +33,8 @@ pub(super) struct Read {
 }
 
 impl Read {
-    pub fn hashed(self, sketch: Option<crate::sketch::Sketch>, echo: Option<crate::sketch::Echo>) -> super::Hashed {
-        super::Hashed { fingerprint: self.fingerprint, command: self.command.map(|(_, s)| s), sketch, echo }
+    pub fn hashed(self, sketch: Option<crate::sketch::Sketch>) -> super::Hashed {
+        super::Hashed { fingerprint: self.fingerprint, command: self.command.map(|(_, s)| s), sketch }
     }
 }
 
@@ -232,15 +232,16 @@ impl Reader<'_, '_> {
             b'-' | b'0'..=b'9' => {
                 let n = self.integer()?;
                 self.push(Item::Num(n));
-                let int = match n {
-                    Num::U64(u) => u as i128,
-                    Num::I64(i) => i as i128,
+                let (negative, magnitude) = match n {
+                    Num::U64(u) => (false, u),
+                    Num::I64(i) => (i < 0, i.unsigned_abs()),
                     Num::F64(_) => return None,
                 };
+                let hash = hash_int(if negative { -(magnitude as i128) } else { magnitude as i128 });
                 if let (Some(b), false) = (self.sketch.as_deref_mut(), at.skip) {
-                    b.echo_number(int);
+                    b.add_int(at.field, negative, magnitude, hash);
                 }
-                Some(self.token(at, hash_int(int), HEAVY))
+                Some(hash)
             }
             _ => None,
         }
@@ -436,6 +437,7 @@ impl Reader<'_, '_> {
 mod tests {
     use super::*;
     use crate::canon::{serde_doc, Hashed};
+    use crate::sketch::ArgTokens;
     use alloc::format;
     use alloc::string::ToString;
     use alloc::vec;
@@ -443,14 +445,14 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::Value;
 
-    /// The fast path's answer, with the document it filled.
-    fn fast(text: &str, ignore: &[String]) -> Option<(Hashed, Doc)> {
+    /// The fast path's answer, with the document it filled and the arguments' tokens.
+    fn fast(text: &str, ignore: &[String]) -> Option<(Hashed, Doc, ArgTokens)> {
         let (mut builder, mut doc) = (Builder::new(), Doc::default());
         let read = read(text, ignore, Some(&mut builder), Some(&mut doc)).ok()?;
         // Without a sketch or a document, the same fingerprint and command.
         let bare = read_bare(text, ignore).expect("taken with a document, taken without");
         assert_eq!((bare.fingerprint, &bare.command), (read.fingerprint, &read.command));
-        Some((read.hashed(Some(builder.finish()), Some(*builder.echo())), doc))
+        Some((read.hashed(Some(builder.finish())), doc, *builder.echo()))
     }
 
     fn read_bare(text: &str, ignore: &[String]) -> Option<Read> {
@@ -461,14 +463,15 @@ mod tests {
     /// A text the fast path calls certainly not JSON is not (see [`Decline::Trailing`]).
     fn agrees(text: &str, ignore: &[String]) -> bool {
         if read(text, ignore, None, None).err() == Some(Decline::Trailing) {
-            let slow = serde_doc(text, ignore, true, &mut Doc::default());
+            let slow = serde_doc(text, ignore, true, &mut Doc::default(), None);
             assert!(slow.is_err(), "serde_json took a text with trailing characters: {text:?}");
             return false;
         }
-        let Some((hashed, fast_doc)) = fast(text, ignore) else { return false };
-        let mut doc = Doc::default();
-        let slow = serde_doc(text, ignore, true, &mut doc).unwrap_or_else(|e| panic!("fast path accepted invalid JSON {text:?}: {e}"));
+        let Some((hashed, fast_doc, fast_echo)) = fast(text, ignore) else { return false };
+        let (mut doc, mut echo) = (Doc::default(), ArgTokens::new());
+        let slow = serde_doc(text, ignore, true, &mut doc, Some(&mut echo)).unwrap_or_else(|e| panic!("fast path accepted invalid JSON {text:?}: {e}"));
         assert_eq!(hashed, slow, "{text}");
+        assert_eq!(fast_echo, echo, "{text}");
         assert_eq!(fast_doc.items, doc.items, "{text}");
         assert_eq!(fast_doc.owned, doc.owned, "{text}");
         true

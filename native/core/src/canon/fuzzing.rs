@@ -6,7 +6,7 @@ use alloc::string::String;
 use super::fast::{self, Decline};
 use super::{serde_doc, Hashed};
 use crate::doc::Doc;
-use crate::sketch::Builder;
+use crate::sketch::{ArgTokens, Builder};
 
 /// Panics when the byte scanner and serde_json disagree on `text`: a text the scanner takes must
 /// be one serde_json takes, with the same fingerprint, command, sketch and document; a text the
@@ -16,8 +16,8 @@ pub fn fast_agrees_with_serde(text: &str, ignore: &[String]) -> bool {
     let (mut builder, mut fast_doc) = (Builder::new(), Doc::default());
     let read = fast::read(text, ignore, Some(&mut builder), Some(&mut fast_doc));
     let bare = fast::read(text, ignore, None, None);
-    let mut slow_doc = Doc::default();
-    let slow = serde_doc(text, ignore, true, &mut slow_doc);
+    let (mut slow_doc, mut slow_echo) = (Doc::default(), ArgTokens::new());
+    let slow = serde_doc(text, ignore, true, &mut slow_doc, Some(&mut slow_echo));
     match read {
         Err(why) => {
             assert_eq!(bare.err(), Some(why), "the scanner declined {text:?} with a document and answered without one");
@@ -29,9 +29,10 @@ pub fn fast_agrees_with_serde(text: &str, ignore: &[String]) -> bool {
         Ok(read) => {
             let bare = bare.unwrap_or_else(|_| panic!("the scanner took {text:?} with a document, declined it without one"));
             assert_eq!((bare.fingerprint, &bare.command), (read.fingerprint, &read.command), "{text:?}");
-            let fast: Hashed = read.hashed(Some(builder.finish()), Some(*builder.echo()));
+            let fast: Hashed = read.hashed(Some(builder.finish()));
             let slow = slow.unwrap_or_else(|e| panic!("the scanner took {text:?}, serde_json refused it: {e}"));
             assert_eq!(fast, slow, "{text:?}");
+            assert_eq!(*builder.echo(), slow_echo, "{text:?}");
             assert_eq!(fast_doc.items, slow_doc.items, "{text:?}");
             assert_eq!(fast_doc.owned, slow_doc.owned, "{text:?}");
             true
