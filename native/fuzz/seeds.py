@@ -2,7 +2,9 @@
 """Writes the fuzz targets' seed corpora into native/fuzz/corpus/<target>/ (not committed).
 
 From the shared vectors (tests/vectors), the example and test policies, the conversations in
-tests/data, and a plain request, answer and stream of each proxy dialect and an MCP session.
+tests/data, and a plain request, answer and stream of each proxy dialect and an MCP session; and
+every input a run found a crash with (native/fuzz/regressions/<target>/, committed), so each run,
+`make fuzz-smoke` included, replays them first.
 Usage: seeds.py [REPO_ROOT]  (default: two levels up from this file).
 """
 import hashlib
@@ -236,6 +238,8 @@ def main():
         seed("shell_effect", f"run_shell_command\0{line}".encode())
     proxy_seeds()
     mcp_seeds()
+    for f in sorted((HERE / "regressions").glob("*/*")):
+        seed(f.parent.name, f.read_bytes())
     for target, items in sorted(seeds.items()):
         d = CORPUS / target
         d.mkdir(parents=True, exist_ok=True)

@@ -36,3 +36,12 @@ pub fn assert_event_is_json(ev: &[u8]) {
     let data = microloop_proxy::dialect::event_data(ev).unwrap_or_else(|| panic!("an event without data: {:?}", String::from_utf8_lossy(ev)));
     assert!(data == "[DONE]" || serde_json::from_str::<Value>(&data).is_ok(), "an event whose data is not JSON: {data:?}");
 }
+
+/// An upstream event the proxy held and relays as it came: its data is JSON, or what the OpenAI
+/// follower reads as the stream's end (`[DONE]` with white space around it, as in
+/// `data:\ndata: [DONE]`, whose data is "\n[DONE]"). The proxy relays the upstream's bytes; it
+/// does not rewrite them.
+pub fn assert_upstream_event_was_read(ev: &[u8]) {
+    let data = microloop_proxy::dialect::event_data(ev).unwrap_or_else(|| panic!("an event without data: {:?}", String::from_utf8_lossy(ev)));
+    assert!(data.trim() == "[DONE]" || serde_json::from_str::<Value>(&data).is_ok(), "a relayed event whose data is not JSON: {data:?}");
+}

@@ -55,7 +55,8 @@ fuzz_target!(|data: &[u8]| {
             text = note(&v);
         }
     }
-    let out: Vec<Bytes> = match (sel >> 5) % 4 {
+    let outcome = (sel >> 5) % 4;
+    let out: Vec<Bytes> = match outcome {
         0 => f.finish(Outcome::Allowed),
         1 => {
             d.stop_turn(&mut settled, 0, &text);
@@ -64,10 +65,15 @@ fuzz_target!(|data: &[u8]| {
         2 => f.finish(Outcome::Reasked(&answer)),
         _ => vec![f.error_event(&text, ErrorKind::InvalidRequest, "tool_loop_blocked")],
     };
-    // Every event out carries JSON (the proxy's own, and the upstream's it held: those it read as JSON).
+    // Every event out carries JSON: the proxy's own exactly (or `[DONE]`), the upstream's it held
+    // and relays as they came (allowed) as the follower read them (JSON, or the end of the stream).
     for ev in &out {
         if microloop_proxy::dialect::event_data(ev).is_some() {
-            common::assert_event_is_json(ev);
+            if outcome == 0 {
+                common::assert_upstream_event_was_read(ev);
+            } else {
+                common::assert_event_is_json(ev);
+            }
         }
     }
 });
