@@ -287,8 +287,8 @@ test-mcp: lib $(MCP_VENV)/.deps tests/mcp/node_modules/.package-lock.json
 # AddressSanitizer, debug assertions). `make fuzz FUZZ_S=60` runs every target for FUZZ_S seconds on a
 # corpus seeded by native/fuzz/seeds.py (tests/vectors, policies, tests/data; not committed); a crash
 # stops it, its input in native/fuzz/artifacts/<target>/ (`make fuzz-repro`). `make fuzz-smoke`, part
-# of `make test`, runs each briefly so the targets keep building. `make miri`: the core's tests under
-# Miri. See bench/RESULTS.md "Fuzzing".
+# of `make test`, runs each for 60 s (FUZZ_SMOKE_S), so the targets keep building and finding nothing.
+# `make miri`: the core's tests under Miri. See bench/RESULTS.md "Fuzzing".
 .PHONY: fuzz fuzz-build fuzz-seeds fuzz-smoke fuzz-repro miri
 CARGO_FUZZ_VERSION := 0.13.2
 CARGO_FUZZ := $(TOOLS)/cargo-fuzz-$(CARGO_FUZZ_VERSION)/bin/cargo-fuzz
@@ -318,7 +318,7 @@ fuzz: fuzz-build fuzz-seeds
 	done; echo "fuzz: every target ran $(FUZZ_S) s without a crash"
 
 fuzz-smoke:
-	$(MAKE) --no-print-directory fuzz FUZZ_S=$(or $(FUZZ_SMOKE_S),20)
+	$(MAKE) --no-print-directory fuzz FUZZ_S=$(or $(FUZZ_SMOKE_S),60)
 
 # Re-runs one crash: make fuzz-repro T=ffi_calls A=native/fuzz/artifacts/ffi_calls/crash-...
 fuzz-repro: fuzz-build
