@@ -16,7 +16,7 @@ use alloc::string::String;
 use core::cell::RefCell;
 use core::fmt;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
@@ -174,7 +174,7 @@ pub fn hash_json_sketched(text: &[u8], ignore: &[String], sketch: bool) -> Resul
     match core::str::from_utf8(text) {
         Ok(s) => hash_json_str(s, ignore, sketch, None),
         // Invalid UTF-8 takes the byte path, so its error is serde_json's own, with line and column.
-        // serde_json skips ignored members unread: bytes that are not UTF-8 there are not JSON either.
+        // Bytes that are not UTF-8 are not JSON, wherever they are (inside an ignored member too).
         Err(e) => hash_with(|ctx| hash_from(&mut serde_json::Deserializer::from_slice(text), ctx), ignore, sketch, None, None)
             .and_then(|_| Err(de::Error::custom(format_args!("invalid UTF-8 at byte {}", e.valid_up_to())))),
     }
@@ -397,12 +397,10 @@ impl<'de> Visitor<'de> for HashSeed<'_, '_> {
             members += 1;
             let key_at = self.ctx.tape.map(|t| t.doc.borrow().items.len() as u32 - 1);
             if key.ignored || self.skip {
-                // Left out of the fingerprint and the sketch, but rules may still read it.
-                if self.ctx.tape.is_some() {
-                    map.next_value_seed(HashSeed { depth: self.depth + 1, capture: None, skip: true, ..self })?;
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                // Left out of the fingerprint and the sketch, but rules may still read it. Read in
+                // full, never skipped (serde's `IgnoredAny` takes numbers out of f64's range and
+                // bytes that are not UTF-8): what is taken is exactly what serde_json takes.
+                map.next_value_seed(HashSeed { depth: self.depth + 1, capture: None, skip: true, ..self })?;
                 self.end_member(key_at);
                 continue;
             }
