@@ -332,7 +332,7 @@ miri:
 # PyPI, cargo-zigbuild from crates.io, both pinned, cached under .tools/), checked by auditwheel.
 # test-wheel: the wheel in a fresh virtualenv on a PATH without cargo or a C compiler, the npm pack
 # with the prebuilt library in an empty project, the Go module on the prebuilt static library.
-.PHONY: wheel test-wheel test-wheel-python test-sdist test-node-pack go-prebuilt test-go-prebuilt
+.PHONY: wheel test-wheel test-wheel-python test-sdist bench-wheel-check test-node-pack go-prebuilt test-go-prebuilt
 CARGO_ZIGBUILD_VERSION := 0.24.1
 CARGO_ZIGBUILD := $(TOOLS)/cargo-zigbuild-$(CARGO_ZIGBUILD_VERSION)/bin/cargo-zigbuild
 WHEEL_VENV := $(TOOLS)/wheel-venv
@@ -354,6 +354,11 @@ test-wheel: test-wheel-python test-node-pack test-go-prebuilt
 
 test-wheel-python: wheel
 	WHEEL_DIR=$(WHEEL_DIR) PYTHON=$(PYTHON) bash tests/wheel/run.sh
+
+# Instructions per ml_check_call / ml_record_result in the library the x86_64 wheel ships (`dist`
+# profile, sized down) against `make lib`'s (release), same run (bench/check_so.sh; bench/RESULTS.md "Wheels").
+bench-wheel-check: wheel lib
+	bash bench/check_so.sh $(DIST_X86_64) $(LIBDIR)
 
 # The sdist built from source with cargo (the dependencies `make lib` compiled are reused).
 test-sdist: wheel lib

@@ -143,7 +143,7 @@ class build_scripts(_build_scripts):
 
 options = {}
 if not sysconfig.get_config_var("Py_GIL_DISABLED"):
-    options["bdist_wheel"] = {"py_limited_api": "cp39"}
+    options["bdist_wheel"] = {"py_limited_api": "cp310"}
 
 setup(
     version=_version(),

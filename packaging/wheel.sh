@@ -15,7 +15,10 @@ OUT=${WHEEL_DIR:-$ROOT/build/wheelhouse}
 TOOLS=$ROOT/.tools
 PROFILE=dist
 GLIBC=2.17
-PACKAGES=(-p microloop-ffi -p microloop-hook -p microloop-mcp -p microloop-proxy)
+# The library and the three commands the wheel ships, not the proxy's bench tools (loadgen,
+# fake upstream): each link is a whole-program (fat LTO) link.
+PACKAGES=(-p microloop-ffi -p microloop-hook -p microloop-mcp -p microloop-proxy
+  --lib --bin microloop-hook --bin microloop-mcp --bin microloop-proxy)
 
 if [ -z "${WHEEL_ARCHS:-}" ]; then
   WHEEL_ARCHS=x86_64
@@ -69,13 +72,27 @@ done
 
 echo "== auditwheel show"
 for arch in $WHEEL_ARCHS; do
-  whl=$(ls "$OUT"/microloop-*-cp39-abi3-*manylinux_2_17_"$arch"*.whl)
+  whl=$(ls "$OUT"/microloop-*-cp310-abi3-*manylinux_2_17_"$arch"*.whl)
   report=$("$WHEEL_PY" -m auditwheel show "$whl")
   echo "$report"
   if ! grep -q "consistent with the following platform tag:" <<<"$report" || ! grep -q "\"manylinux_2_17_$arch\"" <<<"$report"; then
     echo "make wheel: auditwheel does not find $(basename "$whl") manylinux_2_17_$arch-compatible" >&2
     exit 1
   fi
+  # The abi3 tag names the oldest CPython the wheel loads on; it must be the one Requires-Python
+  # (pyproject.toml, copied into the wheel's METADATA) names, or pip installs it where it cannot run.
+  "$WHEEL_PY" - "$whl" <<'PY'
+import re, sys, zipfile
+whl = sys.argv[1]
+tag = re.search(r"-cp3(\d+)-abi3-", whl)
+with zipfile.ZipFile(whl) as z:
+    meta = next(z.read(n).decode() for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+req = re.search(r"^Requires-Python: >=3\.(\d+)\s*$", meta, re.M)
+if not tag or not req or tag.group(1) != req.group(1):
+    sys.exit(f"make wheel: {whl.rsplit('/', 1)[-1]}: the abi3 tag and Requires-Python "
+             f"({req.group(0).strip() if req else 'missing'}) disagree")
+print(f"abi3 tag cp3{tag.group(1)} = Requires-Python >=3.{req.group(1)}")
+PY
 done
 
 # cibuildwheel (pyproject.toml) builds the same: a cp310 (abi3) manylinux wheel for each architecture.

@@ -10,7 +10,7 @@ WORK=$ROOT/build/wheel-test/python
 rm -rf "$WORK"
 mkdir -p "$WORK/run"
 
-whl=$(ls "$WHEEL_DIR"/microloop-*-cp39-abi3-*manylinux_2_17_"$(uname -m)"*.whl)
+whl=$(ls "$WHEEL_DIR"/microloop-*-cp310-abi3-*manylinux_2_17_"$(uname -m)"*.whl)
 echo "wheel: $(basename "$whl") ($(du -h "$whl" | cut -f1))"
 "$PYTHON" -m venv "$WORK/venv"
 bare=$(bare_path "$WORK/bin" sh env uname)
