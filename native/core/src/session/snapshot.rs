@@ -540,13 +540,15 @@ mod tests {
             .err(),
             Some(SnapshotError::Foreign)
         );
-        for cut in 1..good.len() {
+        // Every byte; under Miri (each load checksums the whole snapshot: hours) every 29th.
+        let step = if cfg!(miri) { 29 } else { 1 };
+        for cut in (1..good.len()).step_by(step) {
             assert!(
                 Session::load(e.clone(), &good[..cut], false).is_err(),
                 "cut at {cut}"
             );
         }
-        for at in 0..good.len() {
+        for at in (0..good.len()).step_by(step) {
             let mut bad = good.clone();
             bad[at] ^= 0x40;
             assert!(
