@@ -198,8 +198,9 @@ $(PROXY_VENV)/.ok: tests/proxy/requirements.txt
 	touch $@
 
 # pytest exit 5 (nothing collected) is a failure here: these tests must run.
-test-proxy: proxy-build $(PROXY_VENV)/.ok
-	MICROLOOP_PROXY_BIN=$(PROXY_BIN) $(PROXY_VENV)/bin/python -m pytest tests/proxy -q -p no:cacheprovider \
+# `microloop replay` (the package in .venv) reads what the proxy logs in shadow mode.
+test-proxy: proxy-build $(PROXY_VENV)/.ok python
+	MICROLOOP_PROXY_BIN=$(PROXY_BIN) MICROLOOP_CLI=$(VENV)/bin/microloop $(PROXY_VENV)/bin/python -m pytest tests/proxy -q -p no:cacheprovider \
 	  --ignore=tests/proxy/test_proxy_agents.py
 
 # The real Claude Code and Codex CLI (tests/agents' pinned install) through the proxy.

@@ -381,6 +381,14 @@ typedef struct ml_verdict {
    */
   char *approval_error;
   size_t approval_error_len;
+  /**
+   * Observe mode (a policy with `mode = "observe"`): the action an enforcing guard would have
+   * taken (`ML_ACTION_WARN`, `ML_ACTION_BLOCK` or `ML_ACTION_HALT`) on a call that is let run.
+   * `action` is then `ML_ACTION_ALLOW`, `call_id` is the call's (record its result), and
+   * `rule`, `message` and `count` are the would-be verdict's. `ML_ACTION_ALLOW` otherwise.
+   * Filled when `size` covers it.
+   */
+  int32_t observed;
 } ml_verdict;
 
 /**
@@ -390,6 +398,9 @@ typedef struct ml_verdict {
  * NUL-terminated. On success fills `*verdict_out` (whose `size` the caller set); an allowed call
  * (`ML_ACTION_ALLOW` / `ML_ACTION_WARN`) enters the history under `verdict_out->call_id`: report
  * what it returned with `ml_record_result`. A blocked or halted call leaves the history unchanged.
+ * Under a policy with `mode = "observe"` every call is allowed and enters the history: a verdict
+ * that would have warned, blocked or halted comes back as `ML_ACTION_ALLOW` with that action in
+ * `observed` and its rule and message kept (counted in `ml_stats.observed`).
  * Arguments over the policy's `max_args_bytes` are blocked (`budget.args_size`) before parsing.
  * Errors (the history is unchanged): `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`,
  * `ML_ERR_INVALID_JSON`, `ML_ERR_INVALID_ARG` (empty tool name, `size` too small). Thread-safe.
@@ -466,6 +477,11 @@ typedef struct ml_stats {
    * Results recorded after their call had left the window.
    */
   uint64_t late;
+  /**
+   * Observe mode: calls let run although an enforcing guard would have warned, blocked or
+   * halted them (the blocked and halted ones are also in `blocked`).
+   */
+  uint64_t observed;
 } ml_stats;
 
 /**

@@ -1,17 +1,19 @@
 """Shadow mode: a policy with ``mode = "observe"`` computes, logs and counts every verdict and never
 blocks a call.
 
-:class:`Guardrail` returns an :class:`ObservingGuardrail` for such a policy. Its ``check`` asks the
-library as usual; a ``warn``, ``block`` or ``halt`` is logged and counted (``stats.observed``,
-``observed_counts``), kept in ``last_observed``, and the caller gets a plain ``allow`` so the tool
-runs and the model sees nothing. A call the library would have blocked does not enter its history,
-exactly as in an enforcing run and in ``microloop replay``: the log is a run that ``microloop replay``
-reads, and the verdicts it then computes are the ones logged.
+:class:`Guardrail` returns an :class:`ObservingGuardrail` for such a policy. The library judges
+every call on the history as executed and lets it run: a verdict an enforcing guard would have given
+as ``warn``, ``block`` or ``halt`` comes back as ``allow`` with that action in
+:attr:`Verdict.observed <microloop.Verdict.observed>` (its rule, message and count kept), and the
+call enters the history like any other, so its result is recorded. The guard logs every verdict and
+result, counts them (``stats.observed``, ``observed_counts``) and keeps the latest in
+``last_observed``. ``microloop replay`` reads the log; replayed under the same policy (observe mode)
+it finds the verdicts logged.
 
 A guard loaded from a snapshot or unpickled under such a policy observes too (its log is then
 ``$MICROLOOP_OBSERVE_LOG`` or the logger). The log (JSONL, appended) is the ``observe_log`` argument, a path or a writable text file, or the
 file named by ``$MICROLOOP_OBSERVE_LOG``; without either, the verdicts that are not ``allow`` go to
-the ``microloop.observe`` logger. One line per event::
+the ``microloop.observe`` logger. One line per event (``action`` is the would-be action)::
 
     {"microloop": "observe", "event": "check", "session": "", "call": 1, "time": "...", "tool": "search",
      "args": {...}, "action": "block", "rule": "loop.no_progress", "message": "...", "count": 2}
@@ -29,13 +31,12 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import IO, Any, Dict, Optional, Union
 
-from .guardrail import Guardrail, Stats, Verdict
+from .guardrail import Guardrail, Verdict
 from .policy import load_policy
 
 __all__ = ["ObservingGuardrail", "observe_mode"]
 
 _log = logging.getLogger("microloop.observe")
-_SHADOW = 1 << 62  # ids handed out for calls the library did not admit: never one of its own
 _TOML_MODE = re.compile(r"""^\s*mode\s*=\s*["']([^"']*)["']""", re.M)
 
 
@@ -137,53 +138,30 @@ class ObservingGuardrail(Guardrail):
         if not hasattr(self, "_sink"):
             self._sink = _Sink(None)
         self._name = getattr(self, "_name", "")
-        self._shadow: Dict[int, bool] = {}  # ids of calls the library would have blocked, not yet recorded
-        self._next_shadow = _SHADOW
         self.observed_counts: Dict[str, int] = {"warn": 0, "block": 0, "halt": 0}
         self.last_observed: Optional[Verdict] = None
         super()._init(engine, on_warn, session)
 
     def check(self, tool: Any, args: Any = None) -> Verdict:
         v = super().check(tool, args)
-        action = v.action
-        call_id = v.call_id
-        if action != "allow":
+        would = v.observed
+        if would:
             with self._lock:
-                self.observed_counts[action] += 1
+                self.observed_counts[would] += 1
                 self.last_observed = v
-                if call_id == 0:
-                    self._next_shadow += 1
-                    call_id = self._next_shadow
-                    self._shadow[call_id] = True
-        self._sink.write({"microloop": "observe", "event": "check", "session": self._name, "call": call_id, "time": _now(),
+        self._sink.write({"microloop": "observe", "event": "check", "session": self._name, "call": v.call_id, "time": _now(),
                           "tool": tool if isinstance(tool, str) else bytes(tool).decode("utf-8", "replace"), "args": _value(args),
-                          "action": action, "rule": v.rule, "message": v.message, "count": v.count})
-        if action == "allow":
-            return v
-        return Verdict("allow", "", "", call_id, v.count)
+                          "action": would or v.action, "rule": v.rule, "message": v.message, "count": v.count})
+        return v
 
     def record(self, call_id: int, output: Any = None, error: bool = False) -> None:
-        if call_id >= _SHADOW:
-            with self._lock:
-                known = self._shadow.pop(call_id, None)
-            if known is None:
-                from .errors import AlreadyRecorded, UnknownCall
-
-                raise (AlreadyRecorded if _SHADOW < call_id <= self._next_shadow else UnknownCall)(f"call {call_id}: no result expected")
-        else:
-            super().record(call_id, output, error)
+        super().record(call_id, output, error)
         self._sink.write({"microloop": "observe", "event": "record", "session": self._name, "call": call_id,
                           "output": _text(output), "error": bool(error)})
-
-    @property
-    def stats(self) -> Stats:
-        s = super().stats
-        return s._replace(observed=sum(self.observed_counts.values()))
 
     def reset(self) -> None:
         super().reset()
         with self._lock:
-            self._shadow.clear()
             self.observed_counts = {"warn": 0, "block": 0, "halt": 0}
             self.last_observed = None
 

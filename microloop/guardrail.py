@@ -67,6 +67,9 @@ class Verdict(tuple):
         call_id: pass it to :meth:`Guardrail.record`; 0 when the call must not run.
         count: for allow, how many times this exact call already ran in the window; otherwise the
             count the deciding rule reached.
+        observed: observe mode only: the action an enforcing guard would have taken (``"warn"``,
+            ``"block"``, ``"halt"``) on a call let run as ``"allow"``; ``""`` otherwise. Not part
+            of the tuple.
 
     The rule and message of a verdict from :meth:`Guardrail.check` stay in the library's memory
     and are decoded when read (an allowed call has none).
@@ -113,6 +116,15 @@ class Verdict(tuple):
         canonical form (an integer outside ±(2**53 - 1), a duplicate key). ``None`` otherwise."""
         v = self._native
         return None if v is None or v.approval_error == ffi.NULL else _text(v.approval_error, v.approval_error_len)
+
+    @property
+    def observed(self) -> str:
+        """Observe mode (a policy with ``mode = "observe"``): the action an enforcing guard would
+        have taken (``"warn"``, ``"block"`` or ``"halt"``) on a call that is let run; ``action`` is
+        then ``"allow"``, and ``rule``, ``message`` and ``count`` are the would-be verdict's. ``""``
+        otherwise."""
+        v = self._native
+        return "" if v is None or not v.observed else _ACTIONS[v.observed]
 
     @property
     def allowed(self) -> bool:
@@ -268,9 +280,10 @@ class Guardrail:
             compare-and-set, so many workers share one history without losing each other's calls.
 
     A policy with ``mode = "observe"`` (shadow mode) gives an
-    :class:`~microloop._observe.ObservingGuardrail`: every verdict is computed, logged (its
-    ``observe_log=`` argument: a path or a text file) and counted in ``stats.observed``, and every
-    call is allowed.
+    :class:`~microloop._observe.ObservingGuardrail`: every call is allowed and enters the history;
+    a verdict that would have warned, blocked or halted comes back as ``allow`` with that action in
+    :attr:`Verdict.observed` (rule, message and count kept), logged (its ``observe_log=``
+    argument: a path or a text file) and counted in ``stats.observed``.
 
     Raises:
         PolicyError: the policy was refused; ``.path`` names the bad entry.
@@ -366,8 +379,8 @@ class Guardrail:
             status = lib.ml_check_call(self._s, t, len(t), a, len(a), v, errp)
             raise_status(status, errp)
         action = v.action
-        # An allowed call without an approval token (no `[approval]`) owns no strings.
-        if action == 0 and not v.approval_len and not v.approval_error_len:
+        # An allowed call without an approval token (no `[approval]`) or a would-be verdict owns no strings.
+        if action == 0 and v.observed == 0 and not v.approval_len and not v.approval_error_len:
             return _new_verdict(Verdict, ("allow", "", "", v.call_id, v.count, None))
         # The verdict keeps this native verdict (its strings, decoded when read, freed with it).
         _native_verdict()
@@ -538,7 +551,7 @@ class Guardrail:
         status = lib.ml_session_stats(self._s, st, errp)
         if status:
             raise_status(status, errp)
-        return Stats(st.calls, st.blocked, st.errors, st.history_len, st.history_hash, st.results, st.late)
+        return Stats(st.calls, st.blocked, st.errors, st.history_len, st.history_hash, st.results, st.late, st.observed)
 
     @property
     def policy(self) -> str:

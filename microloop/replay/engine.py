@@ -4,6 +4,8 @@ Each call is checked as the agent made it; when the verdict lets it run, the res
 is recorded (``error`` as the log says). A blocked call leaves the history unchanged, exactly as in a
 guarded run, but the log goes on with what the real agent did next: from the first block on, the
 report is counterfactual (the real agent read the real result, not MicroLoop's message).
+Under a policy with ``mode = "observe"`` the replay observes instead: every call runs and enters the
+history, and each step shows the would-be verdict, as a guard in shadow mode logged it.
 """
 
 from __future__ import annotations
@@ -89,11 +91,19 @@ def totals(reports: Iterable[RunReport]) -> Dict[str, Any]:
     return t
 
 
+class _Replaying(Guardrail):
+    """A plain guard even under a policy in observe mode (no observe log)."""
+
+    __slots__ = ()
+
+
 class Replay:
     """One policy, many runs: a single session, reset between runs."""
 
     def __init__(self, policy: Any = "balanced") -> None:
-        self.guard = Guardrail(policy)
+        # A policy in observe mode replays as it observes: every call runs and enters the history,
+        # each verdict is the would-be one (Verdict.observed); nothing is logged.
+        self.guard = _Replaying(policy)
         self.policy = self.guard.policy
         self._tools: List[str] = []
 
@@ -114,7 +124,7 @@ class Replay:
                 args = ev.args if isinstance(ev.args, str) else json.dumps(ev.args, ensure_ascii=False)
                 try:
                     v = g.check(ev.tool or "?", args)
-                    step = Step(len(steps) + 1, ev.tool, args, v.action, v.rule, v.message, v.count, tokens=ev.tokens, time=ev.time)
+                    step = Step(len(steps) + 1, ev.tool, args, v.observed or v.action, v.rule, v.message, v.count, tokens=ev.tokens, time=ev.time)
                     mid = v.call_id
                 except MicroLoopError as e:  # arguments in the log that are not JSON: reported, not fatal
                     step = Step(len(steps) + 1, ev.tool, args, "error", type(e).__name__, str(e), tokens=ev.tokens, time=ev.time)

@@ -224,6 +224,51 @@ static void old_stats_size(void) {
     ml_session_free(s);
 }
 
+/* Observe mode: the same loop runs to the end; each would-be verdict comes back as allow with the
+ * action in `observed`, rule and message kept, and the call in the history. A caller compiled
+ * before `observed` existed still gets its verdicts, and nothing is written past its size. */
+static void observe_mode(void) {
+    ml_session *s = NULL;
+    const char *policy = "{\"mode\": \"observe\"}";
+    CHECK(ml_session_new(U8(policy), strlen(policy), &s, NULL) == ML_OK, "observe session");
+    const char *args = "{\"url\": \"https://shop.example/item/42\"}";
+    const char *captcha = "Please solve the CAPTCHA to continue.";
+    int observed[4];
+    for (int i = 0; i < 4; i++) {
+        ml_verdict v = check(s, "open_page", args);
+        observed[i] = v.observed;
+        CHECK(v.action == ML_ACTION_ALLOW && v.call_id != 0, "observe call %d: action %d id %llu", i, v.action, (unsigned long long)v.call_id);
+        CHECK(ml_record_result(s, v.call_id, U8(captcha), strlen(captcha), false, NULL) == ML_OK, "record observed call %d", i);
+        if (v.observed == ML_ACTION_ALLOW)
+            CHECK(v.rule == NULL && v.message == NULL, "allow has no rule");
+        else
+            CHECK(v.rule && v.message && strstr(v.message, "open_page"), "would-be verdict kept: %s", v.rule ? v.rule : "(null)");
+        if (v.observed == ML_ACTION_BLOCK) CHECK(strcmp(v.rule, "loop.no_progress") == 0, "rule %s", v.rule);
+        ml_verdict_clear(&v);
+    }
+    CHECK(observed[0] == ML_ACTION_ALLOW && observed[1] == ML_ACTION_WARN && observed[2] == ML_ACTION_BLOCK,
+          "observed %d %d %d", observed[0], observed[1], observed[2]);
+    ml_stats st = stats_of(s);
+    CHECK(st.calls == 4 && st.results == 4 && st.history_len == 4, "every call ran: %llu", (unsigned long long)st.calls);
+    CHECK(st.observed == 3 && st.blocked == 2, "observed %llu blocked %llu", (unsigned long long)st.observed, (unsigned long long)st.blocked);
+
+    ml_verdict old;
+    memset(&old, 0xab, sizeof old);
+    old.size = offsetof(ml_verdict, observed);
+    CHECK(ml_check_call(s, U8("open_page"), 9, U8(args), strlen(args), &old, NULL) == ML_OK, "old verdict size");
+    CHECK(old.action == ML_ACTION_ALLOW && old.call_id != 0 && old.observed == (int32_t)0xabababab, "old-size verdict");
+    ml_verdict_clear(&old);
+    ml_session_free(s);
+
+    ml_session *e = NULL;
+    CHECK(ml_session_new(U8("balanced"), 8, &e, NULL) == ML_OK, "enforcing session");
+    ml_verdict v = check(e, "search", "{}");
+    CHECK(v.observed == ML_ACTION_ALLOW, "enforcing: observed is allow");
+    ml_verdict_clear(&v);
+    CHECK(stats_of(e).observed == 0, "enforcing: nothing observed");
+    ml_session_free(e);
+}
+
 static void versions(void) {
     CHECK(ml_version_number() == ML_VERSION_NUMBER, "version number");
     CHECK(strcmp(ml_version_string(), ML_VERSION_STRING) == 0, "version string");
@@ -473,6 +518,7 @@ int main(void) {
     loop_scenario();
     bad_inputs();
     old_stats_size();
+    observe_mode();
     engines();
     fingerprint_ignore_fields();
     engine_shared_by_threads();

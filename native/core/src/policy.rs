@@ -440,8 +440,9 @@ pub struct Policy {
     /// Block calls to tools outside the agent's registered tool set (`tool.unknown`).
     pub deny_unknown_tools: bool,
     pub tools: Vec<ToolPolicy>,
-    /// `mode = "observe"` (shadow mode): the host computes, logs and counts every verdict but
-    /// lets every call run. The session's verdicts are the same in both modes; the host acts on it.
+    /// `mode = "observe"` (shadow mode): every call runs. The session computes each verdict on
+    /// the history as executed and returns it as `allow` with the would-be action in
+    /// `Verdict::observed`; hosts log and count them.
     pub observe: bool,
 }
 

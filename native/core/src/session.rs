@@ -125,6 +125,9 @@ pub struct Stats {
     pub results: u64,
     /// Results that came after their call had left the window (see [`Session::record`]).
     pub late: u64,
+    /// Observe mode: calls let run although an enforcing guard would have warned, blocked or
+    /// halted them (those blocked or halted are also counted in `blocked`).
+    pub observed: u64,
     /// Calls in the history window now.
     pub history_len: u32,
     /// A hash of everything in the history: equal before and after a call that did not change it.
@@ -166,6 +169,8 @@ pub struct Session {
     errors: u64,
     results: u64,
     late: u64,
+    /// Observe mode: calls let run that an enforcing guard would have warned, blocked or halted.
+    observed: u64,
     /// Calls that left the window before their result came, by call id, with their effect: a
     /// successful late write is still progress. At most a window's worth, the oldest dropped
     /// first.
@@ -243,6 +248,7 @@ impl Session {
             errors: 0,
             results: 0,
             late: 0,
+            observed: 0,
             in_flight_evicted: BTreeMap::new(),
             blocks_since_progress: 0,
             per_tool: BTreeMap::new(),
@@ -298,6 +304,7 @@ impl Session {
             errors: self.errors,
             results: self.results,
             late: self.late,
+            observed: self.observed,
             history_len: self.history.len() as u32,
             history_hash: h,
         }
@@ -336,7 +343,59 @@ impl Session {
     ///
     /// Allowed calls (`allow`, `warn`) enter the history and get a call id to record the result
     /// under; blocked ones leave the history as it was.
+    ///
+    /// Under a policy with `mode = "observe"` every call runs: the verdict is computed on the
+    /// history as executed, and one that is not `allow` comes back as `allow` with the action it
+    /// would have been in [`Verdict::observed`] (its rule, message and count kept); a call that
+    /// would have been blocked or halted enters the history like any other, and a halt does not
+    /// stick (each later call is judged on its own).
     pub fn check(&mut self, tool: &str, args: &[u8], now_ms: u64) -> Result<Verdict, CheckError> {
+        let mut v = self.decide(tool, args, now_ms)?;
+        if !self.engine.policy.observe || v.action == Action::Allow {
+            return Ok(v);
+        }
+        self.observed += 1;
+        if !v.action.runs() {
+            self.halted = None;
+            v.call_id = self.admit(tool, args, now_ms);
+        }
+        v.observed = Some(v.action);
+        v.action = Action::Allow;
+        Ok(v)
+    }
+
+    /// Observe mode: puts a call the verdict would have kept from running into the history, as
+    /// it runs anyway. Its arguments were valid (or too large to read): the check said so.
+    fn admit(&mut self, tool: &str, args: &[u8], now_ms: u64) -> u64 {
+        let engine = self.engine.clone();
+        let policy = &engine.policy;
+        let tool_fp = canon::tool_fingerprint(tool);
+        let info = self.resolve(tool, tool_fp);
+        let limits = &info.resolved.limits;
+        let want_sketch = limits.max_near_duplicate > 0 || limits.max_near_errors > 0;
+        let mut echo = ArgTokens::new();
+        let hashed = core::str::from_utf8(args)
+            .ok()
+            .filter(|_| args.len() <= policy.budget.max_args_bytes)
+            .and_then(|text| canon::hash_json_str(text, &policy.ignore_fields, want_sketch, Some(&mut echo)).ok());
+        let (fp, sketch, effect) = match hashed {
+            Some(h) => {
+                let effect = info.resolved.effect.unwrap_or_else(|| match h.command.as_deref() {
+                    None => info.by_name,
+                    command => effect::infer(tool, command),
+                });
+                (canon::call_fingerprint(tool, h.fingerprint), h.sketch, effect)
+            }
+            None => (canon::call_fingerprint(tool, canon::bytes_fingerprint(args)), None, info.resolved.effect.unwrap_or(info.by_name)),
+        };
+        let call_id = self.push(fp, tool_fp, info.name.clone(), effect, sketch, now_ms);
+        if want_sketch {
+            self.keep_echo(call_id, echo);
+        }
+        call_id
+    }
+
+    fn decide(&mut self, tool: &str, args: &[u8], now_ms: u64) -> Result<Verdict, CheckError> {
         if tool.is_empty() {
             return Err(CheckError::EmptyToolName);
         }
@@ -349,7 +408,7 @@ impl Session {
             core::str::from_utf8(args).map_err(|e| CheckError::InvalidUtf8(e.valid_up_to()))?
         };
         if let Some((rule, message)) = &self.halted {
-            let v = Verdict { action: Action::Halt, rule: rule.clone(), message: message.clone(), call_id: 0, count: self.blocks_since_progress };
+            let v = Verdict { action: Action::Halt, rule: rule.clone(), message: message.clone(), call_id: 0, count: self.blocks_since_progress, observed: None };
             self.blocked += 1;
             return Ok(v);
         }
@@ -436,10 +495,7 @@ impl Session {
         let previous = self.executions.len() as u32;
         let call_id = self.push(fp, tool_fp, info.name.clone(), effect, hashed.sketch, now_ms);
         if want_sketch {
-            if self.echoes.len() == ECHO_PENDING {
-                self.echoes.pop_front();
-            }
-            self.echoes.push_back((call_id, echo));
+            self.keep_echo(call_id, echo);
         }
         Ok(match warning {
             None => Verdict::allow(call_id, previous),
@@ -449,6 +505,7 @@ impl Session {
                 message: self.warn_message(f, tool),
                 call_id,
                 count: f.count,
+                observed: None,
             },
         })
     }
@@ -553,6 +610,14 @@ impl Session {
         self.executions.iter().filter(|&&i| (i as usize) < idx).find_map(|&i| self.history[i as usize].outcome.as_ref())
     }
 
+    /// Keeps a call's argument tokens until its result comes (an error that echoes them is masked).
+    fn keep_echo(&mut self, call_id: u64, echo: ArgTokens) {
+        if self.echoes.len() == ECHO_PENDING {
+            self.echoes.pop_front();
+        }
+        self.echoes.push_back((call_id, echo));
+    }
+
     fn push(&mut self, fp: Fingerprint, tool_fp: Fingerprint, tool: Arc<str>, effect: Effect, sketch: Option<Sketch>, now_ms: u64) -> u64 {
         let call_id = self.next_call_id;
         self.next_call_id += 1;
@@ -606,16 +671,16 @@ impl Session {
             );
             let rule = Cow::Borrowed(Rule::HaltIgnoredBlocks.name());
             self.halted = Some((rule.clone(), msg.clone()));
-            return Verdict { action: Action::Halt, rule, message: msg, call_id: 0, count: self.blocks_since_progress + 1 };
+            return Verdict { action: Action::Halt, rule, message: msg, call_id: 0, count: self.blocks_since_progress + 1, observed: None };
         }
         self.blocks_since_progress += 1;
-        Verdict { action: Action::Block, rule, message, call_id: 0, count }
+        Verdict { action: Action::Block, rule, message, call_id: 0, count, observed: None }
     }
 
     fn halt(&mut self, rule: Rule, message: String, count: u32) -> Verdict {
         self.blocked += 1;
         self.halted = Some((Cow::Borrowed(rule.name()), message.clone()));
-        Verdict { action: Action::Halt, rule: Cow::Borrowed(rule.name()), message, call_id: 0, count }
+        Verdict { action: Action::Halt, rule: Cow::Borrowed(rule.name()), message, call_id: 0, count, observed: None }
     }
 
     fn check_budgets(&mut self, tool: &str, tool_fp: Fingerprint, resolved: &Resolved, now_ms: u64) -> Option<Verdict> {
@@ -1116,6 +1181,51 @@ fn excerpt(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::Policy;
+
+    fn session_of(policy: &str) -> Session {
+        Session::new(Arc::new(Engine::new(Policy::from_json(policy.as_bytes()).unwrap()).unwrap()))
+    }
+
+    /// Observe mode: each verdict is the enforcing one on the history as executed, returned as
+    /// `allow` with the would-be action in `observed`; every call enters the history and takes
+    /// its result; a halt does not stick.
+    #[test]
+    fn observe_mode_lets_every_call_run_and_keeps_the_would_be_verdict() {
+        let rules = r#""loops": {"max_identical": 3, "max_no_progress": 0, "max_cycle_repeats": 0, "max_near_duplicate": 0, "max_blocked": 2}"#;
+        let mut enforce = session_of(&alloc::format!("{{{rules}}}"));
+        let mut observe = session_of(&alloc::format!(r#"{{{rules}, "mode": "observe"}}"#));
+        let mut would = Vec::new();
+        for i in 0..8u64 {
+            let e = enforce.check("search", br#"{"q": "same"}"#, i).unwrap();
+            let o = observe.check("search", br#"{"q": "same"}"#, i).unwrap();
+            assert_eq!(o.action, Action::Allow, "call {i}");
+            assert_ne!(o.call_id, 0, "call {i} runs, so it has an id");
+            observe.record(o.call_id, b"nothing new", false).unwrap();
+            if e.call_id != 0 {
+                enforce.record(e.call_id, b"nothing new", false).unwrap();
+            }
+            if i < 3 {
+                // Until the first block both see the same history, so the same verdicts.
+                assert_eq!((e.action, &e.rule, &e.message, e.count), (o.observed.unwrap_or(Action::Allow), &o.rule, &o.message, o.count));
+            }
+            would.push(o.observed);
+        }
+        assert_eq!(would[..4], [None, None, Some(Action::Warn), Some(Action::Block)]);
+        assert!(would.contains(&Some(Action::Halt)), "{would:?}");
+        assert_eq!(would.last(), Some(&Some(Action::Halt)), "judged again, not latched: {would:?}");
+        let st = observe.stats();
+        assert_eq!(st.calls, 8);
+        assert_eq!(st.results, 8);
+        assert_eq!(st.observed, would.iter().flatten().count() as u64);
+        assert_eq!(st.blocked, would.iter().flatten().filter(|a| !a.runs()).count() as u64);
+        assert_eq!(enforce.stats().observed, 0);
+        // A call the policy denies outright runs too, under its own fingerprint.
+        let mut denied = session_of(r#"{"mode": "observe", "tools": [{"name": "rm", "allow": false}]}"#);
+        let v = denied.check("rm", br#"{"path": "/"}"#, 0).unwrap();
+        assert_eq!((v.action, v.observed, v.rule.as_ref()), (Action::Allow, Some(Action::Block), "tool.denied"));
+        denied.record(v.call_id, b"ok", false).unwrap();
+        assert_eq!(denied.stats().history_len, 1);
+    }
 
     /// The slot counts let `find_executions` skip the scan only for calls that never ran in the
     /// window: through evictions, it finds exactly what a plain scan of the window finds.

@@ -49,6 +49,11 @@ pub struct Verdict {
     /// For `allow`, how many times this exact call already ran in the window; otherwise the count
     /// the deciding rule reached.
     pub count: u32,
+    /// Observe mode (a policy with `mode = "observe"`): the action an enforcing guard would have
+    /// taken (`Warn`, `Block` or `Halt`) on a call that is let run. `action` is then `Allow`,
+    /// `call_id` names the call in the history, and `rule`, `message` and `count` are the ones
+    /// that action would have carried. `None` otherwise.
+    pub observed: Option<Action>,
 }
 
 impl Verdict {
@@ -58,6 +63,6 @@ impl Verdict {
     }
 
     pub(crate) fn allow(call_id: u64, count: u32) -> Verdict {
-        Verdict { action: Action::Allow, rule: Cow::Borrowed(""), message: String::new(), call_id, count }
+        Verdict { action: Action::Allow, rule: Cow::Borrowed(""), message: String::new(), call_id, count, observed: None }
     }
 }

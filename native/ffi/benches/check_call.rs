@@ -58,6 +58,7 @@ fn verdict() -> ml_verdict {
         approval_len: 0,
         approval_error: ptr::null_mut(),
         approval_error_len: 0,
+        observed: 0,
     }
 }
 

@@ -28,7 +28,7 @@ fn main() {
     let mut actions = [0usize; 4];
     for i in 0..256 + calls {
         let a = &variants[i % variants.len()];
-        let mut v = ml_verdict { size: std::mem::size_of::<ml_verdict>(), action: 0, count: 0, call_id: 0, rule: ptr::null_mut(), rule_len: 0, message: ptr::null_mut(), message_len: 0, approval: ptr::null_mut(), approval_len: 0, approval_error: ptr::null_mut(), approval_error_len: 0 };
+        let mut v = ml_verdict { size: std::mem::size_of::<ml_verdict>(), action: 0, count: 0, call_id: 0, rule: ptr::null_mut(), rule_len: 0, message: ptr::null_mut(), message_len: 0, approval: ptr::null_mut(), approval_len: 0, approval_error: ptr::null_mut(), approval_error_len: 0, observed: 0 };
         let rc = unsafe { ml_check_call(s, TOOL.as_ptr(), TOOL.len(), a.as_ptr(), a.len(), &mut v, ptr::null_mut()) };
         assert_eq!(rc, ML_OK);
         if v.call_id != 0 {

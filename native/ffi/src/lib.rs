@@ -407,6 +407,12 @@ pub struct ml_verdict {
     /// canonical form: an integer outside ±(2^53 - 1), a duplicate key); NULL otherwise.
     pub approval_error: *mut c_char,
     pub approval_error_len: usize,
+    /// Observe mode (a policy with `mode = "observe"`): the action an enforcing guard would have
+    /// taken (`ML_ACTION_WARN`, `ML_ACTION_BLOCK` or `ML_ACTION_HALT`) on a call that is let run.
+    /// `action` is then `ML_ACTION_ALLOW`, `call_id` is the call's (record its result), and
+    /// `rule`, `message` and `count` are the would-be verdict's. `ML_ACTION_ALLOW` otherwise.
+    /// Filled when `size` covers it.
+    pub observed: i32,
 }
 
 /// The least `ml_verdict.size` accepted: the struct as ABI 2's first header declared it.
@@ -418,6 +424,9 @@ const VERDICT_SIZE_V1: usize = std::mem::offset_of!(ml_verdict, approval);
 /// NUL-terminated. On success fills `*verdict_out` (whose `size` the caller set); an allowed call
 /// (`ML_ACTION_ALLOW` / `ML_ACTION_WARN`) enters the history under `verdict_out->call_id`: report
 /// what it returned with `ml_record_result`. A blocked or halted call leaves the history unchanged.
+/// Under a policy with `mode = "observe"` every call is allowed and enters the history: a verdict
+/// that would have warned, blocked or halted comes back as `ML_ACTION_ALLOW` with that action in
+/// `observed` and its rule and message kept (counted in `ml_stats.observed`).
 /// Arguments over the policy's `max_args_bytes` are blocked (`budget.args_size`) before parsing.
 /// Errors (the history is unchanged): `ML_ERR_NULL_ARG`, `ML_ERR_INVALID_UTF8`,
 /// `ML_ERR_INVALID_JSON`, `ML_ERR_INVALID_ARG` (empty tool name, `size` too small). Thread-safe.
@@ -438,7 +447,8 @@ pub unsafe extern "C" fn ml_check_call(
         if out.size < VERDICT_SIZE_V1 {
             return Err(Failure::new(ML_ERR_INVALID_ARG, "verdict_out->size is smaller than sizeof(ml_verdict); set it first"));
         }
-        let full = out.size >= std::mem::size_of::<ml_verdict>();
+        // Room for the approval fields (added after ABI 2's first header; `observed` came later).
+        let full = out.size >= std::mem::offset_of!(ml_verdict, observed);
         let tool = unsafe { str_arg(tool, tool_len, "the tool name")? };
         let args = unsafe { bytes_arg(args, args_len, "the arguments")? };
         // The core checks UTF-8 (once) after judging the size, so oversized arguments are
@@ -477,7 +487,7 @@ pub unsafe extern "C" fn ml_verdict_clear(verdict: *mut ml_verdict) {
         let Some(v) = (unsafe { verdict.as_mut() }) else { return };
         let mut strings = vec![(&mut v.rule, &mut v.rule_len), (&mut v.message, &mut v.message_len)];
         // The fields a caller compiled against ABI 2's first header does not have are not touched.
-        if v.size >= std::mem::size_of::<ml_verdict>() {
+        if v.size >= std::mem::offset_of!(ml_verdict, observed) {
             strings.push((&mut v.approval, &mut v.approval_len));
             strings.push((&mut v.approval_error, &mut v.approval_error_len));
         }
@@ -539,6 +549,9 @@ pub struct ml_stats {
     pub results: u64,
     /// Results recorded after their call had left the window.
     pub late: u64,
+    /// Observe mode: calls let run although an enforcing guard would have warned, blocked or
+    /// halted them (the blocked and halted ones are also in `blocked`).
+    pub observed: u64,
 }
 
 /// Reads the session's counters into `*stats_out` (whose `size` the caller set).
@@ -562,9 +575,12 @@ pub unsafe extern "C" fn ml_session_stats(
         out.errors = st.errors;
         out.history_len = st.history_len as u64;
         out.history_hash = st.history_hash;
-        if out.size >= std::mem::size_of::<ml_stats>() {
+        if out.size >= std::mem::offset_of!(ml_stats, observed) {
             out.results = st.results;
             out.late = st.late;
+        }
+        if out.size >= std::mem::size_of::<ml_stats>() {
+            out.observed = st.observed;
         }
         Ok(())
     })
@@ -831,6 +847,9 @@ fn write_verdict(out: &mut ml_verdict, v: &Verdict) {
     out.rule_len = rule_len;
     out.message = message;
     out.message_len = message_len;
+    if out.size >= std::mem::offset_of!(ml_verdict, observed) + std::mem::size_of::<i32>() {
+        out.observed = v.observed.map_or(ML_ACTION_ALLOW, |a| a as i32);
+    }
 }
 
 /// Parses and compiles policy text (see `ml_session_new`).

@@ -63,6 +63,7 @@ fn all_stats(s: &Session) -> ml_stats {
         history_hash: 0,
         results: 0,
         late: 0,
+        observed: 0,
     };
     assert_eq!(unsafe { ml_session_stats(s.0, &mut st, ptr::null_mut()) }, ML_OK);
     st
@@ -236,6 +237,7 @@ fn run_vector(path: &Path, reload_every_step: bool) -> Result<(), String> {
             approval_len: 0,
             approval_error: ptr::null_mut(),
             approval_error_len: 0,
+            observed: -1,
         };
         let mut err = ptr::null_mut();
         let status = unsafe { ml_check_call(session.0, tool.as_ptr(), tool.len(), args.as_ptr(), args.len(), &mut v, &mut err) };

@@ -145,7 +145,7 @@ struct Run {
 
 impl Run {
     fn stats(&self) -> ml_stats {
-        let mut st = ml_stats { size: std::mem::size_of::<ml_stats>(), calls: 0, blocked: 0, errors: 0, history_len: 0, history_hash: 0, results: 0, late: 0 };
+        let mut st = ml_stats { size: std::mem::size_of::<ml_stats>(), calls: 0, blocked: 0, errors: 0, history_len: 0, history_hash: 0, results: 0, late: 0, observed: 0 };
         let mut err = ptr::null_mut();
         let s = unsafe { ml_session_stats(self.session, &mut st, &mut err) };
         assert_eq!(settle("ml_session_stats", s, err), ML_OK);
@@ -157,7 +157,7 @@ impl Run {
     fn check(&mut self, tool: &Input, args: &Input) {
         let (tp, tl) = tool.ptr();
         let (ap, al) = args.ptr();
-        let mut v = ml_verdict { size: std::mem::size_of::<ml_verdict>(), action: -1, count: 0, call_id: 0, rule: ptr::null_mut(), rule_len: 0, message: ptr::null_mut(), message_len: 0, approval: ptr::null_mut(), approval_len: 0, approval_error: ptr::null_mut(), approval_error_len: 0 };
+        let mut v = ml_verdict { size: std::mem::size_of::<ml_verdict>(), action: -1, count: 0, call_id: 0, rule: ptr::null_mut(), rule_len: 0, message: ptr::null_mut(), message_len: 0, approval: ptr::null_mut(), approval_len: 0, approval_error: ptr::null_mut(), approval_error_len: 0, observed: 0 };
         let mut err = ptr::null_mut();
         let s = unsafe { ml_check_call(self.session, tp, tl, ap, al, &mut v, &mut err) };
         if settle("ml_check_call", s, err) != ML_OK {
@@ -325,7 +325,7 @@ fn ops(r: &mut Run, u: &mut Unstructured) -> Result<()> {
                 }
                 if r.load(&bytes, u32::from(flags % 3)) == ML_OK {
                     // Its counters are its own now; its history may have any ids.
-                    let mut st = ml_stats { size: std::mem::size_of::<ml_stats>(), calls: 0, blocked: 0, errors: 0, history_len: 0, history_hash: 0, results: 0, late: 0 };
+                    let mut st = ml_stats { size: std::mem::size_of::<ml_stats>(), calls: 0, blocked: 0, errors: 0, history_len: 0, history_hash: 0, results: 0, late: 0, observed: 0 };
                     let mut err = ptr::null_mut();
                     assert_eq!(settle("ml_session_stats", unsafe { ml_session_stats(r.session, &mut st, &mut err) }, err), ML_OK);
                     r.calls = st.calls;

@@ -361,7 +361,7 @@ mod tests {
     use std::borrow::Cow;
 
     fn verdict(action: Action) -> Verdict {
-        Verdict { action, rule: Cow::Borrowed("loop.identical"), message: "`Bash` ran 3 times with the same arguments.".into(), call_id: 0, count: 3 }
+        Verdict { action, rule: Cow::Borrowed("loop.identical"), message: "`Bash` ran 3 times with the same arguments.".into(), call_id: 0, count: 3, observed: None }
     }
 
     #[test]

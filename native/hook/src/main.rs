@@ -28,18 +28,20 @@ use state::{Locked, Meta};
 const USAGE: &str = "\
 microloop-hook: MicroLoop as a coding agent's pre-tool hook
 
-usage: microloop-hook AGENT [--policy P]
+usage: microloop-hook AGENT [--policy P] [--observe]
   AGENT          claude-code | codex | gemini | cursor | cline
   --policy P     a preset name or a .toml/.json file (MICROLOOP_POLICY; default: a .microloop.toml
                  found upward from the event's cwd, else balanced)
+  --observe      shadow mode whatever the policy's mode says (below)
 
 Reads one hook event as JSON on stdin and answers in the agent's format. State lives in
 $MICROLOOP_STATE_DIR, else $XDG_STATE_HOME/microloop/hooks, else ~/.local/state/microloop/hooks.
 `microloop hooks install AGENT` registers it.
 
-Under a policy with mode = \"observe\" (shadow mode) nothing is ever denied: every verdict and
-result is appended to $MICROLOOP_OBSERVE_LOG, else observe.jsonl in the state directory, a log
-`microloop replay` reads.";
+Under a policy with mode = \"observe\" (shadow mode) nothing is ever denied: every call runs and
+its result is recorded; every verdict (the would-be one) and result is appended to
+$MICROLOOP_OBSERVE_LOG, else observe.jsonl in the state directory, a log `microloop replay` reads,
+and counted in the state file's stats (`observed`).";
 
 /// Events larger than this are not read: the call runs unchecked.
 const MAX_EVENT_BYTES: u64 = 8 << 20;
@@ -84,10 +86,12 @@ fn run(args: &[String]) -> Answer {
     let env = |k: &str| std::env::var(k).ok();
     let mut agent = None;
     let mut policy = env("MICROLOOP_POLICY").filter(|p| !p.is_empty());
+    let mut observe = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => return Answer { stdout: Some(USAGE.into()), stderr: None, code: 0 },
+            "--observe" => observe = true,
             "--policy" => policy = it.next().cloned(),
             s if s.starts_with("--policy=") => policy = Some(s["--policy=".len()..].to_owned()),
             s => match Agent::from_name(s) {
@@ -123,13 +127,20 @@ fn run(args: &[String]) -> Answer {
     let Some(dir) = state::state_dir(env) else {
         return Answer::fail_open("no state directory: set HOME, XDG_STATE_HOME or MICROLOOP_STATE_DIR");
     };
-    match handle(agent, event, &dir, policy.as_deref(), &SystemClock) {
+    match handle(agent, event, &dir, Spec { policy: policy.as_deref(), observe }, &SystemClock) {
         Ok(a) => a,
         Err(why) => Answer::fail_open(why),
     }
 }
 
-fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &dyn Clock) -> Result<Answer, String> {
+/// The policy asked for: a spec (see `--policy`), and `--observe`.
+#[derive(Clone, Copy, Default)]
+struct Spec<'a> {
+    policy: Option<&'a str>,
+    observe: bool,
+}
+
+fn handle(agent: Agent, event: Event, dir: &Path, spec: Spec<'_>, clock: &dyn Clock) -> Result<Answer, String> {
     let (session, cwd) = match &event {
         Event::Pre { session, cwd, .. } | Event::Post { session, cwd, .. } => (session.clone(), cwd.clone()),
         Event::End { session } => {
@@ -141,7 +152,7 @@ fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &
             return Ok(Answer { stderr: Some(format!("microloop-hook: ignoring the `{name}` event")), ..Answer::none() });
         }
     };
-    let host = engine(agent, policy, cwd.as_deref().map(Path::new))?;
+    let host = engine(agent, spec, cwd.as_deref().map(Path::new))?;
     let engine = host.engine().clone();
     let path = state::state_file(dir, agent.name(), &session);
     let locked = Locked::open(path).map_err(|e| format!("cannot open the session's state in {}: {e}", dir.display()))?;
@@ -174,16 +185,13 @@ fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &
                 events.emit(&s, &tool, &args, &v, SystemClock.now_ms());
             }
             if observe {
-                // Shadow mode: the verdict is logged, the call is never denied.
-                let line = json!({"microloop": "observe", "event": "check", "session": session, "call": v.call_id,
-                    "at_ms": clock.now_ms(), "tool": tool, "args": input, "action": v.action.as_str(), "rule": v.rule,
-                    "message": v.message, "count": v.count});
+                // Shadow mode: the verdict (the would-be one) is logged and counted; the call runs.
+                let line = microloop_host::observe::check_line(&session, &v.call_id.to_string(), clock.now_ms(), &tool, &args, &v);
                 notes.extend(observe_log(dir, &line).err());
-                if v.action.runs() {
-                    state::add_pending(&mut meta, pending_key(&tool, &args, id.as_deref()), v.call_id);
+                if v.observed.is_some() {
+                    let n = meta.stats.get("observed").and_then(Value::as_u64).unwrap_or(0);
+                    meta.stats["observed"] = json!(n + 1);
                 }
-                locked.write(agent.name(), &session, &meta, &s.save()).map_err(|e| format!("cannot save the session's state: {e}"))?;
-                return Ok(Answer { stderr: (!notes.is_empty()).then(|| notes.join("\n")), ..Answer::none() });
             }
             if v.action.runs() {
                 state::add_pending(&mut meta, pending_key(&tool, &args, id.as_deref()), v.call_id);
@@ -213,8 +221,7 @@ fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &
                 // A call recorded twice (a retried event) is not worth a line: the first counts.
                 s.record(call_id, output.as_bytes(), error).ok();
                 if observe {
-                    let line = json!({"microloop": "observe", "event": "record", "session": session, "call": call_id,
-                        "output": output, "error": error});
+                    let line = microloop_host::observe::record_line(&session, &call_id.to_string(), output.as_bytes(), error);
                     notes.extend(observe_log(dir, &line).err());
                 }
             }
@@ -224,7 +231,10 @@ fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &
         Event::End { .. } | Event::Other(_) => unreachable!("handled above"),
     }
     let st = s.stats();
-    meta.stats = json!({"calls": st.calls, "blocked": st.blocked, "errors": st.errors, "results": st.results, "late": st.late, "history_len": st.history_len});
+    // Observe counts are the state file's own: a snapshot does not carry them.
+    let observed = meta.stats.get("observed").and_then(Value::as_u64).unwrap_or(0);
+    meta.stats = json!({"calls": st.calls, "blocked": st.blocked, "errors": st.errors, "results": st.results, "late": st.late,
+        "history_len": st.history_len, "observed": observed});
     locked.write(agent.name(), &session, &meta, &s.save()).map_err(|e| format!("cannot save the session's state: {e}"))?;
     if !notes.is_empty() {
         notes.extend(answer.stderr.take());
@@ -236,7 +246,7 @@ fn handle(agent: Agent, event: Event, dir: &Path, policy: Option<&str>, clock: &
 /// Appends one line to the observe log: `$MICROLOOP_OBSERVE_LOG`, else `observe.jsonl` in the state
 /// directory. One `write` of a whole line, in append mode, so sessions writing at once do not mix.
 fn observe_log(dir: &Path, line: &Value) -> Result<(), String> {
-    let path = std::env::var_os("MICROLOOP_OBSERVE_LOG").filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or_else(|| dir.join("observe.jsonl"));
+    let path = std::env::var_os(microloop_host::observe::ENV).filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or_else(|| dir.join("observe.jsonl"));
     let mut text = line.to_string();
     text.push('\n');
     std::fs::OpenOptions::new()
@@ -264,11 +274,12 @@ fn call_key(tool: &str, args: &[u8]) -> String {
 
 /// The policy, with the agent's built-in tools' effects added where the policy says none, and the
 /// sinks its sections configure (`[audit]`).
-fn engine(agent: Agent, spec: Option<&str>, cwd: Option<&Path>) -> Result<microloop_host::Host, String> {
-    let (text, file) = microloop_host::load_text(spec, cwd).map_err(|e| format!("policy: {e}"))?;
+fn engine(agent: Agent, spec: Spec<'_>, cwd: Option<&Path>) -> Result<microloop_host::Host, String> {
+    let (text, file) = microloop_host::load_text(spec.policy, cwd).map_err(|e| format!("policy: {e}"))?;
     let text = text.unwrap_or_default();
     let in_file = file.map(|f| format!("{}: ", f.display())).unwrap_or_default();
     let (mut policy, sections) = microloop_host::parse_host_text(&text).map_err(|e| format!("policy: {in_file}{e}"))?;
+    policy.observe |= spec.observe;
     let (reads, writes) = agent.builtin_effects();
     let tagged = reads.iter().map(|t| (t, "read")).chain(writes.iter().map(|t| (t, "write")));
     for (tool, effect) in tagged {
@@ -303,7 +314,7 @@ mod tests {
         for i in 1..=5 {
             let id = format!("toolu_{i}");
             let pre = json!({"session_id":"s","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":id});
-            let a = handle(Agent::ClaudeCode, event(Agent::ClaudeCode, pre), &dir, None, &clock).unwrap();
+            let a = handle(Agent::ClaudeCode, event(Agent::ClaudeCode, pre), &dir, Spec::default(), &clock).unwrap();
             if let Some(out) = a.stdout {
                 let v: Value = serde_json::from_str(&out).unwrap();
                 assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny");
@@ -311,38 +322,45 @@ mod tests {
                 continue;
             }
             let post = json!({"session_id":"s","hook_event_name":"PostToolUseFailure","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":id,"error":"make: *** [test] Error 2"});
-            handle(Agent::ClaudeCode, event(Agent::ClaudeCode, post), &dir, None, &clock).unwrap();
+            handle(Agent::ClaudeCode, event(Agent::ClaudeCode, post), &dir, Spec::default(), &clock).unwrap();
         }
         assert!(denied_at.is_some_and(|i| i <= 3), "{denied_at:?}");
         let path = state::state_file(&dir, "claude-code", "s");
         assert!(path.exists());
-        handle(Agent::ClaudeCode, event(Agent::ClaudeCode, json!({"session_id":"s","hook_event_name":"SessionEnd"})), &dir, None, &clock).unwrap();
+        handle(Agent::ClaudeCode, event(Agent::ClaudeCode, json!({"session_id":"s","hook_event_name":"SessionEnd"})), &dir, Spec::default(), &clock).unwrap();
         assert!(!path.exists());
         std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
-    fn in_observe_mode_nothing_is_denied_and_every_verdict_is_logged() {
-        let dir = scratch("observe");
-        let clock = FixedClock::new(1_000);
-        let policy = Some(r#"{"mode":"observe"}"#);
-        for i in 1..=5 {
-            let id = format!("toolu_{i}");
-            let pre = json!({"session_id":"s","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":id});
-            let a = handle(Agent::ClaudeCode, event(Agent::ClaudeCode, pre), &dir, policy, &clock).unwrap();
-            assert_eq!((a.stdout, a.code), (None, 0), "call {i} must run");
-            let post = json!({"session_id":"s","hook_event_name":"PostToolUseFailure","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":id,"error":"make: *** [test] Error 2"});
-            handle(Agent::ClaudeCode, event(Agent::ClaudeCode, post), &dir, policy, &clock).unwrap();
+    fn in_observe_mode_nothing_is_denied_and_every_verdict_and_result_is_logged() {
+        for (name, spec) in [("observe-policy", Spec { policy: Some(r#"{"mode":"observe"}"#), observe: false }),
+                             ("observe-flag", Spec { policy: Some("balanced"), observe: true })] {
+            let dir = scratch(name);
+            let clock = FixedClock::new(1_000);
+            for i in 1..=5 {
+                let id = format!("toolu_{i}");
+                let pre = json!({"session_id":"s","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":id});
+                let a = handle(Agent::ClaudeCode, event(Agent::ClaudeCode, pre), &dir, spec, &clock).unwrap();
+                assert_eq!((a.stdout, a.code), (None, 0), "call {i} must run");
+                let post = json!({"session_id":"s","hook_event_name":"PostToolUseFailure","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":id,"error":"make: *** [test] Error 2"});
+                handle(Agent::ClaudeCode, event(Agent::ClaudeCode, post), &dir, spec, &clock).unwrap();
+            }
+            let log = std::fs::read_to_string(dir.join("observe.jsonl")).unwrap();
+            let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            let checks: Vec<&str> = lines.iter().filter(|l| l["event"] == "check").map(|l| l["action"].as_str().unwrap()).collect();
+            assert_eq!(checks.len(), 5);
+            assert!(checks.iter().any(|a| *a == "block" || *a == "halt"), "{checks:?}");
+            assert!(lines.iter().all(|l| l["microloop"] == "observe" && l["session"] == "s"));
+            // Every call ran, the would-be-blocked ones too: each has its result, under its own id.
+            let ids = |event: &str| lines.iter().filter(|l| l["event"] == event).map(|l| l["call"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+            assert_eq!(ids("record"), ids("check"));
+            assert_eq!(ids("check").iter().collect::<std::collections::HashSet<_>>().len(), 5);
+            let (meta, _) = Locked::open(state::state_file(&dir, "claude-code", "s")).unwrap().read().unwrap().unwrap();
+            assert_eq!(meta.stats["results"], 5);
+            assert_eq!(meta.stats["observed"], checks.iter().filter(|a| **a != "allow").count());
+            std::fs::remove_dir_all(&dir).ok();
         }
-        let log = std::fs::read_to_string(dir.join("observe.jsonl")).unwrap();
-        let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        let checks: Vec<&str> = lines.iter().filter(|l| l["event"] == "check").map(|l| l["action"].as_str().unwrap()).collect();
-        assert_eq!(checks.len(), 5);
-        assert!(checks.iter().any(|a| *a == "block" || *a == "halt"), "{checks:?}");
-        assert!(lines.iter().all(|l| l["microloop"] == "observe" && l["session"] == "s"));
-        let records = lines.iter().filter(|l| l["event"] == "record").count();
-        assert_eq!(records, checks.iter().filter(|a| **a == "allow" || **a == "warn").count());
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
@@ -352,7 +370,7 @@ mod tests {
         let path = state::state_file(&dir, "gemini", "g");
         std::fs::write(&path, b"\xff\xfe not ours").unwrap();
         let pre = json!({"session_id":"g","hook_event_name":"BeforeTool","tool_name":"read_file","tool_input":{"path":"a"}});
-        let a = handle(Agent::Gemini, event(Agent::Gemini, pre), &dir, None, &FixedClock::new(0)).unwrap();
+        let a = handle(Agent::Gemini, event(Agent::Gemini, pre), &dir, Spec::default(), &FixedClock::new(0)).unwrap();
         assert!(a.stderr.unwrap().contains("starting a fresh history"));
         assert_eq!(a.stdout, None);
         assert!(std::fs::read(&path).unwrap().starts_with(b"microloop-hook 1\n"));
@@ -361,7 +379,7 @@ mod tests {
 
     #[test]
     fn builtin_effects_fill_in_only_where_the_policy_is_silent() {
-        let host = engine(Agent::ClaudeCode, Some(r#"{"tools":[{"name":"Read","effect":"write"}]}"#), None).unwrap();
+        let host = engine(Agent::ClaudeCode, Spec { policy: Some(r#"{"tools":[{"name":"Read","effect":"write"}]}"#), observe: false }, None).unwrap();
         let e = host.engine();
         assert_eq!(e.policy.resolve("Read").effect, Some(microloop_core::effect::Effect::Write));
         assert_eq!(e.policy.resolve("Grep").effect, Some(microloop_core::effect::Effect::Read));
@@ -379,10 +397,10 @@ mod tests {
         let mut denied = 0;
         for i in 1..=4 {
             let pre = json!({"session_id":"sess-42","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":format!("t{i}")});
-            let a = handle(Agent::ClaudeCode, event(Agent::ClaudeCode, pre), &dir, Some(&policy), &clock).unwrap();
+            let a = handle(Agent::ClaudeCode, event(Agent::ClaudeCode, pre), &dir, Spec { policy: Some(&policy), observe: false }, &clock).unwrap();
             denied += a.stdout.is_some_and(|o| o.contains("deny")) as u32;
             let post = json!({"session_id":"sess-42","hook_event_name":"PostToolUse","tool_name":"Bash","tool_input":{"command":"make test"},"tool_use_id":format!("t{i}"),"tool_response":{"stdout":"FAILED","exit_code":1}});
-            handle(Agent::ClaudeCode, event(Agent::ClaudeCode, post), &dir, Some(&policy), &clock).unwrap();
+            handle(Agent::ClaudeCode, event(Agent::ClaudeCode, post), &dir, Spec { policy: Some(&policy), observe: false }, &clock).unwrap();
         }
         assert!(denied >= 1);
         // Four processes' worth of decisions, each closed with its own checkpoint: one log.

@@ -160,7 +160,7 @@ fn eight_parallel_processes_of_one_session_lose_no_event() {
     });
     let parallel = meta(&par.0);
 
-    let expected = json!({"calls": 250, "blocked": 0, "errors": 84, "results": 250, "late": 0, "history_len": 250});
+    let expected = json!({"calls": 250, "blocked": 0, "errors": 84, "results": 250, "late": 0, "history_len": 250, "observed": 0});
     assert_eq!(sequential["stats"], expected);
     assert_eq!(parallel["stats"], sequential["stats"], "every call and result, exactly once");
     assert_eq!(parallel["pending"], json!([]), "no result left without its call");

@@ -76,7 +76,14 @@ impl Host {
     /// Loads a policy spec as [`crate::load`] does (a preset, a file, text, or a `.microloop.toml`
     /// found from `cwd`), with its host sections.
     pub fn load(spec: Option<&str>, cwd: Option<&Path>) -> Result<(Host, Option<PathBuf>), LoadError> {
-        let (policy, sections, text, file) = Host::load_parts(spec, cwd)?;
+        Host::load_mode(spec, cwd, false)
+    }
+
+    /// [`Host::load`]; with `observe`, the policy runs in observe mode (shadow mode) whatever its
+    /// `mode` says (a transport's `--observe`).
+    pub fn load_mode(spec: Option<&str>, cwd: Option<&Path>, observe: bool) -> Result<(Host, Option<PathBuf>), LoadError> {
+        let (mut policy, sections, text, file) = Host::load_parts(spec, cwd)?;
+        policy.observe |= observe;
         let host = Host::new(policy, sections, text.as_bytes())
             .map_err(|e| LoadError { file: file.clone(), path: e.path, message: e.message })?;
         Ok((host, file))

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use microloop_core::policy::ToolPolicy;
 use microloop_core::{Action, Engine, Policy, Session, Verdict};
-use microloop_host::Clock;
+use microloop_host::{Clock, ObserveLog};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -91,6 +91,9 @@ pub struct Counters {
     pub unknown_tools: u64,
     pub unchecked: u64,
     pub blocked_by_rule: BTreeMap<String, u64>,
+    /// Observe mode: calls let run that would have been warned, blocked or halted, by would-be
+    /// action and rule.
+    pub observed: BTreeMap<(&'static str, String), u64>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +182,9 @@ pub struct Guard {
     notes: Vec<String>,
     /// The policy's `[audit]` and `[approval]`: every decision logged, every call that runs signed.
     events: Option<microloop_host::Events>,
+    /// Observe mode: the log every verdict and result goes to (when it could be opened), and this
+    /// session's name in it.
+    observe: Option<(Option<Arc<ObserveLog>>, String)>,
 }
 
 impl Guard {
@@ -196,6 +202,36 @@ impl Guard {
             counters: Counters::default(),
             notes: Vec::new(),
             events: None,
+            observe: None,
+        }
+    }
+
+    /// Shadow mode (the policy's `mode = "observe"`): nothing is refused, every verdict and result
+    /// goes to `log` under `session`.
+    pub fn observing(mut self, log: Option<Arc<ObserveLog>>, session: &str) -> Guard {
+        self.observe = Some((log, session.to_owned()));
+        self
+    }
+
+    /// Observe mode: the session's stats in one line for stderr; `None` otherwise.
+    pub fn observe_summary(&self) -> Option<String> {
+        self.observe.as_ref()?;
+        let c = &self.counters;
+        let by: Vec<String> = c.observed.iter().map(|((a, r), n)| format!("{a} {r}: {n}")).collect();
+        Some(format!("microloop-mcp: observe: {} calls checked, {} would have been warned, blocked or halted ({})",
+            c.calls, c.observed.values().sum::<u64>(), if by.is_empty() { "none".to_owned() } else { by.join(", ") }))
+    }
+
+    /// Observe mode: counts a would-be verdict and logs the verdict.
+    fn observed(&mut self, call: u64, tool: &str, args: &str, v: &Verdict) {
+        let Some((log, session)) = &self.observe else { return };
+        if let Some(a) = v.observed {
+            *self.counters.observed.entry((microloop_host::events::action_name(a), v.rule.to_string())).or_default() += 1;
+        }
+        if let Some(log) = log {
+            if let Err(e) = log.check(session, &call.to_string(), self.clock.now_ms(), tool, args.as_bytes(), v) {
+                self.notes.push(format!("microloop-mcp: {e}"));
+            }
         }
     }
 
@@ -289,7 +325,20 @@ impl Guard {
     /// Decides on a `tools/call`: what to remember until its answer, or the answer itself.
     fn check_call(&mut self, id: &RawValue, call: &CallParams) -> Result<(Pending, Option<String>), Vec<u8>> {
         let tool = call.name.as_ref();
+        let args = match call.arguments.map(RawValue::get) {
+            None | Some("null") => "{}",
+            Some(a) => a,
+        };
         if let (Some(tools), false) = (&self.tools, self.stale) {
+            if !tools.contains_key(tool) && self.observe.is_some() {
+                // Shadow mode: the server answers it; the log says it would have been refused.
+                let nearest = nearest(tool, tools.keys().map(String::as_str), 3);
+                let v = Verdict { action: Action::Allow, rule: Cow::Borrowed("mcp.unknown_tool"), message: format!("Unknown tool: {tool}. The nearest tools are: {}.", nearest.join(", ")),
+                    call_id: 0, count: 1, observed: Some(Action::Block) };
+                self.counters.unknown_tools += 1;
+                self.observed(0, tool, args, &v);
+                return Ok((Pending::Other, None));
+            }
             if !tools.contains_key(tool) {
                 self.counters.unknown_tools += 1;
                 let nearest = nearest(tool, tools.keys().map(String::as_str), 3);
@@ -302,10 +351,6 @@ impl Guard {
                 return Err(error_response(id, INVALID_PARAMS, &msg, Some(data)));
             }
         }
-        let args = match call.arguments.map(RawValue::get) {
-            None | Some("null") => "{}",
-            Some(a) => a,
-        };
         let v = match self.session.check(tool, args.as_bytes(), self.clock.now_ms()) {
             Ok(v) => v,
             Err(e) => {
@@ -315,6 +360,7 @@ impl Guard {
             }
         };
         self.counters.calls += 1;
+        self.observed(v.call_id, tool, args, &v);
         let token = match &self.events {
             Some(ev) => match ev.decide(&self.session, tool, args.as_bytes(), &v, self.clock.now_ms(), true).approval {
                 Some(microloop_host::Approval::Token(t)) => Some(t),
@@ -373,6 +419,11 @@ impl Guard {
                 };
                 // A result recorded twice (a server answering one id twice) counts once.
                 self.session.record(call_id, output.as_bytes(), is_error).ok();
+                if let Some((Some(log), session)) = &self.observe {
+                    if let Err(e) = log.record(session, &call_id.to_string(), output.as_bytes(), is_error) {
+                        self.notes.push(format!("microloop-mcp: {e}"));
+                    }
+                }
                 match (warning, env.result) {
                     (Some(w), Some(_)) => with_warning(line, &w).map_or(FromServer::Forward, FromServer::Replace),
                     _ => FromServer::Forward,

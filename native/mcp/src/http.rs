@@ -49,10 +49,13 @@ pub struct Relay {
     ended: Mutex<Counters>,
     requests: Mutex<BTreeMap<u16, u64>>,
     upstream_errors: AtomicU64,
+    /// Observe mode: the log (when it could be opened).
+    observe: Option<Option<Arc<microloop_host::ObserveLog>>>,
 }
 
 impl Relay {
     pub fn new(upstream: String, policy: Policy, engine: Arc<Engine>) -> Result<Relay, String> {
+        let observe = engine.policy.observe.then(crate::observe_log);
         // rustls with ring, as the LLM proxy has it (an https upstream needs a provider).
         microloop_proxy::server::install_crypto();
         let client = reqwest::Client::builder()
@@ -70,6 +73,7 @@ impl Relay {
             ended: Mutex::new(Counters::default()),
             requests: Mutex::new(BTreeMap::new()),
             upstream_errors: AtomicU64::new(0),
+            observe,
         })
     }
 
@@ -79,7 +83,10 @@ impl Relay {
             .entry(session.to_owned())
             .or_insert_with(|| {
                 let events = self.host.as_ref().and_then(|h| h.events());
-                let g = Guard::new(self.policy.clone(), self.engine.clone(), Arc::new(SystemClock)).with_events(events);
+                let mut g = Guard::new(self.policy.clone(), self.engine.clone(), Arc::new(SystemClock)).with_events(events);
+                if let Some(log) = &self.observe {
+                    g = g.observing(log.clone(), session);
+                }
                 Arc::new(Mutex::new(if session.is_empty() { g.shared() } else { g }))
             })
             .clone()
@@ -117,6 +124,10 @@ impl Relay {
         ] {
             let _ = writeln!(o, "# HELP microloop_mcp_{name}_total {help}\n# TYPE microloop_mcp_{name}_total counter\nmicroloop_mcp_{name}_total {v}");
         }
+        o.push_str("# HELP microloop_mcp_observed_total Shadow mode: tool calls let run that would have been warned, blocked or halted, by action and rule.\n# TYPE microloop_mcp_observed_total counter\n");
+        for ((action, rule), n) in &total.observed {
+            let _ = writeln!(o, "microloop_mcp_observed_total{{action=\"{action}\",rule=\"{rule}\"}} {n}");
+        }
         let _ = writeln!(o, "# HELP microloop_mcp_sessions Sessions with a history.\n# TYPE microloop_mcp_sessions gauge\nmicroloop_mcp_sessions {}", sessions.len());
         o
     }
@@ -132,6 +143,9 @@ fn add(total: &mut Counters, c: &Counters) {
     total.warned += c.warned;
     total.unknown_tools += c.unknown_tools;
     total.unchecked += c.unchecked;
+    for (k, n) in &c.observed {
+        *total.observed.entry(k.clone()).or_default() += n;
+    }
     for (rule, n) in &c.blocked_by_rule {
         *total.blocked_by_rule.entry(rule.clone()).or_default() += n;
     }

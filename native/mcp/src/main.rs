@@ -9,7 +9,6 @@ mod guard;
 mod http;
 mod stdio;
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -19,8 +18,8 @@ use microloop_host::SystemClock;
 const USAGE: &str = "\
 microloop-mcp: MicroLoop in front of an MCP tool server
 
-usage: microloop-mcp [--policy P] -- COMMAND [ARGS...]
-       microloop-mcp [--policy P] --listen ADDR --upstream URL
+usage: microloop-mcp [--policy P] [--observe] -- COMMAND [ARGS...]
+       microloop-mcp [--policy P] [--observe] --listen ADDR --upstream URL
 
   Runs the MCP server COMMAND over stdio and relays newline-delimited JSON-RPC between it and
   the client on this process's stdin/stdout. Each tools/call is checked before the server sees
@@ -34,6 +33,10 @@ usage: microloop-mcp [--policy P] -- COMMAND [ARGS...]
   --policy P   a preset name (strict, balanced, permissive), a .toml/.json file or policy text
                (MICROLOOP_POLICY; default: a .microloop.toml found upward from the current
                directory, else balanced)
+  --observe    shadow mode, as a policy's mode = \"observe\": nothing is refused; every verdict
+               (the would-be one) and result is appended to $MICROLOOP_OBSERVE_LOG, else
+               observe.jsonl in the current directory (a log `microloop replay` reads), counted in
+               /metrics, and summed up on stderr when a stdio session ends
 
 The server's stderr, signals and exit status pass through.";
 
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
     let mut policy = std::env::var("MICROLOOP_POLICY").ok().filter(|p| !p.is_empty());
     let mut command: Vec<String> = Vec::new();
     let (mut listen, mut upstream) = (None, None);
+    let mut observe = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
                 None => return usage_error("--policy needs a value"),
             },
             s if s.starts_with("--policy=") => policy = Some(s["--policy=".len()..].to_owned()),
+            "--observe" => observe = true,
             "--listen" | "--upstream" => match it.next() {
                 Some(v) if a == "--listen" => listen = Some(v.clone()),
                 Some(v) => upstream = Some(v.clone()),
@@ -76,7 +81,7 @@ fn main() -> ExitCode {
         }
     }
     match (listen, upstream, command.is_empty()) {
-        (Some(listen), Some(upstream), true) => return serve_http(policy.as_deref(), &listen, upstream),
+        (Some(listen), Some(upstream), true) => return serve_http(policy.as_deref(), observe, &listen, upstream),
         (None, None, _) => {}
         (_, _, false) => return usage_error("give either a server command or --listen and --upstream, not both"),
         _ => return usage_error("--listen and --upstream go together"),
@@ -84,7 +89,7 @@ fn main() -> ExitCode {
     if command.is_empty() {
         return usage_error("no server command (microloop-mcp [--policy P] -- COMMAND [ARGS...])");
     }
-    let guard = new_guard(policy.as_deref());
+    let guard = new_guard(policy.as_deref(), observe);
     ExitCode::from(stdio::run(&command, guard))
 }
 
@@ -93,9 +98,24 @@ fn usage_error(why: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn serve_http(spec: Option<&str>, listen: &str, upstream: String) -> ExitCode {
-    let cwd = std::env::current_dir().ok();
-    let (policy, host) = match load(spec, cwd.as_deref()) {
+/// Shadow mode's log: `$MICROLOOP_OBSERVE_LOG`, else `observe.jsonl` in the current directory;
+/// `None` (and a line on stderr) when it cannot be opened: the verdicts are still counted.
+fn observe_log() -> Option<Arc<microloop_host::ObserveLog>> {
+    let path = std::env::var(microloop_host::observe::ENV).ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "observe.jsonl".into());
+    match microloop_host::ObserveLog::open(&path) {
+        Ok(log) => {
+            eprintln!("microloop-mcp: shadow mode (observe): nothing is refused; verdicts and results go to {path}");
+            Some(Arc::new(log))
+        }
+        Err(e) => {
+            eprintln!("microloop-mcp: {e}; shadow mode goes on without a log");
+            None
+        }
+    }
+}
+
+fn serve_http(spec: Option<&str>, observe: bool, listen: &str, upstream: String) -> ExitCode {
+    let (policy, host) = match load(spec, observe) {
         Ok(ph) => ph,
         Err(e) => {
             eprintln!("microloop-mcp: policy: {e}");
@@ -113,10 +133,13 @@ fn serve_http(spec: Option<&str>, listen: &str, upstream: String) -> ExitCode {
 
 /// The guard for one session, or `None` (and a line on stderr) when the policy cannot be loaded:
 /// the relay then passes everything unchecked.
-fn new_guard(spec: Option<&str>) -> Option<Guard> {
-    let cwd = std::env::current_dir().ok();
-    match load(spec, cwd.as_deref().map(Path::new)) {
-        Ok((policy, host)) => Some(Guard::new(policy, host.engine().clone(), Arc::new(SystemClock)).with_events(host.events())),
+fn new_guard(spec: Option<&str>, observe: bool) -> Option<Guard> {
+    match load(spec, observe) {
+        Ok((policy, host)) => {
+            let g = Guard::new(policy, host.engine().clone(), Arc::new(SystemClock)).with_events(host.events());
+            // One stdio relay is one session: named by its process id in the log.
+            Some(if host.engine().policy.observe { g.observing(observe_log(), &format!("mcp-{}", std::process::id())) } else { g })
+        }
         Err(e) => {
             eprintln!("microloop-mcp: policy: {e}; every call passes unchecked");
             None
@@ -124,10 +147,12 @@ fn new_guard(spec: Option<&str>) -> Option<Guard> {
     }
 }
 
-/// The policy and its host (engine, `[audit]` log, `[approval]` key): a log or key that cannot be
-/// opened is an error here, as for the library.
-fn load(spec: Option<&str>, cwd: Option<&Path>) -> Result<(microloop_core::Policy, microloop_host::Host), String> {
-    let (policy, sections, text, file) = microloop_host::Host::load_parts(spec, cwd).map_err(|e| e.to_string())?;
+/// The policy (in observe mode with `--observe`) and its host (engine, `[audit]` log, `[approval]`
+/// key): a log or key that cannot be opened is an error here, as for the library.
+fn load(spec: Option<&str>, observe: bool) -> Result<(microloop_core::Policy, microloop_host::Host), String> {
+    let cwd = std::env::current_dir().ok();
+    let (mut policy, sections, text, file) = microloop_host::Host::load_parts(spec, cwd.as_deref()).map_err(|e| e.to_string())?;
+    policy.observe |= observe;
     let host = microloop_host::Host::new(policy.clone(), sections, text.as_bytes())
         .map_err(|e| microloop_host::LoadError { file, path: e.path, message: e.message }.to_string())?;
     Ok((policy, host))

@@ -85,7 +85,12 @@ pub fn run(command: &[String], guard: Option<Guard>) -> u8 {
     let _ = done_rx.recv_timeout(DRAIN_AFTER_EXIT);
     if let Some(g) = &guard {
         let why = describe(status.as_ref());
-        let answers = g.lock().unwrap_or_else(|e| e.into_inner()).server_closed(&why);
+        let mut g = g.lock().unwrap_or_else(|e| e.into_inner());
+        let answers = g.server_closed(&why);
+        if let Some(line) = g.observe_summary() {
+            eprintln!("{line}");
+        }
+        drop(g);
         for a in answers {
             client.send(&a, true);
         }

@@ -18,6 +18,10 @@ usage: microloop-proxy [options]
   --max-reasks N       re-asks per request before the turn is stopped (default 1)
   --max-body-bytes N   largest request body accepted (default 33554432)
   --timeout SECS       upstream connect + idle read timeout (default 600)
+  --observe            shadow mode, as a policy's mode = \"observe\": every verdict is computed,
+                       logged and counted in /metrics, no call is ever blocked
+  --observe-log FILE   where shadow mode appends its log, a file `microloop replay` reads
+                       (MICROLOOP_OBSERVE_LOG; default observe.jsonl in the working directory)
   --store URL          where Responses conversations continued by previous_response_id are kept:
                        memory, or redis://[:password@]HOST[:PORT][/DB] to share them between
                        replicas (MICROLOOP_STORE; default memory)
@@ -67,6 +71,10 @@ pub struct Config {
     pub store_max_entries: usize,
     pub store_max_bytes: usize,
     pub store_ttl: Duration,
+    /// Shadow mode whatever the policy's `mode` says.
+    pub observe: bool,
+    /// Shadow mode's log (see `--observe-log`).
+    pub observe_log: Option<String>,
 }
 
 impl Default for Config {
@@ -83,6 +91,8 @@ impl Default for Config {
             store_max_entries: 10_000,
             store_max_bytes: 256 << 20,
             store_ttl: Duration::from_secs(86_400),
+            observe: false,
+            observe_log: None,
         }
     }
 }
@@ -100,6 +110,7 @@ impl Config {
         c.upstream = env("MICROLOOP_UPSTREAM").or_else(|| env("TARGET_API_URL")).filter(|s| !s.is_empty());
         c.policy = env("MICROLOOP_POLICY").filter(|s| !s.is_empty());
         c.store = env("MICROLOOP_STORE").filter(|s| !s.is_empty());
+        c.observe_log = env(microloop_host::observe::ENV).filter(|s| !s.is_empty());
         if let Some(m) = env("MICROLOOP_ON_BLOCK").filter(|s| !s.is_empty()) {
             c.on_block = OnBlock::parse(&m)?;
         }
@@ -112,6 +123,10 @@ impl Config {
             if key == "-h" || key == "--help" {
                 return Ok(Parsed::Help);
             }
+            if key == "--observe" && inline.is_none() {
+                c.observe = true;
+                continue;
+            }
             let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{key} needs a value"));
             let number = |v: String| v.parse::<u64>().map_err(|_| format!("{key} takes a number, not `{v}`"));
             match key {
@@ -123,6 +138,7 @@ impl Config {
                 "--max-body-bytes" => c.max_body_bytes = number(value()?)? as usize,
                 "--timeout" => c.timeout = Duration::from_secs(number(value()?)?),
                 "--store" => c.store = Some(value()?),
+                "--observe-log" => c.observe_log = Some(value()?),
                 "--store-max-entries" => c.store_max_entries = number(value()?)? as usize,
                 "--store-max-bytes" => c.store_max_bytes = number(value()?)? as usize,
                 "--store-ttl" => c.store_ttl = Duration::from_secs(number(value()?)?.max(1)),
@@ -150,16 +166,14 @@ impl Config {
     }
 
     /// The policy loaded with the sinks its sections configure (`[audit]`: opened now, so a log
-    /// that cannot be written is an error at start).
-    /// Shadow mode is refused rather than ignored: the proxy cannot yet run without acting.
+    /// that cannot be written is an error at start); in observe mode with `--observe`.
     pub fn host(&self) -> Result<microloop_host::Host, String> {
-        let host = microloop_host::Host::load(self.policy.as_deref(), None).map(|(h, _)| h).map_err(|e| format!("policy: {e}"))?;
-        if host.engine().policy.observe {
-            return Err("policy: mode = \"observe\" is not supported by microloop-proxy yet (it would still block); \
-                        use mode = \"enforce\", or shadow mode in the library or microloop-hook"
-                .into());
-        }
-        Ok(host)
+        microloop_host::Host::load_mode(self.policy.as_deref(), None, self.observe).map(|(h, _)| h).map_err(|e| format!("policy: {e}"))
+    }
+
+    /// Where shadow mode's log goes.
+    pub fn observe_log_path(&self) -> String {
+        self.observe_log.clone().unwrap_or_else(|| "observe.jsonl".to_owned())
     }
 }
 
@@ -172,12 +186,16 @@ mod tests {
     }
 
     #[test]
-    fn shadow_mode_is_refused_not_ignored() {
+    fn shadow_mode_from_the_policy_or_the_flag() {
         let config = Config { policy: Some(r#"{"mode":"observe"}"#.to_owned()), ..Config::default() };
-        let Err(err) = config.host() else { panic!("observe accepted") };
-        assert!(err.contains("not supported by microloop-proxy"), "{err}");
+        assert!(config.engine().unwrap().policy.observe);
         let config = Config { policy: Some(r#"{"mode":"enforce"}"#.to_owned()), ..Config::default() };
-        assert!(config.host().is_ok());
+        assert!(!config.engine().unwrap().policy.observe);
+        let Ok(Parsed::Run(flag)) = Config::parse(&["--observe".into(), "--observe-log".into(), "x.jsonl".into()], |_| None) else { panic!("--observe") };
+        assert!(flag.engine().unwrap().policy.observe);
+        assert_eq!(flag.observe_log_path(), "x.jsonl");
+        let Ok(Parsed::Run(env)) = Config::parse(&[], |k| (k == "MICROLOOP_OBSERVE_LOG").then(|| "y.jsonl".to_owned())) else { panic!("env") };
+        assert!(!env.observe && env.observe_log_path() == "y.jsonl");
     }
 
     #[test]

@@ -42,6 +42,9 @@ fn main() {
             }
         };
         eprintln!("microloop-proxy: listening on http://{listen}, upstream {upstream}, on block: {on_block:?}");
+        if let Some(log) = &st.observe {
+            eprintln!("microloop-proxy: shadow mode (observe): nothing is blocked; every verdict and result goes to {}", log.path().display());
+        }
         let served = axum::serve(listener, router(st)).with_graceful_shutdown(shutdown()).await;
         if let Err(e) = served {
             eprintln!("microloop-proxy: {e}");

@@ -12,6 +12,10 @@ const BUCKETS_S: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     blocks: Mutex<BTreeMap<String, u64>>,
+    /// Shadow mode: verdicts that would have warned, blocked or halted, by (action, rule).
+    observed: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// Shadow mode: every call judged.
+    pub observed_calls: AtomicU64,
     latency_buckets: [AtomicU64; BUCKETS_S.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -27,6 +31,10 @@ impl Metrics {
 
     pub fn block(&self, rule: &str) {
         *self.blocks.lock().unwrap().entry(rule.to_owned()).or_default() += 1;
+    }
+
+    pub fn observed(&self, action: &'static str, rule: &str) {
+        *self.observed.lock().unwrap().entry((action, rule.to_owned())).or_default() += 1;
     }
 
     pub fn upstream_latency(&self, d: Duration) {
@@ -52,7 +60,13 @@ impl Metrics {
         for (rule, n) in self.blocks.lock().unwrap().iter() {
             let _ = writeln!(o, "microloop_proxy_blocks_total{{rule=\"{rule}\"}} {n}");
         }
+        o.push_str("# HELP microloop_proxy_observed_total Shadow mode: tool calls let run that would have been warned, blocked or halted, by action and rule.\n");
+        o.push_str("# TYPE microloop_proxy_observed_total counter\n");
+        for ((action, rule), n) in self.observed.lock().unwrap().iter() {
+            let _ = writeln!(o, "microloop_proxy_observed_total{{action=\"{action}\",rule=\"{rule}\"}} {n}");
+        }
         for (name, help, v) in [
+            ("observed_calls", "Shadow mode: tool calls judged and let run.", &self.observed_calls),
             ("reasks", "Re-asks sent upstream after a block.", &self.reasks),
             ("warnings", "Notes appended to a tool result.", &self.warnings),
             ("upstream_errors", "Upstream unreachable, timed out or malformed.", &self.upstream_errors),

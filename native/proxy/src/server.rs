@@ -39,6 +39,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Conversations kept between requests (Responses' `previous_response_id`).
     pub store: Store,
+    /// Shadow mode (the policy's `mode = "observe"`, or `--observe`): where every verdict and
+    /// result goes.
+    pub observe: Option<microloop_host::ObserveLog>,
 }
 
 impl AppState {
@@ -54,7 +57,11 @@ impl AppState {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let store = Store::open(&cfg)?;
         let events = cfg.host()?.events();
-        Ok(AppState { cfg, engine, events, client, metrics: Metrics::default(), store })
+        let observe = match engine.policy.observe {
+            true => Some(microloop_host::ObserveLog::open(cfg.observe_log_path())?),
+            false => None,
+        };
+        Ok(AppState { cfg, engine, events, client, metrics: Metrics::default(), store, observe })
     }
 
     fn upstream_url(&self, path_and_query: &str) -> String {
@@ -233,6 +240,40 @@ struct Turn {
     /// The request with a stored conversation before its own items (`previous_response_id`), when
     /// it continues one the proxy kept: what replay and judging read. `None`: the request itself.
     joined: Option<Value>,
+    /// Shadow mode: the conversation's id in the observe log (see [`conversation_id`]).
+    session: String,
+}
+
+/// Shadow mode's name for a conversation: the client's `x-microloop-session` header, else a hash of
+/// how the conversation starts (its system prompt and first message), the same on every turn.
+fn conversation_id(headers: &HeaderMap, req: &Value) -> String {
+    if let Some(h) = headers.get("x-microloop-session").and_then(|v| v.to_str().ok()).filter(|h| !h.is_empty()) {
+        return h.to_owned();
+    }
+    let first = ["messages", "input", "contents"].iter().find_map(|k| match req.get(*k) {
+        Some(Value::Array(a)) => a.first(),
+        other => other,
+    });
+    let system = ["system", "instructions", "systemInstruction"].iter().find_map(|k| req.get(*k));
+    let text = serde_json::to_vec(&(system, first)).unwrap_or_default();
+    format!("{:016x}", microloop_core::canon::bytes_fingerprint(&text))
+}
+
+/// Shadow mode: logs and counts the verdicts on an answer's calls (none of them blocks).
+fn observed(st: &AppState, turn: &Turn, calls: &[crate::dialect::ToolCall], j: &crate::trajectory::Judgement) {
+    let Some(log) = &st.observe else { return };
+    let now = microloop_host::Clock::now_ms(&microloop_host::SystemClock);
+    for (c, v) in calls.iter().zip(&j.verdicts) {
+        let Some(v) = v else { continue };
+        st.metrics.observed_calls.fetch_add(1, Relaxed);
+        if let Some(a) = v.observed {
+            st.metrics.observed(microloop_host::events::action_name(a), &v.rule);
+            eprintln!("microloop-proxy: {} observe: would {} tool={} rule={} count={}", turn.d.name(), a.as_str(), c.name, v.rule, v.count);
+        }
+        if let Err(e) = log.check(&turn.session, &c.id, now, &c.name, c.args.as_bytes(), v) {
+            eprintln!("microloop-proxy: {e}");
+        }
+    }
 }
 
 async fn guarded(st: &Arc<AppState>, d: &'static dyn Dialect, req: Request) -> Response {
@@ -269,6 +310,18 @@ async fn guarded(st: &Arc<AppState>, d: &'static dyn Dialect, req: Request) -> R
         }
     }
     let rp = replay(d, joined.as_ref().unwrap_or(&json), &st.engine);
+    let session = match &st.observe {
+        Some(log) => {
+            let session = conversation_id(&parts.headers, joined.as_ref().unwrap_or(&json));
+            for (call, output, error) in &crate::trajectory::fresh_results(d, joined.as_ref().unwrap_or(&json)) {
+                if let Err(e) = log.record(&session, call, output, *error) {
+                    eprintln!("microloop-proxy: {e}");
+                }
+            }
+            session
+        }
+        None => String::new(),
+    };
     if !rp.warnings.is_empty() {
         let text = rp.warnings.iter().map(note).collect::<Vec<_>>().join("\n");
         if d.apply_warnings(&mut json, &text) {
@@ -284,7 +337,7 @@ async fn guarded(st: &Arc<AppState>, d: &'static dyn Dialect, req: Request) -> R
     drop(rp);
     let body = if edited { Bytes::from(serde_json::to_vec(&json).unwrap_or_default()) } else { body };
     let streaming = d.streaming(&json, &pq);
-    let turn = Turn { d, pq, headers, streaming, joined };
+    let turn = Turn { d, pq, headers, streaming, joined, session };
     let up = match send(st, d, Method::POST, &url, turn.headers.clone(), body).await {
         Ok(r) => r,
         Err(r) => return r,
@@ -388,7 +441,9 @@ async fn settle(st: &AppState, turn: &Turn, req: Value, mut resp: Value, mut dec
             let mut stopped = false;
             for (ci, calls) in choices.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
                 let mut rp = replay(d, joined.as_ref().unwrap_or(&req_cur), &st.engine);
-                let Some((bi, v)) = judge_logged(&mut rp.session, calls, st.events.as_ref()).blocked else { continue };
+                let j = judge_logged(&mut rp.session, calls, st.events.as_ref());
+                observed(st, turn, calls, &j);
+                let Some((bi, v)) = j.blocked else { continue };
                 blocked_log(st, d, &calls[bi].name, &v, "stop");
                 decision.action = "block";
                 decision.rule = v.rule.to_string();
@@ -404,6 +459,7 @@ async fn settle(st: &AppState, turn: &Turn, req: Value, mut resp: Value, mut dec
         let calls = &choices[0];
         let mut rp = replay(d, joined.as_ref().unwrap_or(&req_cur), &st.engine);
         let j = judge_logged(&mut rp.session, calls, st.events.as_ref());
+        observed(st, turn, calls, &j);
         let Some((bi, v)) = j.blocked.clone() else {
             let judged = joined.unwrap_or(req_cur);
             return Ok(Settled { resp, reasked: reasks > 0, stopped: false, judged, hidden: Vec::new(), decision });

@@ -14,13 +14,27 @@ use std::sync::Arc;
 use microloop_core::{Engine, Session, Verdict};
 use serde_json::Value;
 
-use crate::dialect::{Dialect, ToolCall};
+use crate::dialect::{Dialect, Step, ToolCall};
 
 pub use microloop_host::conversation::{content_text, looks_like_error, mask_volatile, replay_steps, Replay};
 
 /// Rebuilds the session from the request's messages.
 pub fn replay(d: &dyn Dialect, req: &Value, engine: &Arc<Engine>) -> Replay {
     replay_steps(d.tools(req), &d.steps(req), engine)
+}
+
+/// The tool results a request delivers (after its last assistant turn): the transport's call id,
+/// the output, whether it failed. Shadow mode logs them.
+pub fn fresh_results(d: &dyn Dialect, req: &Value) -> Vec<(String, Vec<u8>, bool)> {
+    let steps = d.steps(req);
+    let last_turn = steps.iter().rposition(|s| !matches!(s, Step::Results(_)));
+    let mut out = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        if let (Step::Results(results), true) = (step, last_turn.is_none_or(|l| i > l)) {
+            out.extend(results.iter().map(|r| (r.call_id.to_string(), r.output.clone(), r.is_error)));
+        }
+    }
+    out
 }
 
 /// The text the model (or the user) reads for a verdict.
