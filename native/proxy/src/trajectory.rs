@@ -27,10 +27,10 @@ pub fn replay(d: &dyn Dialect, req: &Value, engine: &Arc<Engine>) -> Replay {
 /// the output, whether it failed. Shadow mode logs them.
 pub fn fresh_results(d: &dyn Dialect, req: &Value) -> Vec<(String, Vec<u8>, bool)> {
     let steps = d.steps(req);
-    let last_turn = steps.iter().rposition(|s| !matches!(s, Step::Results(_)));
+    let after_last_turn = steps.iter().rposition(|s| !matches!(s, Step::Results(_))).map_or(0, |l| l + 1);
     let mut out = Vec::new();
-    for (i, step) in steps.iter().enumerate() {
-        if let (Step::Results(results), true) = (step, last_turn.is_none_or(|l| i > l)) {
+    for step in &steps[after_last_turn..] {
+        if let Step::Results(results) = step {
             out.extend(results.iter().map(|r| (r.call_id.to_string(), r.output.clone(), r.is_error)));
         }
     }
