@@ -361,7 +361,8 @@ test-wheel-python: wheel
 bench-wheel-check: wheel lib
 	bash bench/check_so.sh $(DIST_X86_64) $(LIBDIR)
 
-# The sdist built from source with cargo (the dependencies `make lib` compiled are reused).
+# The sdist built from source with cargo (the dependencies `make lib` compiled are reused). Not in
+# `make test`: about 8 min of CPU (bench/RESULTS.md "Wheels").
 test-sdist: wheel lib
 	WHEEL_DIR=$(WHEEL_DIR) PYTHON=$(PYTHON) bash tests/wheel/sdist.sh
 
