@@ -131,6 +131,9 @@ pub struct Hashed {
     pub command: Option<String>,
     /// The arguments' similarity sketch, when it was asked for ([`hash_json_sketched`]).
     pub sketch: Option<Sketch>,
+    /// With the sketch, when some string argument is prose (a summary, a message): the sketch of
+    /// its plain words, which the arguments' sketch then leaves out ([`crate::sketch::Builder::split`]).
+    pub prose: Option<alloc::boxed::Box<Sketch>>,
 }
 
 /// Where [`hash_json_str`] and [`hash_json_doc`] put the arguments' tokens, with the sketch: what
@@ -211,10 +214,31 @@ pub fn hash_json_doc(text: &str, ignore: &[String], sketch: bool, doc: &mut Doc,
 fn hash_fast(text: &str, ignore: &[String], sketch: bool, doc: Option<&mut Doc>, echo: EchoOut) -> Result<Hashed, fast::Decline> {
     let mut builder = Builder::new();
     let read = fast::read(text, ignore, sketch.then_some(&mut builder), doc)?;
+    if let (true, Some((_, line))) = (sketch, &read.command) {
+        builder.add_search_terms(line);
+    }
     if let (true, Some(out)) = (sketch, echo) {
         *out = *builder.echo();
     }
+    if sketch && builder.maybe_prose() {
+        return split_prose(read.hashed(None), text, ignore);
+    }
     Ok(read.hashed(sketch.then(|| builder.finish())))
+}
+
+/// `hashed` with the arguments sketched again with prose apart ([`Builder::split`]), when the
+/// first pass found a string that may be prose; the echo stays the first pass's (every token).
+#[cold]
+#[inline(never)]
+fn split_prose(mut hashed: Hashed, text: &str, ignore: &[String]) -> Result<Hashed, fast::Decline> {
+    let mut split = Builder::split();
+    fast::read(text, ignore, Some(&mut split), None)?;
+    if let Some(line) = &hashed.command {
+        split.add_search_terms(line);
+    }
+    hashed.sketch = Some(split.finish());
+    hashed.prose = split.prose().map(alloc::boxed::Box::new);
+    Ok(hashed)
 }
 
 /// [`hash_json_doc`] by serde_json alone: for everything the fast path declines.
@@ -228,7 +252,7 @@ fn serde_doc(text: &str, ignore: &[String], sketch: bool, doc: &mut Doc, echo: E
 }
 
 fn hash_with(
-    hash: impl FnOnce(&Ctx) -> Result<u64, serde_json::Error>,
+    hash: impl Fn(&Ctx) -> Result<u64, serde_json::Error>,
     ignore: &[String],
     sketch: bool,
     tape: Option<Tape>,
@@ -238,11 +262,25 @@ fn hash_with(
     let builder = RefCell::new(Builder::new());
     let ctx = Ctx { ignore, command: &command, sketch: sketch.then_some(&builder), tape };
     let fingerprint = hash(&ctx)?;
+    if let (true, Some((_, line))) = (sketch, &*command.borrow()) {
+        builder.borrow_mut().add_search_terms(line);
+    }
     if let (true, Some(out)) = (sketch, echo) {
         *out = *builder.borrow().echo();
     }
+    let mut prose = None;
+    if sketch && builder.borrow().maybe_prose() {
+        // Sketched again with prose apart, as [`hash_fast`] does.
+        builder.replace(Builder::split());
+        let again = Ctx { ignore, command: &RefCell::new(None), sketch: Some(&builder), tape: None };
+        hash(&again)?;
+        if let Some((_, line)) = &*command.borrow() {
+            builder.borrow_mut().add_search_terms(line);
+        }
+        prose = builder.borrow().prose().map(alloc::boxed::Box::new);
+    }
     let sketch = sketch.then(|| builder.borrow().finish());
-    Ok(Hashed { fingerprint, command: command.into_inner().map(|(_, s)| s), sketch })
+    Ok(Hashed { fingerprint, command: command.into_inner().map(|(_, s)| s), sketch, prose })
 }
 
 /// Hashes the one value `de` holds, and checks nothing follows it.
@@ -262,7 +300,7 @@ pub fn hash_value(value: &Value, ignore: &[String]) -> Hashed {
             .map(String::from),
         _ => None,
     };
-    Hashed { fingerprint: hash_value_inner(value, ignore), command, sketch: None }
+    Hashed { fingerprint: hash_value_inner(value, ignore), command, sketch: None, prose: None }
 }
 
 fn hash_value_inner(value: &Value, ignore: &[String]) -> u64 {

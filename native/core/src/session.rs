@@ -109,7 +109,22 @@ struct Entry {
     effect: Effect,
     /// The arguments' similarity sketch; `None` when `loop.near_duplicate` is off for the tool.
     sketch: Option<Sketch>,
+    /// The plain words of the arguments' prose (a summary, a message), when they have some
+    /// ([`crate::sketch::Builder::split`]); out of line, since most calls have none.
+    prose: Option<Box<Sketch>>,
     outcome: Option<Outcome>,
+}
+
+/// True when two calls' arguments are nearly the same: their sketches [`sketch::NEAR_ARGS`]
+/// alike, and their prose, if any, [`sketch::NEAR_PROSE`] alike in words (prose in one call
+/// only: not alike).
+fn alike(a: &Sketch, a_prose: Option<&Sketch>, b: &Sketch, b_prose: Option<&Sketch>) -> bool {
+    a.similar(b, sketch::NEAR_ARGS)
+        && match (a_prose, b_prose) {
+            (None, None) => true,
+            (Some(x), Some(y)) => x.similar(y, sketch::NEAR_PROSE),
+            _ => false,
+        }
 }
 
 /// Counters a caller may read (and tests use to prove the history unchanged).
@@ -378,17 +393,17 @@ impl Session {
             .ok()
             .filter(|_| args.len() <= policy.budget.max_args_bytes)
             .and_then(|text| canon::hash_json_str(text, &policy.ignore_fields, want_sketch, Some(&mut echo)).ok());
-        let (fp, sketch, effect) = match hashed {
+        let (fp, sketches, effect) = match hashed {
             Some(h) => {
                 let effect = info.resolved.effect.unwrap_or_else(|| match h.command.as_deref() {
                     None => info.by_name,
                     command => effect::infer(tool, command),
                 });
-                (canon::call_fingerprint(tool, h.fingerprint), h.sketch, effect)
+                (canon::call_fingerprint(tool, h.fingerprint), (h.sketch, h.prose), effect)
             }
-            None => (canon::call_fingerprint(tool, canon::bytes_fingerprint(args)), None, info.resolved.effect.unwrap_or(info.by_name)),
+            None => (canon::call_fingerprint(tool, canon::bytes_fingerprint(args)), (None, None), info.resolved.effect.unwrap_or(info.by_name)),
         };
-        let call_id = self.push(fp, tool_fp, info.name.clone(), effect, sketch, now_ms);
+        let call_id = self.push(fp, tool_fp, info.name.clone(), effect, sketches, now_ms);
         if want_sketch {
             self.keep_echo(call_id, echo);
         }
@@ -484,8 +499,8 @@ impl Session {
             self.errors_in_a_row(limits),
             self.same_error(tool_fp, limits),
             self.cycle(fp, limits),
-            self.near_errors(tool_fp, fp, hashed.sketch.as_ref(), limits),
-            self.near_duplicate(tool_fp, fp, hashed.sketch.as_ref(), limits),
+            self.near_errors(tool_fp, fp, hashed.sketch.as_ref(), hashed.prose.as_deref(), limits),
+            self.near_duplicate(tool_fp, fp, hashed.sketch.as_ref(), hashed.prose.as_deref(), limits),
         ];
         if let Some(f) = findings.iter().flatten().find(|f| f.count >= f.max) {
             let msg = self.block_message(f, tool);
@@ -493,7 +508,7 @@ impl Session {
         }
         let warning = findings.iter().flatten().find(|f| f.warnable && f.count + 1 == f.max && f.count > 0);
         let previous = self.executions.len() as u32;
-        let call_id = self.push(fp, tool_fp, info.name.clone(), effect, hashed.sketch, now_ms);
+        let call_id = self.push(fp, tool_fp, info.name.clone(), effect, (hashed.sketch, hashed.prose), now_ms);
         if want_sketch {
             self.keep_echo(call_id, echo);
         }
@@ -618,7 +633,8 @@ impl Session {
         self.echoes.push_back((call_id, echo));
     }
 
-    fn push(&mut self, fp: Fingerprint, tool_fp: Fingerprint, tool: Arc<str>, effect: Effect, sketch: Option<Sketch>, now_ms: u64) -> u64 {
+    fn push(&mut self, fp: Fingerprint, tool_fp: Fingerprint, tool: Arc<str>, effect: Effect, sketches: (Option<Sketch>, Option<Box<Sketch>>), now_ms: u64) -> u64 {
+        let (sketch, prose) = sketches;
         let call_id = self.next_call_id;
         self.next_call_id += 1;
         let window = self.engine.policy.window as usize;
@@ -640,7 +656,7 @@ impl Session {
                 }
             }
         }
-        self.history.push_back(Entry { fp, tool_fp, tool, effect, sketch, outcome: None });
+        self.history.push_back(Entry { fp, tool_fp, tool, effect, sketch, prose, outcome: None });
         self.fps.push_back(fp);
         if let Some(n) = self.fp_slots.get_mut(fp_slot(fp)) {
             *n += 1;
@@ -899,7 +915,7 @@ impl Session {
     /// (not a variation) got too, nearly word for word, since it does not come from these
     /// arguments. Bounded like
     /// `loop.near_duplicate`.
-    fn near_errors(&self, tool_fp: Fingerprint, fp: Fingerprint, args: Option<&Sketch>, l: &Limits) -> Option<Finding> {
+    fn near_errors(&self, tool_fp: Fingerprint, fp: Fingerprint, args: Option<&Sketch>, prose: Option<&Sketch>, l: &Limits) -> Option<Finding> {
         let anchor = args.filter(|_| l.max_near_errors > 0)?;
         let none = Finding { rule: Rule::NearError, count: 0, max: l.max_near_errors, period: 0, warnable: true };
         // No failure of the tool in the window (its newest error is kept while in it).
@@ -936,7 +952,7 @@ impl Session {
             let exact = e.fp == fp;
             if !exact {
                 let Some(s) = &e.sketch else { continue };
-                if !s.similar(anchor, sketch::NEAR_ARGS) {
+                if !alike(s, e.prose.as_deref(), anchor, prose) {
                     if o.error && n_unlike < unlike.len() {
                         unlike[n_unlike] = o.sketch.as_ref();
                         n_unlike += 1;
@@ -982,8 +998,9 @@ impl Session {
     /// read is no progress); a changed answer or a successful write ends the run. A run made only
     /// of exact repeats of the proposed call is left to the exact rules. Only the tool's last
     /// [`NEAR_LOOKBACK`] × `max_near_duplicate` executions are looked at, which bounds the cost.
-    fn near_duplicate(&self, tool_fp: Fingerprint, fp: Fingerprint, args: Option<&Sketch>, l: &Limits) -> Option<Finding> {
+    fn near_duplicate(&self, tool_fp: Fingerprint, fp: Fingerprint, args: Option<&Sketch>, prose: Option<&Sketch>, l: &Limits) -> Option<Finding> {
         let mut anchor = args.filter(|_| l.max_near_duplicate > 0)?;
+        let mut anchor_prose = prose;
         // The ids every variation of the run so far holds, the proposed call's included.
         let mut kept = anchor.ids();
         let (mut run, mut varied) = (0u32, false);
@@ -1017,7 +1034,7 @@ impl Session {
             {
                 continue;
             }
-            if !s.similar(anchor, sketch::NEAR_ARGS) {
+            if !alike(s, e.prose.as_deref(), anchor, anchor_prose) {
                 continue;
             }
             if !Self::same_answer(newest, o) {
@@ -1026,6 +1043,7 @@ impl Session {
             newest.get_or_insert(o);
             later = Some(o);
             anchor = s;
+            anchor_prose = e.prose.as_deref();
             kept = kept.and(&s.ids());
             varied |= e.fp != fp;
             run += 1;

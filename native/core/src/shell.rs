@@ -388,6 +388,113 @@ impl Reader<'_> {
     }
 }
 
+/// Calls `f` with each search term of the line's `grep`-like and `find` commands: the pattern
+/// of `grep`/`egrep`/`fgrep`/`rg`/`ag`/`ack`/`git grep` (each `-e`/`--regexp` value, else the
+/// first operand) and the value of `find`'s `-name`, `-iname`, `-path`, `-ipath`, `-wholename`,
+/// `-regex`, `-iregex`. Quotes are removed first (`grep "Foo(" x` and `grep Foo x` search for
+/// `Foo(` and `Foo`). A line with none of these programs is not parsed.
+pub fn search_terms(line: &str, mut f: impl FnMut(&str)) {
+    const PROGRAMS: [&str; 6] = ["grep", "egrep", "fgrep", "rg", "ag", "ack"];
+    if !["grep", "rg", "ag", "ack", "find"].iter().any(|p| line.contains(p)) {
+        return;
+    }
+    for words in parse(line).commands {
+        let mut words = words.iter().map(String::as_str).skip_while(|w| matches!(*w, "sudo" | "command" | "exec" | "xargs" | "nice" | "time"));
+        let Some(program) = words.next() else { continue };
+        let program = program.rsplit('/').next().unwrap_or(program);
+        if program == "find" {
+            let mut words = words.peekable();
+            while let Some(w) = words.next() {
+                if matches!(w, "-name" | "-iname" | "-path" | "-ipath" | "-wholename" | "-regex" | "-iregex") {
+                    if let Some(term) = words.next() {
+                        f(term);
+                    }
+                }
+            }
+            continue;
+        }
+        let args: Vec<&str> = match program {
+            "git" => match words.next() {
+                Some("grep") => words.collect(),
+                _ => continue,
+            },
+            p if PROGRAMS.contains(&p) => words.collect(),
+            _ => continue,
+        };
+        grep_patterns(&args, &mut f);
+    }
+}
+
+/// The patterns of a `grep`-like command's arguments: every `-e`/`--regexp` value, else the
+/// first operand (options' values skipped: `-A 3`, `-m 1`, `--include '*.py'`, `-g '*.rs'`).
+fn grep_patterns(args: &[&str], f: &mut impl FnMut(&str)) {
+    // Short options that take the next word as their value (grep's and rg's).
+    const SHORT_VALUE: &[u8] = b"ABCDdefgmMtTj";
+    const LONG_VALUE: [&str; 14] = [
+        "--regexp", "--file", "--max-count", "--after-context", "--before-context", "--context", "--include", "--exclude",
+        "--exclude-dir", "--glob", "--iglob", "--type", "--type-not", "--threads",
+    ];
+    let mut explicit = false;
+    let mut first: Option<&str> = None;
+    let mut i = 0;
+    let mut options = true;
+    while i < args.len() {
+        let w = args[i];
+        i += 1;
+        if options && w == "--" {
+            options = false;
+            continue;
+        }
+        if options && w.len() > 1 && w.starts_with("--") {
+            let (name, value) = match w.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (w, None),
+            };
+            let takes = LONG_VALUE.contains(&name);
+            let value = match (takes, value) {
+                (true, None) => {
+                    i += 1;
+                    args.get(i - 1).copied()
+                }
+                (_, v) => v,
+            };
+            if name == "--regexp" {
+                if let Some(v) = value {
+                    explicit = true;
+                    f(v);
+                }
+            }
+            continue;
+        }
+        if options && w.len() > 1 && w.starts_with('-') {
+            // Bundled short options (`-rn`, `-A3`, `-e pattern`, `-epattern`).
+            let flags = &w.as_bytes()[1..];
+            if let Some(k) = flags.iter().position(|c| SHORT_VALUE.contains(c)) {
+                let inline = &w[2 + k..];
+                let value = if inline.is_empty() {
+                    i += 1;
+                    args.get(i - 1).copied()
+                } else {
+                    Some(inline)
+                };
+                if flags[k] == b'e' {
+                    if let Some(v) = value {
+                        explicit = true;
+                        f(v);
+                    }
+                }
+            }
+            continue;
+        }
+        if first.is_none() {
+            first = Some(w);
+        }
+    }
+    if let (false, Some(term)) = (explicit, first) {
+        f(term);
+    }
+}
+
 fn is_assignment(word: &str) -> bool {
     match word.find('=') {
         Some(i) if i > 0 => {
@@ -406,6 +513,29 @@ mod tests {
     fn commands(line: &str) -> Vec<Vec<&'static str>> {
         // Leaked for comparison convenience in tests only.
         parse(line).commands.into_iter().map(|c| c.into_iter().map(|w| &*alloc::boxed::Box::leak(w.into_boxed_str())).collect()).collect()
+    }
+
+    fn terms(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        search_terms(line, |t| out.push(String::from(t)));
+        out
+    }
+
+    #[test]
+    fn search_terms_of_grep_rg_and_find() {
+        assert_eq!(terms("grep -rn ExtSlice astroid/ --include='*.py' | head -5"), vec!["ExtSlice"]);
+        assert_eq!(terms(r#"cd /testbed && grep -r "Index(" astroid/ | grep -v "class Index""#), vec!["Index(", "class Index"]);
+        assert_eq!(terms("rg -n -g '*.rs' -A 3 fn_name src"), vec!["fn_name"]);
+        assert_eq!(terms("grep -A3 -e foo -e bar file"), vec!["foo", "bar"]);
+        assert_eq!(terms("grep --regexp=foo --include '*.c' -- -x file"), vec!["foo"]);
+        assert_eq!(terms("grep -- -x file"), vec!["-x"]);
+        assert_eq!(terms("find . -name '*.py' -type f -iname Setup.cfg"), vec!["*.py", "Setup.cfg"]);
+        assert_eq!(terms("git grep -n parse_args -- '*.py'"), vec!["parse_args"]);
+        assert_eq!(terms("xargs grep -l Needle"), vec!["Needle"]);
+        assert_eq!(terms("/usr/bin/grep Needle f"), vec!["Needle"]);
+        assert!(terms("cat file.py | head").is_empty());
+        assert!(terms("git log --grep foo").is_empty());
+        assert!(terms("ls findings/").is_empty());
     }
 
     #[test]

@@ -24,6 +24,12 @@
 //! stock` names `KT-4410`. That tells a change that did not matter (the same error, about an id
 //! every variation kept) from a new target.
 //!
+//! **Prose apart.** A re-worded summary or message changes most of its tokens while it asks the
+//! same thing. A string argument that is prose ([`is_prose`]: many plain words, hardly any code)
+//! gives its plain words to a second sketch ([`Builder::split`], compared at [`NEAR_PROSE`]), and
+//! only its ids to the arguments' sketch. The search terms of `grep`/`rg`/`find` in a command line
+//! weigh like ids ([`Builder::add_command`]).
+//!
 //! Tokens are maximal runs of bytes that are not white space, quotes, brackets or one of
 //! `,;=|&<>` (a URL, a path, `file.pl?flag` stay whole). A backslash escape (`\n`, `\"`, `\u00e9`
 //! in raw JSON text) separates tokens too.
@@ -36,6 +42,13 @@ pub const HEAVY: u32 = 4;
 pub const NEAR_ARGS: u32 = 70;
 /// Answers at least this similar (percent) are "nearly the same" for `loop.near_duplicate`.
 pub const NEAR_RESULT: u32 = 80;
+/// Prose at least this similar (percent of its content words shared, function words left out) is
+/// "nearly the same" text: a re-worded summary or message (see [`Builder::prose`]).
+pub const NEAR_PROSE: u32 = 50;
+/// A string argument is prose when it has at least this many words, at least three in four of
+/// them plain words (letters only, no digit, slash, underscore or inner dot), and hardly any
+/// code marks ([`is_prose`]).
+pub const PROSE_MIN_WORDS: u32 = 8;
 
 /// A fixed-size similarity summary of a text (52 bytes). `Sketch::default()` is the sketch of no
 /// tokens at all.
@@ -156,7 +169,7 @@ impl Sketch {
     pub fn of_answer_and_ids(text: &[u8], args: &Sketch) -> (Sketch, Ids) {
         let mut b = Builder::new();
         b.call_ids = wide(args.ids);
-        b.scan::<true>(0, text);
+        b.scan::<true, false>(0, text);
         let mut sketch = b.finish();
         sketch.ids = narrow(b.named);
         (sketch, Ids(b.ids))
@@ -226,6 +239,13 @@ pub struct Builder {
     named: [u64; 2],
     /// Every token of the arguments, for the [`Echo`] filter of their error.
     echo: ArgTokens,
+    /// A string argument may be prose (many plain words): the arguments are sketched again with
+    /// [`Builder::split`] to tell (rare; the check path only counts words).
+    maybe_prose: bool,
+    /// Sketching with prose apart: the plain words of prose fields go to `prose`.
+    split: bool,
+    /// The plain words of the prose fields (with `split`, once one is found).
+    prose: Option<alloc::boxed::Box<Builder>>,
 }
 
 impl Default for Builder {
@@ -261,6 +281,9 @@ const DIGIT: u8 = 2;
 const SLASH: u8 = 4;
 const ALPHA: u8 = 8;
 const DOT: u8 = 16;
+/// A byte that marks code or an identifier inside a token (`_`, `@`, `#`, `$`, `%`, `^`, `*`,
+/// `+`, `~`): such a token is not a plain word ([`is_prose`]).
+const CODE: u8 = 32;
 
 const CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -277,6 +300,8 @@ const CLASS: [u8; 256] = {
             ALPHA
         } else if b == b'.' {
             DOT
+        } else if matches!(b, b'_' | b'@' | b'#' | b'$' | b'%' | b'^' | b'*' | b'+' | b'~') {
+            CODE
         } else {
             0
         };
@@ -381,6 +406,67 @@ fn quoted_at(text: &[u8], i: usize) -> Option<(usize, usize)> {
         return None;
     }
     Some((start, start + k))
+}
+
+/// Salt of a shell search term's token ([`Builder::add_command`]).
+const SEARCHED: u64 = 0x5345_4152_4348_0001;
+
+/// The most common English function words: in prose they say nothing about what is asked, and
+/// two unrelated messages would share them.
+const STOP_WORDS: [&[u8]; 48] = [
+    b"a", b"an", b"the", b"and", b"or", b"but", b"if", b"so", b"to", b"of", b"in", b"on", b"at", b"by", b"for",
+    b"with", b"from", b"as", b"is", b"are", b"was", b"were", b"be", b"been", b"it", b"its", b"this", b"that", b"there",
+    b"has", b"have", b"had", b"do", b"does", b"did", b"will", b"would", b"can", b"could", b"i", b"you", b"he", b"she",
+    b"we", b"they", b"my", b"your", b"their",
+];
+
+/// A prose word's hash: the word in lower case without the punctuation that ends a sentence or
+/// a clause (`Refund.` and `refund` are the same word); `None` for a function word
+/// ([`STOP_WORDS`]).
+fn prose_word_hash(word: &[u8]) -> Option<u64> {
+    let mut end = word.len();
+    while end > 1 && matches!(word[end - 1], b'.' | b':' | b'!' | b'?') {
+        end -= 1;
+    }
+    let word = &word[..end];
+    let mut buf = [0u8; 48];
+    match buf.get_mut(..word.len()) {
+        Some(low) => {
+            low.copy_from_slice(word);
+            low.make_ascii_lowercase();
+            (!STOP_WORDS.contains(&&*low)).then(|| token_hash(low))
+        }
+        None => Some(token_hash(word)),
+    }
+}
+
+/// True when a string argument is prose: at least [`PROSE_MIN_WORDS`] words, three in four of
+/// them plain words, and at most one code mark (`{}[]=<>;|&$` and backquote, or a pair of
+/// parentheses) per eight words. A summary, a message, a note, a thought; not code, not a
+/// command line, not a list of ids.
+pub fn is_prose(text: &[u8]) -> bool {
+    // Words split as the tokenizer splits them (at separators and backslashes).
+    let (mut words, mut plain) = (0u32, 0u32);
+    for word in text.split(|&b| CLASS[b as usize] & STOP != 0).filter(|w| !w.is_empty()) {
+        words += 1;
+        // Letters only; a sentence's final `.` `:` `!` `?` and inner hyphens allowed.
+        let end = word.iter().rposition(|b| !matches!(b, b'.' | b':' | b'!' | b'?')).map_or(0, |k| k + 1);
+        let core = &word[..end];
+        plain += (!core.is_empty() && core[0].is_ascii_alphabetic() && core.iter().all(|&b| b.is_ascii_alphabetic() || b == b'-')) as u32;
+    }
+    if words < PROSE_MIN_WORDS || plain * 4 < words * 3 {
+        return false;
+    }
+    let mut marks = 0u32;
+    let mut parens = 0u32;
+    for &b in text {
+        match b {
+            b'{' | b'}' | b'[' | b']' | b'=' | b'<' | b'>' | b';' | b'|' | b'&' | b'$' | b'`' => marks += 1,
+            b'(' => parens += 1,
+            _ => {}
+        }
+    }
+    (marks + parens / 2) * 8 <= words
 }
 
 /// A 1024-bit Bloom filter of every token of a call's arguments (two bits each), kept until its
@@ -660,7 +746,47 @@ impl Builder {
     }
 
     pub fn new() -> Builder {
-        Builder { mins: [u64::MAX; SLOTS], filled: 0, ids: [0; 2], call_ids: [0; 2], named: [0; 2], echo: ArgTokens::new() }
+        Builder {
+            mins: [u64::MAX; SLOTS],
+            filled: 0,
+            ids: [0; 2],
+            call_ids: [0; 2],
+            named: [0; 2],
+            echo: ArgTokens::new(),
+            maybe_prose: false,
+            split: false,
+            prose: None,
+        }
+    }
+
+    /// A builder that keeps prose apart: a string argument that [`is_prose`] gives its plain
+    /// words to a second sketch ([`Builder::prose`]) and only its numbers, ids, dates, paths and
+    /// quoted strings to the arguments' sketch. So a summary or message re-worded around the
+    /// same ids is compared by its words' overlap ([`NEAR_PROSE`]) and by its ids exactly.
+    pub fn split() -> Builder {
+        Builder { split: true, ..Builder::new() }
+    }
+
+    /// True when a string argument had many plain words: sketching again with
+    /// [`Builder::split`] may find prose.
+    pub fn maybe_prose(&self) -> bool {
+        self.maybe_prose
+    }
+
+    /// The sketch of the prose fields' plain words (with [`Builder::split`]); `None` when no
+    /// field was prose.
+    pub fn prose(&self) -> Option<Sketch> {
+        self.prose.as_ref().map(|p| p.finish())
+    }
+
+    /// Adds the search terms of a command line's `grep`/`rg`/`find` commands (the arguments'
+    /// `command`, `cmd` or `action`, whose words [`Builder::add_text`] added): they weigh like
+    /// ids, so a changed search term is a new question, quoted or not
+    /// ([`crate::shell::search_terms`]).
+    pub fn add_search_terms(&mut self, line: &str) {
+        crate::shell::search_terms(line, |term| {
+            self.add_token::<false>(SEARCHED, token_hash(term.as_bytes()), HEAVY, term.len());
+        });
     }
 
     /// Adds one token, already hashed, `weight` times; a token of weight [`HEAVY`] also enters
@@ -709,11 +835,29 @@ impl Builder {
 
     /// Adds the tokens of a text found under the field whose name hashes to `field` (0: none).
     pub fn add_text(&mut self, field: u64, text: &[u8]) {
-        self.scan::<false>(field, text);
+        if self.split {
+            self.add_text_split(field, text);
+        } else {
+            self.scan::<false, false>(field, text);
+        }
     }
 
-    /// [`Builder::add_text`], naming ids or not (see [`Builder::add_token`]).
-    fn scan<const NAMING: bool>(&mut self, field: u64, text: &[u8]) {
+    /// [`Builder::add_text`] with prose apart ([`Builder::split`]).
+    #[cold]
+    #[inline(never)]
+    fn add_text_split(&mut self, field: u64, text: &[u8]) {
+        if field != 0 && is_prose(text) {
+            self.scan::<false, true>(field, text);
+        } else {
+            self.scan::<false, false>(field, text);
+        }
+    }
+
+    /// [`Builder::add_text`], naming ids or not (see [`Builder::add_token`]); with `PROSE`, the
+    /// words that are not ids go to the prose sketch.
+    fn scan<const NAMING: bool, const PROSE: bool>(&mut self, field: u64, text: &[u8]) {
+        // Tokens, and of them ids: many tokens, few ids may be prose (decided by `is_prose`).
+        let (mut words, mut heavies) = (0u32, 0u32);
         let mut i = 0;
         let n = text.len();
         while i < n {
@@ -775,8 +919,20 @@ impl Builder {
             // an identifier: a changed value is another question, like a changed id.
             let whole = field != 0 && start == 0 && i == n && n <= QUOTED_MAX;
             let heavy = seen & (DIGIT | SLASH) != 0 || file || whole;
-            self.add_token::<NAMING>(field, h, if heavy { HEAVY } else { 1 }, i - start);
+            words += 1;
+            heavies += heavy as u32;
+            if PROSE && !heavy {
+                let prose = self.prose.get_or_insert_with(Default::default);
+                if let Some(h) = prose_word_hash(&text[start..i]) {
+                    prose.mix::<false>(field, h, 1, 0);
+                }
+            } else {
+                self.add_token::<NAMING>(field, h, if heavy { HEAVY } else { 1 }, i - start);
+            }
             i += separator;
+        }
+        if !NAMING && !PROSE && field != 0 && words >= PROSE_MIN_WORDS && heavies * 4 <= words {
+            self.maybe_prose = true;
         }
     }
 
@@ -864,6 +1020,53 @@ mod tests {
         assert!(!Sketch::of_answer(b"cannot open notes.txt (no such file)", &head).ids().is_empty());
         // Nothing is named after arguments without ids.
         assert!(Sketch::of_answer(answer, &Sketch::of_text(b"list the open orders")).ids().is_empty());
+    }
+
+    fn split(args: &str) -> (Sketch, Option<Sketch>) {
+        let mut b = Builder::split();
+        for (k, v) in args.split('\u{1}').enumerate() {
+            b.add_text(k as u64 + 1, v.as_bytes());
+        }
+        (b.finish(), b.prose())
+    }
+
+    #[test]
+    fn prose_is_many_plain_words() {
+        assert!(is_prose(b"The customer wants to cancel her reservation and get a full refund."));
+        assert!(is_prose(b"User Ana Silva (reservation QZX417) wants a refund for the cancelled flight on 2024-05-13, not eligible."));
+        // Code, command lines, ids, short texts are not prose.
+        assert!(!is_prose(b"for x in items: total = total + x.price; print(total) if total > 0 else None"));
+        assert!(!is_prose(b"grep -rn --include=*.py parse_args src/ | head -20 && ls -la build/"));
+        assert!(!is_prose(b"QZX417 QZX588 KT-4410 KT-5521 2024-05-13 2024-05-14 card_5512 gift_card_77"));
+        assert!(!is_prose(b"cancel the reservation please"));
+    }
+
+    #[test]
+    fn re_worded_prose_shares_its_words_and_keeps_its_ids() {
+        let a = split("The customer wants to cancel reservation QZX417 and get a full refund, but it is basic economy without travel insurance, so it is not eligible under the policy.");
+        let b = split("Customer asks to cancel reservation QZX417 for a full refund. It is basic economy with no travel insurance and therefore not eligible per policy.");
+        let other = split("Customer asks to cancel reservation QZX588 for a full refund. It is basic economy with no travel insurance and therefore not eligible per policy.");
+        let unrelated = split("Please ask the user which of the two payment methods on file should be charged for the extra checked bag.");
+        let (pa, pb) = (a.1.expect("prose"), b.1.expect("prose"));
+        // The ids stay in the arguments' sketch, compared as ids; the words apart.
+        assert_eq!(a.0.similarity(&b.0), 100);
+        assert!(other.0.introduces(&b.0));
+        assert!(pa.similarity(&pb) >= NEAR_PROSE, "{}", pa.similarity(&pb));
+        assert!(pa.similarity(&unrelated.1.expect("prose")) < NEAR_PROSE);
+        // Without prose fields the split sketch is the plain one.
+        let plain = split("book\u{1}QZX417 economy");
+        assert!(plain.1.is_none());
+    }
+
+    #[test]
+    fn a_long_plain_field_asks_for_the_split() {
+        let mut b = Builder::new();
+        b.add_text(1, b"The customer wants to cancel her reservation and get a full refund.");
+        assert!(b.maybe_prose());
+        let mut b = Builder::new();
+        b.add_text(1, b"flights from SFO to JFK on 2024-05-01");
+        b.add_text(2, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        assert!(!b.maybe_prose());
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub(super) struct Read {
 
 impl Read {
     pub fn hashed(self, sketch: Option<crate::sketch::Sketch>) -> super::Hashed {
-        super::Hashed { fingerprint: self.fingerprint, command: self.command.map(|(_, s)| s), sketch }
+        super::Hashed { fingerprint: self.fingerprint, command: self.command.map(|(_, s)| s), sketch, prose: None }
     }
 }
 
@@ -452,7 +452,14 @@ mod tests {
         // Without a sketch or a document, the same fingerprint and command.
         let bare = read_bare(text, ignore).expect("taken with a document, taken without");
         assert_eq!((bare.fingerprint, &bare.command), (read.fingerprint, &read.command));
-        Some((read.hashed(Some(builder.finish())), doc, *builder.echo()))
+        if let Some((_, line)) = &read.command {
+            builder.add_search_terms(line);
+        }
+        let hashed = match builder.maybe_prose() {
+            true => crate::canon::split_prose(read.hashed(None), text, ignore).expect("taken once, taken again"),
+            false => read.hashed(Some(builder.finish())),
+        };
+        Some((hashed, doc, *builder.echo()))
     }
 
     fn read_bare(text: &str, ignore: &[String]) -> Option<Read> {
@@ -504,6 +511,15 @@ mod tests {
             assert_eq!(command_rank(key.as_bytes()), Some(rank));
         }
         assert_eq!(command_rank(b"commands"), None);
+    }
+
+    #[test]
+    fn search_terms_and_prose_agree_with_serde_json() {
+        let ignore = ignore();
+        assert!(agrees(r#"{"command": "grep -rn Foo src/ | grep -v 'class Bar'", "n": 3}"#, &ignore));
+        assert!(agrees(r#"{"summary": "The customer wants to cancel the whole trip and get a full refund, not allowed.", "id": "QZX417"}"#, &ignore));
+        let (hashed, _, _) = fast(r#"{"summary": "The customer wants to cancel the whole trip and get a full refund, not allowed."}"#, &ignore).expect("fast");
+        assert!(hashed.prose.is_some());
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::sketch::{ErrorKey, Ids, Sketch};
 
 const MAGIC: &[u8; 4] = b"MLSS";
 /// The format written; [`Session::load`] reads this one and refuses newer ones.
-pub const SNAPSHOT_VERSION: u16 = 2;
+pub const SNAPSHOT_VERSION: u16 = 3;
 const HEADER: usize = 4 + 2 + 2 + 8;
 const TRAILER: usize = 8;
 
@@ -174,6 +174,17 @@ impl<'a> Reader<'a> {
         let bytes = self.take(Sketch::BYTES)?;
         Ok(Some(Sketch::from_bytes(bytes.try_into().unwrap())))
     }
+    /// A call's argument sketch and, tagged 2, its prose sketch.
+    fn sketches(&mut self) -> R<(Option<Sketch>, Option<Box<Sketch>>)> {
+        let tag = self.u8()?;
+        let mut one = || -> R<Sketch> { Ok(Sketch::from_bytes(self.take(Sketch::BYTES)?.try_into().unwrap())) };
+        match tag {
+            0 => Ok((None, None)),
+            1 => Ok((Some(one()?), None)),
+            2 => Ok((Some(one()?), Some(Box::new(one()?)))),
+            _ => Err(SnapshotError::Malformed("a sketch tag is not 0, 1 or 2")),
+        }
+    }
     fn ids(&mut self) -> R<Ids> {
         Ok(Ids::from_words([self.u64()?, self.u64()?]))
     }
@@ -224,7 +235,15 @@ impl Session {
             w.u64(e.tool_fp);
             w.u32(name);
             w.effect(e.effect);
-            w.sketch(&e.sketch);
+            // Version 3: a sketch tagged 2 is followed by its call's prose sketch.
+            match (&e.sketch, &e.prose) {
+                (Some(sk), Some(prose)) => {
+                    w.u8(2);
+                    w.0.extend_from_slice(&sk.to_bytes());
+                    w.0.extend_from_slice(&prose.to_bytes());
+                }
+                (sk, _) => w.sketch(sk),
+            }
             match &e.outcome {
                 None => w.u8(0),
                 Some(o) => {
@@ -351,7 +370,7 @@ impl Session {
                 .ok_or(SnapshotError::Malformed("a call names no tool"))?
                 .clone();
             let effect = r.effect()?;
-            let sketch = r.sketch()?;
+            let (sketch, prose) = r.sketches()?;
             let flags = r.u8()?;
             let outcome = match flags & 1 {
                 0 => None,
@@ -380,6 +399,7 @@ impl Session {
                 tool: name,
                 effect,
                 sketch,
+                prose,
                 outcome,
             });
             s.fps.push_back(fp);
