@@ -109,9 +109,9 @@ struct Entry {
     effect: Effect,
     /// The arguments' similarity sketch; `None` when `loop.near_duplicate` is off for the tool.
     sketch: Option<Sketch>,
-    /// The plain words of the arguments' prose (a summary, a message), when they have some
-    /// ([`crate::sketch::Builder::split`]); out of line, since most calls have none.
-    prose: Option<Box<Sketch>>,
+    /// The arguments have prose (a summary, a message: [`crate::sketch::Builder::split`]),
+    /// whose sketch is in `Session::proses` (most calls have none).
+    prose: bool,
     outcome: Option<Outcome>,
 }
 
@@ -211,6 +211,9 @@ pub struct Session {
     /// reading what their errors echo; a result that comes after [`ECHO_PENDING`] newer calls is
     /// compared without.
     echoes: VecDeque<(u64, ArgTokens)>,
+    /// The prose sketches of the window's calls that have prose, by call fingerprint (the same
+    /// arguments have the same prose), with how many calls of the window have it.
+    proses: BTreeMap<Fingerprint, (Sketch, u32)>,
 }
 
 /// What the policy says about one tool name, and the effect its name alone implies (inferred
@@ -275,6 +278,7 @@ impl Session {
             halted: None,
             doc: Doc::default(),
             echoes: VecDeque::with_capacity(ECHO_PENDING),
+            proses: BTreeMap::new(),
         }
     }
 
@@ -326,6 +330,24 @@ impl Session {
     }
 
     /// The call id of the oldest call in the window (call ids are consecutive within it).
+    /// The prose sketch of a call of the window.
+    fn prose_of(&self, e: &Entry) -> Option<&Sketch> {
+        if !e.prose {
+            return None;
+        }
+        self.proses.get(&e.fp).map(|(p, _)| p)
+    }
+
+    /// A call with prose left the window.
+    fn forget_prose(&mut self, fp: Fingerprint) {
+        if let Some((_, n)) = self.proses.get_mut(&fp) {
+            *n -= 1;
+            if *n == 0 {
+                self.proses.remove(&fp);
+            }
+        }
+    }
+
     fn first_call_id(&self) -> u64 {
         self.next_call_id - self.history.len() as u64
     }
@@ -644,6 +666,9 @@ impl Session {
                 self.fp_slots[fp_slot(old)] -= 1;
             }
             if let Some(e) = self.history.pop_front() {
+                if e.prose {
+                    self.forget_prose(e.fp);
+                }
                 // Its tool's newest error leaves the window with it (any older one already has).
                 if self.last_errors.get(&e.tool_fp).is_some_and(|(id, _)| *id == oldest) {
                     self.last_errors.remove(&e.tool_fp);
@@ -656,7 +681,10 @@ impl Session {
                 }
             }
         }
-        self.history.push_back(Entry { fp, tool_fp, tool, effect, sketch, prose, outcome: None });
+        if let Some(p) = &prose {
+            self.proses.entry(fp).or_insert((**p, 0)).1 += 1;
+        }
+        self.history.push_back(Entry { fp, tool_fp, tool, effect, sketch, prose: prose.is_some(), outcome: None });
         self.fps.push_back(fp);
         if let Some(n) = self.fp_slots.get_mut(fp_slot(fp)) {
             *n += 1;
@@ -952,7 +980,7 @@ impl Session {
             let exact = e.fp == fp;
             if !exact {
                 let Some(s) = &e.sketch else { continue };
-                if !alike(s, e.prose.as_deref(), anchor, prose) {
+                if !alike(s, self.prose_of(e), anchor, prose) {
                     if o.error && n_unlike < unlike.len() {
                         unlike[n_unlike] = o.sketch.as_ref();
                         n_unlike += 1;
@@ -1034,7 +1062,8 @@ impl Session {
             {
                 continue;
             }
-            if !alike(s, e.prose.as_deref(), anchor, anchor_prose) {
+            let e_prose = self.prose_of(e);
+            if !alike(s, e_prose, anchor, anchor_prose) {
                 continue;
             }
             if !Self::same_answer(newest, o) {
@@ -1043,7 +1072,7 @@ impl Session {
             newest.get_or_insert(o);
             later = Some(o);
             anchor = s;
-            anchor_prose = e.prose.as_deref();
+            anchor_prose = e_prose;
             kept = kept.and(&s.ids());
             varied |= e.fp != fp;
             run += 1;

@@ -236,7 +236,7 @@ impl Session {
             w.u32(name);
             w.effect(e.effect);
             // Version 3: a sketch tagged 2 is followed by its call's prose sketch.
-            match (&e.sketch, &e.prose) {
+            match (&e.sketch, self.prose_of(e)) {
                 (Some(sk), Some(prose)) => {
                     w.u8(2);
                     w.0.extend_from_slice(&sk.to_bytes());
@@ -393,13 +393,16 @@ impl Session {
             if i < skip {
                 continue;
             }
+            if let Some(p) = &prose {
+                s.proses.entry(fp).or_insert((**p, 0)).1 += 1;
+            }
             s.history.push_back(Entry {
                 fp,
                 tool_fp,
                 tool: name,
                 effect,
                 sketch,
-                prose,
+                prose: prose.is_some(),
                 outcome,
             });
             s.fps.push_back(fp);
