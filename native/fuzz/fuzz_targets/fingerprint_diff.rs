@@ -20,7 +20,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(text) {
         canon::fuzzing::fast_agrees_with_serde(s, &ignore);
     }
-    // The same refusal: what the fingerprint takes is what serde_json takes.
+    // The same refusal: what the fingerprint takes is what serde_json takes. Except serde_json's
+    // private key: with its `raw_value` feature (on in this crate, for mcp_guard) a `Value` reads
+    // an object keyed "$serde_json::private::RawValue" as JSON text in a string, not as JSON says.
+    if names_raw_value_key(text) {
+        return;
+    }
     let hashed = canon::hash_json(text, &ignore);
     let value = serde_json::from_slice::<Value>(text);
     assert_eq!(hashed.is_ok(), value.is_ok(), "hash_json {:?} vs serde_json {:?} on {:?}", hashed.as_ref().err(), value.as_ref().err(), String::from_utf8_lossy(text));
@@ -37,3 +42,26 @@ fuzz_target!(|data: &[u8]| {
     // Results: JSON compares as JSON (never a panic on any bytes).
     let _ = canon::result_fingerprint(text, &ignore);
 });
+
+/// The text holds serde_json's private raw-value key, `\u` escapes decoded.
+fn names_raw_value_key(text: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(text);
+    let mut plain = String::with_capacity(text.len());
+    let mut rest = &*text;
+    while let Some(at) = rest.find("\\u") {
+        plain.push_str(&rest[..at]);
+        let hex = rest.get(at + 2..at + 6).and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32);
+        match hex {
+            Some(c) => {
+                plain.push(c);
+                rest = &rest[at + 6..];
+            }
+            None => {
+                plain.push_str("\\u");
+                rest = &rest[at + 2..];
+            }
+        }
+    }
+    plain.push_str(rest);
+    plain.contains("$serde_json::private::RawValue")
+}
