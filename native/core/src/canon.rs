@@ -237,7 +237,7 @@ fn split_prose(mut hashed: Hashed, text: &str, ignore: &[String]) -> Result<Hash
         split.add_search_terms(line);
     }
     hashed.sketch = Some(split.finish());
-    hashed.prose = split.prose().map(alloc::boxed::Box::new);
+    hashed.prose = split.take_prose().map(alloc::boxed::Box::new);
     Ok(hashed)
 }
 
@@ -277,7 +277,7 @@ fn hash_with(
         if let Some((_, line)) = &*command.borrow() {
             builder.borrow_mut().add_search_terms(line);
         }
-        prose = builder.borrow().prose().map(alloc::boxed::Box::new);
+        prose = builder.borrow_mut().take_prose().map(alloc::boxed::Box::new);
     }
     let sketch = sketch.then(|| builder.borrow().finish());
     Ok(Hashed { fingerprint, command: command.into_inner().map(|(_, s)| s), sketch, prose })

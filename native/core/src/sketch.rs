@@ -244,8 +244,10 @@ pub struct Builder {
     maybe_prose: bool,
     /// Sketching with prose apart: the plain words of prose fields go to `prose`.
     split: bool,
-    /// The plain words of the prose fields (with `split`, once one is found).
-    prose: Option<alloc::boxed::Box<Builder>>,
+    /// The plain words of the prose fields (with `split`, once one is found). Taken by
+    /// [`Builder::take_prose`]; not dropped with the builder, so that the check path's builders
+    /// (never split) have no drop to run.
+    prose: core::mem::ManuallyDrop<Option<alloc::boxed::Box<Builder>>>,
 }
 
 impl Default for Builder {
@@ -755,7 +757,7 @@ impl Builder {
             echo: ArgTokens::new(),
             maybe_prose: false,
             split: false,
-            prose: None,
+            prose: core::mem::ManuallyDrop::new(None),
         }
     }
 
@@ -774,9 +776,9 @@ impl Builder {
     }
 
     /// The sketch of the prose fields' plain words (with [`Builder::split`]); `None` when no
-    /// field was prose.
-    pub fn prose(&self) -> Option<Sketch> {
-        self.prose.as_ref().map(|p| p.finish())
+    /// field was prose. A split builder must end with this call, which frees what it holds.
+    pub fn take_prose(&mut self) -> Option<Sketch> {
+        core::mem::take(&mut *self.prose).map(|p| p.finish())
     }
 
     /// Adds the search terms of a command line's `grep`/`rg`/`find` commands (the arguments'
@@ -931,7 +933,7 @@ impl Builder {
             }
             i += separator;
         }
-        if !NAMING && !PROSE && field != 0 && words >= PROSE_MIN_WORDS && heavies * 4 <= words {
+        if !NAMING && !PROSE && words >= PROSE_MIN_WORDS && field != 0 && heavies * 4 <= words {
             self.maybe_prose = true;
         }
     }
@@ -1027,7 +1029,7 @@ mod tests {
         for (k, v) in args.split('\u{1}').enumerate() {
             b.add_text(k as u64 + 1, v.as_bytes());
         }
-        (b.finish(), b.prose())
+        (b.finish(), b.take_prose())
     }
 
     #[test]
