@@ -212,6 +212,11 @@ test-proxy-agents: proxy-build $(PROXY_VENV)/.ok agents-install
 bench-proxy: proxy-build
 	SKIP_BUILD=1 bash bench/proxy_load.sh
 
+# The proxy at RATE req/s for MINUTES minutes: RSS, descriptors and p99 per minute (bench/RESULTS.md "Proxy soak").
+.PHONY: bench-soak
+bench-soak: proxy-build
+	SKIP_BUILD=1 nice bash bench/soak.sh $(or $(MINUTES),30) $(or $(RATE),1000)
+
 NPM ?= npm
 NODE ?= node
 # koffi, pinned by bindings/node/package-lock.json, from npm into bindings/node/node_modules.

@@ -2,13 +2,19 @@
 
 POST /__script sets the script (a list of {"status", "content_type", "body"} or {"sse": [events]});
 GET /__seen returns the request bodies received since. Everything else consumes the script.
+
+Faults, for the proxy's fault tests: an answer may add "stall" (seconds to wait before the status
+line), "sse_delay" (seconds between events), "cut" (an SSE stream ends without its last events: the
+connection is closed, as a crash would); GET /__open answers how many connections to this upstream
+are open, that one left out.
 """
+import time
 import json
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-STATE = {"script": [], "seen": []}
+STATE = {"script": [], "seen": [], "open": 0}
 LOCK = threading.Lock()
 
 
@@ -18,6 +24,18 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def setup(self):
+        super().setup()
+        with LOCK:
+            STATE["open"] += 1
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with LOCK:
+                STATE["open"] -= 1
+
     def _send(self, status, ctype, body: bytes):
         self.send_response(status)
         self.send_header("content-type", ctype)
@@ -26,6 +44,10 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
+        if self.path == "/__open":
+            with LOCK:
+                body = json.dumps({"open": STATE["open"] - 1}).encode()
+            return self._send(200, "application/json", body)
         if self.path == "/__seen":
             with LOCK:
                 body = json.dumps(STATE["seen"]).encode()
@@ -49,14 +71,22 @@ class Handler(BaseHTTPRequestHandler):
                                   "anthropic-version": self.headers.get("anthropic-version"),
                                   "has_auth": bool(self.headers.get("authorization") or self.headers.get("x-api-key"))})
             answer = STATE["script"].pop(0) if STATE["script"] else {"status": 500, "body": {"error": {"message": "unscripted"}}}
+        if answer.get("stall"):
+            time.sleep(answer["stall"])
         if "sse" in answer:
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("connection", "close")
             self.end_headers()
-            for ev in answer["sse"]:
-                self.wfile.write(ev.encode())
-                self.wfile.flush()
+            events = answer["sse"][:answer["cut"]] if "cut" in answer else answer["sse"]
+            try:
+                for i, ev in enumerate(events):
+                    if i and answer.get("sse_delay"):
+                        time.sleep(answer["sse_delay"])
+                    self.wfile.write(ev.encode())
+                    self.wfile.flush()
+            except OSError:
+                pass  # the proxy hung up
             self.close_connection = True
             return
         body = answer["body"]

@@ -18,6 +18,8 @@ usage: microloop-proxy [options]
   --max-reasks N       re-asks per request before the turn is stopped (default 1)
   --max-body-bytes N   largest request body accepted (default 33554432)
   --timeout SECS       upstream connect + idle read timeout (default 600)
+  --max-concurrent N   requests handled at once (a stream until it ends); more are refused at once
+                       with 503 in the API's error format (default 1024)
   --observe            shadow mode, as a policy's mode = \"observe\": every verdict is computed,
                        logged and counted in /metrics, no call is ever blocked
   --observe-log FILE   where shadow mode appends its log, a file `microloop replay` reads
@@ -66,6 +68,8 @@ pub struct Config {
     pub max_reasks: u32,
     pub max_body_bytes: usize,
     pub timeout: Duration,
+    /// Requests handled at once; more get 503.
+    pub max_concurrent: usize,
     /// `memory` (None) or a `redis://` URL.
     pub store: Option<String>,
     pub store_max_entries: usize,
@@ -87,6 +91,7 @@ impl Default for Config {
             max_reasks: 1,
             max_body_bytes: 32 << 20,
             timeout: Duration::from_secs(600),
+            max_concurrent: 1024,
             store: None,
             store_max_entries: 10_000,
             store_max_bytes: 256 << 20,
@@ -137,6 +142,7 @@ impl Config {
                 "--max-reasks" => c.max_reasks = number(value()?)? as u32,
                 "--max-body-bytes" => c.max_body_bytes = number(value()?)? as usize,
                 "--timeout" => c.timeout = Duration::from_secs(number(value()?)?),
+                "--max-concurrent" => c.max_concurrent = (number(value()?)? as usize).max(1),
                 "--store" => c.store = Some(value()?),
                 "--observe-log" => c.observe_log = Some(value()?),
                 "--store-max-entries" => c.store_max_entries = number(value()?)? as usize,

@@ -22,6 +22,7 @@ pub struct Metrics {
     pub reasks: AtomicU64,
     pub warnings: AtomicU64,
     pub upstream_errors: AtomicU64,
+    pub overloaded: AtomicU64,
 }
 
 impl Metrics {
@@ -70,6 +71,7 @@ impl Metrics {
             ("reasks", "Re-asks sent upstream after a block.", &self.reasks),
             ("warnings", "Notes appended to a tool result.", &self.warnings),
             ("upstream_errors", "Upstream unreachable, timed out or malformed.", &self.upstream_errors),
+            ("overloaded", "Requests refused with 503: --max-concurrent in flight.", &self.overloaded),
         ] {
             let _ = writeln!(o, "# HELP microloop_proxy_{name}_total {help}\n# TYPE microloop_proxy_{name}_total counter");
             let _ = writeln!(o, "microloop_proxy_{name}_total {}", v.load(Relaxed));

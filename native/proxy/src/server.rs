@@ -42,6 +42,8 @@ pub struct AppState {
     /// Shadow mode (the policy's `mode = "observe"`, or `--observe`): where every verdict and
     /// result goes.
     pub observe: Option<microloop_host::ObserveLog>,
+    /// `--max-concurrent`: one permit per request in flight (a stream holds its own to the end).
+    pub limit: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -61,7 +63,8 @@ impl AppState {
             true => Some(microloop_host::ObserveLog::open(cfg.observe_log_path())?),
             false => None,
         };
-        Ok(AppState { cfg, engine, events, client, metrics: Metrics::default(), store, observe })
+        let limit = Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent));
+        Ok(AppState { cfg, engine, events, client, metrics: Metrics::default(), store, observe, limit })
     }
 
     fn upstream_url(&self, path_and_query: &str) -> String {
@@ -102,9 +105,15 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
         }
         _ if guard.is_some() => {
             let d = guard.unwrap();
-            (d.route(), guarded(&st, d, req).await)
+            match st.limit.clone().try_acquire_owned() {
+                Ok(permit) => (d.route(), guarded(&st, d, req, permit).await),
+                Err(_) => (d.route(), overloaded(&st, d)),
+            }
         }
-        _ if path.starts_with("/v1/") || path.starts_with("/v1beta/") => ("passthrough", passthrough(&st, req).await),
+        _ if path.starts_with("/v1/") || path.starts_with("/v1beta/") => match st.limit.clone().try_acquire_owned() {
+            Ok(_permit) => ("passthrough", passthrough(&st, req).await),
+            Err(_) => ("passthrough", overloaded(&st, dialect::family(&path))),
+        },
         _ => {
             let msg = "microloop-proxy serves /v1/* and /v1beta/* (and /healthz, /metrics)";
             ("other", json_response(StatusCode::NOT_FOUND, &dialect::family(&path).error_body(msg, ErrorKind::NotFound, "not_found")))
@@ -112,6 +121,15 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     };
     st.metrics.request(route, resp.status().as_u16());
     resp
+}
+
+/// `--max-concurrent` requests are in flight: 503 at once, in the API's error format.
+fn overloaded(st: &AppState, d: &dyn Dialect) -> Response {
+    st.metrics.overloaded.fetch_add(1, Relaxed);
+    let msg = format!("microloop-proxy is handling {} requests already (--max-concurrent); retry shortly", st.cfg.max_concurrent);
+    let mut r = json_response(StatusCode::SERVICE_UNAVAILABLE, &d.error_body(&msg, ErrorKind::Upstream, "proxy_overloaded"));
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 fn plain(status: StatusCode, content_type: &'static str, body: Body) -> Response {
@@ -276,7 +294,7 @@ fn observed(st: &AppState, turn: &Turn, calls: &[crate::dialect::ToolCall], j: &
     }
 }
 
-async fn guarded(st: &Arc<AppState>, d: &'static dyn Dialect, req: Request) -> Response {
+async fn guarded(st: &Arc<AppState>, d: &'static dyn Dialect, req: Request, permit: tokio::sync::OwnedSemaphorePermit) -> Response {
     let (parts, body) = req.into_parts();
     let body = match read_body(st, d, body).await {
         Ok(b) => b,
@@ -346,7 +364,7 @@ async fn guarded(st: &Arc<AppState>, d: &'static dyn Dialect, req: Request) -> R
         return finish_plain(up, Some(&decision)).await;
     }
     if streaming && is_sse(&up) {
-        return stream_response(st.clone(), turn, json, up, decision);
+        return stream_response(st.clone(), turn, json, up, decision, permit);
     }
     let status = up.status();
     let mut out_headers = response_headers(up.headers(), false);
@@ -538,13 +556,14 @@ async fn fetch_answer(st: &AppState, turn: &Turn, body: &Value) -> Option<Value>
 
 type Tx = mpsc::Sender<Result<Bytes, std::io::Error>>;
 
-fn stream_response(st: Arc<AppState>, turn: Turn, req: Value, up: reqwest::Response, decision: Decision) -> Response {
+fn stream_response(st: Arc<AppState>, turn: Turn, req: Value, up: reqwest::Response, decision: Decision, permit: tokio::sync::OwnedSemaphorePermit) -> Response {
     let status = up.status();
     let mut out_headers = response_headers(up.headers(), false);
     mark(&mut out_headers, &decision);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     tokio::spawn(async move {
         pump(&st, &turn, req, up, tx, decision).await;
+        drop(permit); // the stream is over: the next request may come in
     });
     let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
     let mut r = Response::new(Body::from_stream(body));

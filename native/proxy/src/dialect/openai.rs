@@ -126,6 +126,8 @@ struct ChatStream {
     choices: BTreeMap<u64, ChoiceState>,
     usage: Option<Value>,
     bad: Option<String>,
+    /// `data: [DONE]` came: the stream is whole.
+    done: bool,
 }
 
 impl ChatStream {
@@ -142,12 +144,17 @@ impl Follower for ChatStream {
     fn follow(&mut self, ev: &[u8]) -> bool {
         let Some(data) = event_data(ev) else { return true };
         if data.trim() == "[DONE]" {
+            self.done = true;
             return true;
         }
         let Ok(chunk) = serde_json::from_str::<Value>(&data) else {
             self.bad.get_or_insert_with(|| "the upstream sent a stream event that is not JSON".to_owned());
             return false;
         };
+        if !chunk.is_object() {
+            self.bad.get_or_insert_with(|| "the upstream sent a stream event that is not a chunk object".to_owned());
+            return false;
+        }
         if self.head.is_none() {
             let mut head = chunk.clone();
             if let Some(o) = head.as_object_mut() {
@@ -225,7 +232,7 @@ impl Follower for ChatStream {
     }
 
     fn broken(&self) -> Option<String> {
-        self.bad.clone()
+        self.bad.clone().or_else(|| (!self.done).then(|| "the upstream's stream ended before data: [DONE]".to_owned()))
     }
 
     fn finish(self: Box<Self>, outcome: Outcome) -> Vec<Bytes> {

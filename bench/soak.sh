@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Soak: microloop-proxy at a fixed rate for N minutes against the fake upstream (the Chat Completions
+# route, open loop: microloop-loadgen). One line per minute: that minute's latency percentiles and
+# errors from the load generator, then the proxy's RSS and open file descriptors at the minute's end.
+#   bash bench/soak.sh [MINUTES=30] [RATE=1000]
+# Ends with the growth of RSS and descriptors from the end of minute 5 (or the first, for shorter
+# runs) to the last. Record the output in bench/RESULTS.md under "## Proxy soak".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MINUTES=${1:-30}
+RATE=${2:-1000}
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --locked --manifest-path native/Cargo.toml -p microloop-proxy >&2
+BIN=native/target/release
+UP=127.0.0.1:20149
+PX=127.0.0.1:20148
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+"$BIN/microloop-fake-upstream" "$UP" 2>/dev/null & pids+=($!)
+"$BIN/microloop-proxy" --listen "$PX" --upstream "http://$UP" 2>/dev/null & PROXY=$!; pids+=($PROXY)
+for _ in $(seq 50); do
+  curl -sf "http://$PX/healthz" >/dev/null && curl -sf -X POST "http://$UP/" >/dev/null && break
+  sleep 0.1
+done
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$PROXY/status"; }
+fds() { ls "/proc/$PROXY/fd" | wc -l; }
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "proxy @${RATE}/s for ${MINUTES} min; start: rss $(rss) kB, fds $(fds)"
+base_min=$(( MINUTES >= 6 ? 5 : 1 ))
+for m in $(seq "$MINUTES"); do
+  line=$("$BIN/microloop-loadgen" "http://$PX/v1/chat/completions" "$RATE" 60)
+  r=$(rss); f=$(fds)
+  echo "minute $m: $line | rss ${r} kB, fds ${f}"
+  [ "$m" -eq "$base_min" ] && base_rss=$r && base_fds=$f
+done
+kill -0 "$PROXY" || { echo "the proxy died"; exit 1; }
+echo "growth from the end of minute ${base_min} to the end: rss ${base_rss} -> ${r} kB ($(awk "BEGIN {printf \"%+.1f\", ($r - $base_rss) * 100 / $base_rss}")%), fds ${base_fds} -> ${f}"
