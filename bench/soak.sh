@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Soak: microloop-proxy at a fixed rate for N minutes against the fake upstream (the Chat Completions
 # route, open loop: microloop-loadgen). One line per minute: that minute's latency percentiles and
-# errors from the load generator, then the proxy's RSS and open file descriptors at the minute's end.
+# errors from the load generator, then the proxy's RSS and open file descriptors a second after the
+# minute's load (its connections closed, so a leak shows) and the machine's load average.
 #   bash bench/soak.sh [MINUTES=30] [RATE=1000]
 # Ends with the growth of RSS and descriptors from the end of minute 5 (or the first, for shorter
 # runs) to the last. Record the output in bench/RESULTS.md under "## Proxy soak".
@@ -29,8 +30,9 @@ echo "proxy @${RATE}/s for ${MINUTES} min; start: rss $(rss) kB, fds $(fds)"
 base_min=$(( MINUTES >= 6 ? 5 : 1 ))
 for m in $(seq "$MINUTES"); do
   line=$("$BIN/microloop-loadgen" "http://$PX/v1/chat/completions" "$RATE" 60)
+  sleep 1
   r=$(rss); f=$(fds)
-  echo "minute $m: $line | rss ${r} kB, fds ${f}"
+  echo "minute $m: $line | rss ${r} kB, fds ${f} | load $(cut -d' ' -f1 /proc/loadavg)"
   [ "$m" -eq "$base_min" ] && base_rss=$r && base_fds=$f
 done
 kill -0 "$PROXY" || { echo "the proxy died"; exit 1; }
