@@ -129,7 +129,8 @@ struct MessageStream {
 
 impl Follower for MessageStream {
     fn follow(&mut self, raw: &[u8]) -> bool {
-        self.read(raw)
+        // After an event that is not the API's nothing more goes out: the stream ends with the error event.
+        self.bad.is_none() && self.read(raw)
     }
 
     held_in_field!();

@@ -142,6 +142,11 @@ impl Follower for ChatStream {
     held_in_field!();
 
     fn follow(&mut self, ev: &[u8]) -> bool {
+        // After an event that is not the API's nothing more goes out, not even [DONE]: the stream
+        // ends with the error event.
+        if self.bad.is_some() {
+            return false;
+        }
         let Some(data) = event_data(ev) else { return true };
         if data.trim() == "[DONE]" {
             self.done = true;
