@@ -110,7 +110,10 @@ impl Locked {
             .map(|a| a.iter().filter_map(|p| Some((p.get(0)?.as_str()?.to_owned(), p.get(1)?.as_str()?.to_owned()))).collect())
             .unwrap_or_default();
         let log = meta["log"].as_array().cloned().unwrap_or_default();
-        Ok(Some((Meta { pending, answers, log, stats: Value::Null }, rest[nl + 1..].to_vec())))
+        // The counters the state file keeps itself (shadow mode's `observed`) carry over; anything
+        // but an object is dropped (it is indexed as one).
+        let stats = if meta["stats"].is_object() { meta["stats"].clone() } else { Value::Null };
+        Ok(Some((Meta { pending, answers, log, stats }, rest[nl + 1..].to_vec())))
     }
 
     /// Replaces the state: written beside it, then renamed over it, so a hook killed mid-write
