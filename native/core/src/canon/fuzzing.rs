@@ -29,7 +29,14 @@ pub fn fast_agrees_with_serde(text: &str, ignore: &[String]) -> bool {
         Ok(read) => {
             let bare = bare.unwrap_or_else(|_| panic!("the scanner took {text:?} with a document, declined it without one"));
             assert_eq!((bare.fingerprint, &bare.command), (read.fingerprint, &read.command), "{text:?}");
-            let fast: Hashed = read.hashed(Some(builder.finish()));
+            // What `hash_fast` adds to the scan: a command line's search terms, prose sketched apart.
+            if let Some((_, line)) = &read.command {
+                builder.add_search_terms(line);
+            }
+            let fast: Hashed = match builder.maybe_prose() {
+                true => super::split_prose(read.hashed(None), text, ignore).unwrap_or_else(|_| panic!("the scanner took {text:?} once, declined it again")),
+                false => read.hashed(Some(builder.finish())),
+            };
             let slow = slow.unwrap_or_else(|e| panic!("the scanner took {text:?}, serde_json refused it: {e}"));
             assert_eq!(fast, slow, "{text:?}");
             assert_eq!(*builder.echo(), slow_echo, "{text:?}");
