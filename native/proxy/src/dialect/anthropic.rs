@@ -203,7 +203,8 @@ impl MessageStream {
         match ev["type"].as_str() {
             Some("message_start") => {
                 self.usage = ev.pointer("/message/usage").cloned().unwrap_or_else(|| json!({}));
-                self.message = Some(ev["message"].clone());
+                // The answer is built on it: anything but an object is left for the default.
+                self.message = Some(ev["message"].clone()).filter(Value::is_object);
             }
             Some("content_block_start") => {
                 let block = ev["content_block"].clone();
