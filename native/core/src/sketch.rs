@@ -14,8 +14,10 @@
 //! **What weighs.** A sweep (dates, ids, pages, files) changes one token per call, and must not
 //! look like a near-duplicate of itself; a re-worded retry changes a few ordinary words in many.
 //! So tokens that name *what* a call acts on weigh [`HEAVY`] times an ordinary word: tokens with a
-//! digit (numbers, ids, dates, line ranges), paths or URLs (a `/`) and file names (a short
-//! extension, as in `App.tsx`). A weight `w` is given by inserting the token `w` times under distinct salts. In
+//! digit (numbers, ids, dates, line ranges), paths or URLs (a `/`), file names (a short
+//! extension, as in `App.tsx`) and, in a text of one line (a command line, a query), code symbols
+//! (a code mark such as `_`, `$`, `@`, or a dotted name: `parse_date`, `$HOME`, `settings.DEBUG`).
+//! A weight `w` is given by inserting the token `w` times under distinct salts. In
 //! arguments, each token is salted with the name of the field it sits in (`date:2024-05-01`), so
 //! the same word under two keys is two tokens and a key alone is no token at all.
 //!
@@ -371,6 +373,11 @@ fn alnum_runs(text: &[u8], mut i: usize) -> (usize, u8) {
 /// A token's hash.
 fn token_hash(token: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(token)
+}
+
+/// Whether a text is one line: no line feed, as a byte or as the escape `\n` of raw JSON text.
+fn is_one_line(text: &[u8]) -> bool {
+    !text.contains(&b'\n') && !text.windows(2).any(|w| w == b"\\n")
 }
 
 /// Salt of a quoted string's whole-string token, so that `"foo"` and the word `foo` differ.
@@ -860,6 +867,8 @@ impl Builder {
     fn scan<const NAMING: bool, const PROSE: bool>(&mut self, field: u64, text: &[u8]) {
         // Tokens, and of them ids: many tokens, few ids may be prose (decided by `is_prose`).
         let (mut words, mut heavies) = (0u32, 0u32);
+        // Whether the text is one line, asked at its first code symbol.
+        let mut one_line = None::<bool>;
         let mut i = 0;
         let n = text.len();
         while i < n {
@@ -881,7 +890,7 @@ impl Builder {
             let start = i;
             // The classes seen in the token.
             let mut seen = 0u8;
-            // Where the last dot that follows a letter is (`App.tsx`), for file names.
+            // Where the last dot that follows a letter is (`App.tsx`), for file and dotted names.
             let mut dot = None::<usize>;
             let mut separator = 0;
             while i < n {
@@ -914,13 +923,25 @@ impl Builder {
                 i += 1;
             }
             let h = token_hash(&text[start..i]);
-            // A path or URL has a slash; a file name ends in a short extension (`App.tsx`, not
-            // `document.body`): 1 to 4 bytes after its dot.
-            let file = dot.is_some_and(|d| (1..=4).contains(&(i - d - 1)));
             // A field whose whole value is one word (`"cabin": "economy"`, a status, a name) is
             // an identifier: a changed value is another question, like a changed id.
             let whole = field != 0 && start == 0 && i == n && n <= QUOTED_MAX;
-            let heavy = seen & (DIGIT | SLASH) != 0 || file || whole;
+            // A plain word (letters, `-`, `:`...) weighs 1 unless it is a whole value.
+            let heavy = if seen & (DIGIT | SLASH | DOT | CODE) == 0 {
+                whole
+            } else if seen & (DIGIT | SLASH) != 0 || whole {
+                // A number, an id, a date, a path or URL.
+                true
+            } else {
+                // A file name ends in a short extension (`App.tsx`): 1 to 4 bytes after its dot.
+                // A code symbol (`parse_date`, `$HOME`, `@retry`, `settings.DEBUG`: a code mark,
+                // or a longer dotted name) names what a one-line text asks about (a command
+                // line, a query); in a text of many lines (code, a file's content) it is
+                // content, and an edit's variations change some.
+                let after_dot = dot.map_or(0, |d| i - d - 1);
+                (1..=4).contains(&after_dot)
+                    || (seen & CODE != 0 || after_dot > 4) && *one_line.get_or_insert_with(|| is_one_line(text))
+            };
             words += 1;
             heavies += heavy as u32;
             if PROSE && !heavy {
@@ -1088,6 +1109,7 @@ mod tests {
     fn reference_sketch(text: &[u8]) -> Sketch {
         let mut b = Builder::new();
         let (mut i, n) = (0, text.len());
+        let one_line = !text.contains(&b'\n') && !text.windows(2).any(|w| w == b"\\n");
         while i < n {
             let c = text[i];
             if c == b'\\' {
@@ -1105,7 +1127,7 @@ mod tests {
                 continue;
             }
             let start = i;
-            let (mut digit, mut slash) = (false, false);
+            let (mut digit, mut slash, mut code) = (false, false, false);
             let (mut ext, mut prev_alpha) = (None::<usize>, false);
             while i < n {
                 let c = text[i];
@@ -1114,12 +1136,14 @@ mod tests {
                 }
                 digit |= c.is_ascii_digit();
                 slash |= c == b'/';
+                code |= b"_@#$%^*+~".contains(&c);
                 ext = if c == b'.' && prev_alpha { Some(0) } else { ext.map(|k| k + 1) };
                 prev_alpha = c.is_ascii_alphabetic();
                 i += 1;
             }
             let file = ext.is_some_and(|k| (1..=4).contains(&k));
-            b.add_hashed(0, token_hash(&text[start..i]), if digit || slash || file { HEAVY } else { 1 });
+            let symbol = (code || ext.is_some_and(|k| k > 4)) && one_line;
+            b.add_hashed(0, token_hash(&text[start..i]), if digit || slash || file || symbol { HEAVY } else { 1 });
         }
         b.finish()
     }
@@ -1139,6 +1163,8 @@ mod tests {
             "", "a", "App.tsx", "document.body", "a.b.cd", "x.tar.gz", ".env", "1.5", "v2.txt", "..a.", "a\\u00e9b",
             "line\\nnext \\\"q\\\"", "curl -X POST http://host/cgi-bin/file.pl?a", "book QZX417 2024-05-13 economy",
             "trailing\\", "trailing\\u00", "a.b/c.d e.fghij k.", "ÀÉ.txt é.py",
+            "jq .settings.use_tz config.json", "echo $HOME user@example.com a_b", "x_y\\nos.path.join $HOME",
+            "x_y\nsettings.DEBUG", "a\\\\n_b",
         ]
         .iter()
         .map(|t| t.as_bytes().to_vec())
@@ -1147,7 +1173,7 @@ mod tests {
         // over one of long runs of letters and digits broken by the bytes just outside their
         // ranges (`/` `:` `@` `[` `` ` `` `{`) and by non-ASCII bytes.
         let alphabets: [&[u8]; 2] = [
-            b"ab Z09./\\u\"',;=|&<>()[]{}\t\n-_:?\xc3\xa9",
+            b"ab Z09./\\un\"',;=|&<>()[]{}\t\n-_$:?\xc3\xa9",
             b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefxyzXYZ09/:@[`{ .\xc3\xa9",
         ];
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -1271,6 +1297,26 @@ mod tests {
             assert_eq!(listed.filter(), want, "{count} tokens");
             assert_eq!(listed, ArgTokens { words: want.0, listed: ArgTokens::FILTER, numbers: 0, negative: 0 });
         }
+    }
+
+    #[test]
+    fn a_changed_code_symbol_in_one_line_is_a_new_question() {
+        let q = |t: &str| Sketch::of_text(t.as_bytes());
+        for (a, b) in [
+            ("jq .settings.use_tz config.json", "jq .settings.append_slash config.json"),
+            ("git log -S parse_date --oneline", "git log -S to_iso_date --oneline"),
+            ("echo $HOME", "echo $PATH"),
+            ("python -c import os; print os.path.sep", "python -c import os; print os.environ.keys"),
+        ] {
+            assert!(q(b).introduces(&q(a)) && q(a).introduces(&q(b)), "{a} / {b}");
+        }
+        // In many lines (code, an edit's content) a symbol is content: an edit that adds one
+        // brings no new id, and stays comparable to the edit before it.
+        let one = "function App() {\n  const [dark, setDark] = useState(false)\n  return <div/>\n}";
+        let two = "function App() {\n  const [dark, setDark] = useState(false)\n  document.body.classList.toggle(x)\n  return <div/>\n}";
+        assert!(!q(two).introduces(&q(one)));
+        // A sentence's final dot makes no dotted name.
+        assert!(!q("it is done.").introduces(&q("it is finished")));
     }
 
     #[test]
