@@ -96,6 +96,10 @@ type Verdict struct {
 	// ApprovalError says why a call that may run under [approval] has no token (its arguments
 	// have no RFC 8785 canonical form); empty otherwise.
 	ApprovalError string
+	// Observed is, under a policy with mode = "observe" (shadow mode), the action an enforcing
+	// guard would have taken (Warn, Block or Halt) on a call that is let run: Action is then
+	// Allow, and Rule, Message and Count are the would-be verdict's. Allow otherwise.
+	Observed Action
 }
 
 // MayRun tells whether the tool may run (Allow or Warn).
@@ -110,6 +114,7 @@ type Stats struct {
 	HistoryHash uint64 // a hash of the whole history: unchanged by a call that did not change it
 	Results     uint64 // results recorded, late ones included
 	Late        uint64 // results recorded after their call had left the window
+	Observed    uint64 // shadow mode: calls let run although the verdict was warn, block or halt
 }
 
 // Session is one agent run's history of calls under one policy. Create it with NewSession and
@@ -290,7 +295,7 @@ func (s *Session) Check(tool string, args []byte) (Verdict, error) {
 	if rc != C.ML_OK {
 		return Verdict{}, takeError(rc, cerr)
 	}
-	out := Verdict{Action: Action(v.action), CallID: uint64(v.call_id), Count: uint32(v.count)}
+	out := Verdict{Action: Action(v.action), CallID: uint64(v.call_id), Count: uint32(v.count), Observed: Action(v.observed)}
 	if v.rule != nil {
 		out.Rule = C.GoStringN(v.rule, C.int(v.rule_len))
 	}
@@ -424,6 +429,7 @@ func (s *Session) Stats() (Stats, error) {
 		HistoryHash: uint64(st.history_hash),
 		Results:     uint64(st.results),
 		Late:        uint64(st.late),
+		Observed:    uint64(st.observed),
 	}, nil
 }
 

@@ -64,6 +64,34 @@ func TestAPageBehindACaptchaIsBlockedOnTheThirdVisit(t *testing.T) {
 	}
 }
 
+func TestShadowModeLetsTheThirdVisitRunAndSaysItWouldHaveBlocked(t *testing.T) {
+	s := newSession(t, `{"mode": "observe"}`)
+	args := []byte(`{"url": "https://shop.example/item/42"}`)
+	var observed []Action
+	for i := 0; i < 3; i++ {
+		v, err := s.Check("open_page", args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Action != Allow || v.CallID == 0 {
+			t.Fatalf("shadow mode did not let the call run: %+v", v)
+		}
+		if v.Observed == Block && v.Rule != "loop.no_progress" {
+			t.Fatalf("would-be block by %q", v.Rule)
+		}
+		observed = append(observed, v.Observed)
+		if err := s.Record(v.CallID, []byte("Please solve the CAPTCHA to continue."), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if observed[0] != Allow || observed[1] != Warn || observed[2] != Block {
+		t.Fatalf("observed %v", observed)
+	}
+	if st, err := s.Stats(); err != nil || st.Calls != 3 || st.Observed != 2 {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
+}
+
 func TestARefusedPolicyIsATypedErrorWithItsPath(t *testing.T) {
 	_, err := NewSession(`{"loops": {"max_identicl": 3}}`)
 	var e *Error

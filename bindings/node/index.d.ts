@@ -26,6 +26,10 @@ export interface Verdict {
   approval: string | null;
   /** Why a call that may run under [approval] has no token (arguments JCS cannot represent). */
   approvalError: string | null;
+  /** Under a policy with `mode = "observe"` (shadow mode): the action an enforcing guard would
+   * have taken on this call, which is let run (`action` is 'allow', `rule`, `message` and `count`
+   * the would-be verdict's); '' otherwise. */
+  observed: '' | 'warn' | 'block' | 'halt';
 }
 
 export interface Stats {
@@ -38,6 +42,9 @@ export interface Stats {
   results: number;
   /** Results recorded after their call had left the history window. */
   late: number;
+  /** Shadow mode: calls let run although an enforcing guard would have warned, blocked or halted
+   * them (the blocked and halted ones also counted in `blocked`). */
+  observed: number;
 }
 
 /** A compiled policy shared by any number of sessions (compiled once); sessions keep their own

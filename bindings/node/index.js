@@ -76,10 +76,12 @@ const Verdict_t = koffi.struct('ml_verdict', {
   size: 'size_t', action: 'int32_t', count: 'uint32_t', call_id: 'uint64_t',
   rule: 'void *', rule_len: 'size_t', message: 'void *', message_len: 'size_t',
   approval: 'void *', approval_len: 'size_t', approval_error: 'void *', approval_error_len: 'size_t',
+  observed: 'int32_t',
 });
 const Stats_t = koffi.struct('ml_stats', {
   size: 'size_t', calls: 'uint64_t', blocked: 'uint64_t', errors: 'uint64_t',
   history_len: 'uint64_t', history_hash: 'uint64_t', results: 'uint64_t', late: 'uint64_t',
+  observed: 'uint64_t',
 });
 
 // Out-parameters are caller-owned Buffers passed as `void *` and read back by offset: cheaper
@@ -126,6 +128,7 @@ const V = {
   approvalLen: koffi.offsetof(Verdict_t, 'approval_len'),
   approvalError: koffi.offsetof(Verdict_t, 'approval_error'),
   approvalErrorLen: koffi.offsetof(Verdict_t, 'approval_error_len'),
+  observed: koffi.offsetof(Verdict_t, 'observed'),
 };
 const errBox = Buffer.alloc(8);
 const ptrBox = Buffer.alloc(8);
@@ -279,7 +282,10 @@ class Session {
 
   /**
    * Decides on a tool call before it runs.
-   * @returns {{action: string, rule: string, message: string, callId: number, count: number, mayRun: boolean, approval: string|null, approvalError: string|null}}
+   * @returns {{action: string, rule: string, message: string, callId: number, count: number, mayRun: boolean, approval: string|null, approvalError: string|null, observed: string}}
+   * `observed`: under a policy with `mode = "observe"`, the action an enforcing guard would have
+   * taken ('warn', 'block' or 'halt') on a call that is let run (`action` is then 'allow', with
+   * the would-be rule, message and count); '' otherwise.
    */
   check(tool, args) {
     const handle = this._live();
@@ -295,6 +301,7 @@ class Session {
     const message = decodeString(verdictBuf, V.message, V.messageLen);
     const callId = verdictBuf.readBigUInt64LE(V.callId);
     const count = verdictBuf.readUInt32LE(V.count);
+    const observed = verdictBuf.readInt32LE(V.observed);
     // Under [approval]: the token of a call that may run, or why it has none.
     const approval = decodeString(verdictBuf, V.approval, V.approvalLen) || null;
     const approvalError = decodeString(verdictBuf, V.approvalError, V.approvalErrorLen) || null;
@@ -308,6 +315,7 @@ class Session {
       mayRun: action === 'allow' || action === 'warn',
       approval,
       approvalError,
+      observed: observed === 0 ? '' : ACTIONS[observed],
     };
   }
 
@@ -357,6 +365,7 @@ class Session {
       historyHash: u64('history_hash'),
       results: Number(u64('results')),
       late: Number(u64('late')),
+      observed: Number(u64('observed')),
     };
   }
 

@@ -13,9 +13,27 @@ test('a page behind a CAPTCHA is blocked on the third visit', () => {
     else assert.equal(v.rule, 'loop.no_progress');
   }
   assert.deepEqual(actions, ['allow', 'warn', 'block']);
-  assert.deepEqual({ ...s.stats(), historyHash: 0 }, { calls: 2, blocked: 1, errors: 0, historyLen: 2, historyHash: 0, results: 2, late: 0 });
+  assert.deepEqual({ ...s.stats(), historyHash: 0 }, { calls: 2, blocked: 1, errors: 0, historyLen: 2, historyHash: 0, results: 2, late: 0, observed: 0 });
   s.reset();
   assert.equal(s.stats().historyLen, 0);
+  s.close();
+});
+
+test('shadow mode lets the third visit run and says it would have been blocked', () => {
+  const s = new ml.Session({ mode: 'observe' });
+  const seen = [];
+  for (let i = 0; i < 3; i++) {
+    const v = s.check('open_page', { url: 'https://shop.example/item/42' });
+    assert.equal(v.action, 'allow');
+    assert.ok(v.mayRun && v.callId > 0);
+    seen.push(v.observed);
+    if (v.observed === 'block') assert.equal(v.rule, 'loop.no_progress');
+    s.record(v.callId, 'Please solve the CAPTCHA to continue.');
+  }
+  assert.deepEqual(seen, ['', 'warn', 'block']);
+  const st = s.stats();
+  assert.equal(st.calls, 3);
+  assert.equal(st.observed, 2);
   s.close();
 });
 
