@@ -16,7 +16,7 @@ VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-k
 all: lib
 
 lib:
-	$(CARGO) build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi -p microloop-hook -p microloop-mcp -p microloop-proxy
+	$(CARGO) build --release --locked --manifest-path native/Cargo.toml -p microloop-ffi -p microloop-hook -p microloop-mcp -p microloop-proxy -p microloop-commands
 
 # cbindgen, pinned: the committed header must be what this version generates.
 CBINDGEN := $(shell if cbindgen --version 2>/dev/null | grep -q " $(CBINDGEN_VERSION)$$"; then command -v cbindgen; else echo $(TOOLS)/bin/cbindgen; fi)
@@ -150,7 +150,7 @@ $(VENV)/.deps: requirements-dev.txt
 	$(VENV_PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-$(VENV)/.ext: $(VENV)/.deps $(LIBDIR)/libmicroloop.a $(LIBDIR)/libmicroloop.so $(LIBDIR)/microloop-hook $(LIBDIR)/microloop-mcp $(LIBDIR)/microloop-proxy include/microloop.h build_ffi.py setup.py pyproject.toml
+$(VENV)/.ext: $(VENV)/.deps $(LIBDIR)/libmicroloop.a $(LIBDIR)/libmicroloop.so $(LIBDIR)/microloop-commands include/microloop.h build_ffi.py setup.py pyproject.toml
 	MICROLOOP_LIB_DIR=$(LIBDIR) $(VENV_PY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
 	touch $@
 

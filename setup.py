@@ -1,13 +1,15 @@
 """Builds MicroLoop's Python package: the Rust library (cargo) linked statically into ``microloop._native``.
 
 ``pip install .`` (or an sdist) needs cargo and a C compiler. ``build_ext`` runs ``cargo build --locked
---manifest-path native/Cargo.toml -p microloop-ffi -p microloop-hook -p microloop-mcp -p microloop-proxy``
+--manifest-path native/Cargo.toml -p microloop-ffi -p microloop-commands``
 (profile ``release``, or ``$MICROLOOP_CARGO_PROFILE``), links ``libmicroloop.a`` into the cffi extension
 (``build_ffi.py``) and copies the shared library and the header into ``microloop/_lib/`` so C, Go and Node
 programs can use the copy a ``pip install`` brought (``microloop.lib_path()``, ``microloop.include_path()``).
 The native commands, the LLM-API proxy ``microloop-proxy``, the coding agents' hook ``microloop-hook`` and
 the MCP relay ``microloop-mcp``, are installed as scripts: into the environment's ``bin/``, the way ruff
-ships its binary (``microloop.hook_path()``). With ``MICROLOOP_LIB_DIR`` (``make lib``'s output, or
+ships its binary (``microloop.hook_path()``). They share nearly all their code, so one executable,
+``microloop-commands``, holds the three: each command is a two-line ``sh`` script beside it that runs
+``microloop-commands proxy|mcp|hook "$@"`` (on Windows, a copy of the executable under each name). With ``MICROLOOP_LIB_DIR`` (``make lib``'s output, or
 ``make wheel``'s cross-built one) nothing is built: the library and the commands are taken from there.
 ``MICROLOOP_LINK=shared`` (Linux; ``make wheel``) links the extension against the shipped ``libmicroloop.so``
 (found through ``$ORIGIN/_lib``) instead of the static library. ``MICROLOOP_STRIP=0`` leaves the copies unstripped (``make wheel``: its artifacts are stripped already,
@@ -31,9 +33,21 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 MANIFEST = os.path.join(ROOT, "native", "Cargo.toml")
 HEADER = os.path.join(ROOT, "include", "microloop.h")
 EXE = ".exe" if sys.platform == "win32" else ""
-# The native commands the wheel puts on bin/: the LLM-API proxy, the coding agents' hook and the MCP relay.
-COMMANDS = ("microloop-proxy" + EXE, "microloop-hook" + EXE, "microloop-mcp" + EXE)
-PACKAGES = ("microloop-ffi", "microloop-hook", "microloop-mcp", "microloop-proxy")
+# The native commands the wheel puts on bin/: the LLM-API proxy, the coding agents' hook and the MCP
+# relay, each run by the one executable that holds them (native/commands).
+EXECUTABLE = "microloop-commands" + EXE
+COMMANDS = {"microloop-proxy": "proxy", "microloop-mcp": "mcp", "microloop-hook": "hook"}
+SCRIPTS = (EXECUTABLE, *(name + EXE for name in COMMANDS))
+PACKAGES = ("microloop-ffi", "microloop-commands")
+
+# A command's script: runs the executable installed beside it (found through a link to the script too).
+LAUNCHER = """#!/bin/sh
+# {name}: MicroLoop's commands share one executable, microloop-commands, installed beside this script.
+self=$0
+[ -L "$self" ] && self=$(readlink -f -- "$self" 2>/dev/null || printf '%s' "$0")
+case $self in */*) ;; *) self=./$self ;; esac
+exec "${{self%/*}}/microloop-commands" {command} "$@"
+"""
 
 # System libraries the Rust standard library needs when linked statically
 # (`cargo rustc -- --print native-static-libs`).
@@ -103,32 +117,40 @@ class build_ext(_build_ext):
         if _strip():  # the release profile keeps line tables (debug = 1)
             subprocess.call(["strip", "--strip-debug", os.path.join(dest, shared)])
         shutil.copyfile(HEADER, os.path.join(dest, "microloop.h"))
-        for command in COMMANDS:
-            self._native_script(out, command)
+        self._native_scripts(out)
 
-    def _native_script(self, out: str, command: str) -> None:
-        """A native command becomes one of the distribution's scripts, so ``install_scripts``
-        (run after this, by ``bdist_wheel`` and by editable installs) puts it in ``bin/``."""
-        built = os.path.join(out, command)
+    def _native_scripts(self, out: str) -> None:
+        """The executable and the commands' scripts become the distribution's scripts, so
+        ``install_scripts`` (run after this, by ``bdist_wheel`` and by editable installs) puts them
+        in ``bin/``."""
+        built = os.path.join(out, EXECUTABLE)
         if not os.path.exists(built):
-            package = command[: -len(EXE)] if EXE else command
-            raise RuntimeError(f"{built} is missing: build it with `make lib` (cargo build -p {package})")
+            raise RuntimeError(f"{built} is missing: build it with `make lib` (cargo build -p microloop-commands)")
         staged_dir = os.path.abspath(os.path.join(self.build_temp, "commands"))
         os.makedirs(staged_dir, exist_ok=True)
-        staged = os.path.join(staged_dir, command)
-        shutil.copyfile(built, staged)
+        staged = [os.path.join(staged_dir, EXECUTABLE)]
+        shutil.copyfile(built, staged[0])
         if _strip():
-            subprocess.call(["strip", "--strip-debug", staged])
-        os.chmod(staged, 0o755)
-        scripts = [s for s in (self.distribution.scripts or []) if os.path.basename(s) != command]
-        self.distribution.scripts = scripts + [staged]
+            subprocess.call(["strip", "--strip-debug", staged[0]])
+        for name, command in COMMANDS.items():
+            staged.append(os.path.join(staged_dir, name + EXE))
+            if EXE:  # no sh: a copy, which runs the command its name says
+                shutil.copyfile(staged[0], staged[-1])
+            else:
+                with open(staged[-1], "w", encoding="utf-8", newline="\n") as f:
+                    f.write(LAUNCHER.format(name=name, command=command))
+        for path in staged:
+            os.chmod(path, 0o755)
+        names = {os.path.basename(p) for p in staged}
+        scripts = [s for s in (self.distribution.scripts or []) if os.path.basename(s) not in names]
+        self.distribution.scripts = scripts + staged
 
 
 class build_scripts(_build_scripts):
     """Copies the native commands as they are (the stock command reads scripts as Python text)."""
 
     def copy_scripts(self):
-        native = [s for s in self.scripts or [] if os.path.basename(s) in COMMANDS]
+        native = [s for s in self.scripts or [] if os.path.basename(s) in SCRIPTS]
         self.scripts = [s for s in self.scripts or [] if s not in native]
         outfiles, updated = super().copy_scripts() if self.scripts else ([], [])
         self.mkpath(self.build_dir)

@@ -15,10 +15,10 @@ OUT=${WHEEL_DIR:-$ROOT/build/wheelhouse}
 TOOLS=$ROOT/.tools
 PROFILE=dist
 GLIBC=2.17
-# The library and the three commands the wheel ships, not the proxy's bench tools (loadgen,
-# fake upstream): each link is a whole-program (fat LTO) link.
-PACKAGES=(-p microloop-ffi -p microloop-hook -p microloop-mcp -p microloop-proxy
-  --lib --bin microloop-hook --bin microloop-mcp --bin microloop-proxy)
+# The library and the one executable that holds the three commands (microloop-proxy, -mcp and
+# -hook: native/commands), not the proxy's bench tools (loadgen, fake upstream): each link is a
+# whole-program (fat LTO) link.
+PACKAGES=(-p microloop-ffi -p microloop-commands --lib --bin microloop-commands)
 
 if [ -z "${WHEEL_ARCHS:-}" ]; then
   WHEEL_ARCHS=x86_64

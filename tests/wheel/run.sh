@@ -13,7 +13,7 @@ mkdir -p "$WORK/run"
 whl=$(ls "$WHEEL_DIR"/microloop-*-cp310-abi3-*manylinux_2_17_"$(uname -m)"*.whl)
 echo "wheel: $(basename "$whl") ($(du -h "$whl" | cut -f1))"
 "$PYTHON" -m venv "$WORK/venv"
-bare=$(bare_path "$WORK/bin" sh env uname)
+bare=$(bare_path "$WORK/bin" sh env uname readlink)
 run_bare() { env PATH="$WORK/venv/bin:$bare" "$@"; }
 
 # Installed where nothing could compile anything: pip must take the wheel as it is.

@@ -75,13 +75,31 @@ def test_c_program_linked_against_the_shipped_library() -> None:
     assert "BLOCK" in out.stdout, out.stdout
 
 
-@pytest.mark.parametrize("command", ["microloop-proxy", "microloop-hook", "microloop-mcp"])
+@pytest.mark.parametrize("command", ["microloop-proxy", "microloop-hook", "microloop-mcp", "microloop-commands"])
 def test_native_commands_are_on_bin(command: str) -> None:
     path = shutil.which(command)
     assert path == os.path.join(BIN, command), (command, path)
     out = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert f"usage: {command}" in out.stdout + out.stderr
+
+
+def test_the_commands_are_one_executable_run_through_a_link_too(tmp_path) -> None:
+    # The three commands are launchers of microloop-commands; a link to one elsewhere still finds it.
+    with open(os.path.join(BIN, "microloop-commands"), "rb") as f:
+        assert f.read(4) == b"\x7fELF"
+    for command, usage in (("microloop-hook", "usage: microloop-hook"), ("microloop-mcp", "usage: microloop-mcp")):
+        link = tmp_path / command
+        link.symlink_to(os.path.join(BIN, command))
+        out = subprocess.run([str(link), "--help"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert usage in out.stdout + out.stderr
+    # The executable copied under a command's name is that command.
+    copy = tmp_path / "bin" / "microloop-mcp"
+    copy.parent.mkdir()
+    shutil.copy(os.path.join(BIN, "microloop-commands"), copy)
+    out = subprocess.run([str(copy), "--version"], capture_output=True, text=True, timeout=30)
+    assert out.stdout.startswith("microloop-mcp "), out.stdout + out.stderr
 
 
 class _Upstream(BaseHTTPRequestHandler):

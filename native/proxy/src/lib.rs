@@ -6,6 +6,7 @@
 //! A blocked call is withheld: the model is re-asked with the verdict as the call's result, or the
 //! turn is ended with a text explaining the block. Streams are followed event by event: text passes at once, tool calls are released once complete and allowed.
 //!
+//! * [`cli`]: the `microloop-proxy` command;
 //! * [`config`]: command line and environment;
 //! * [`dialect`]: one module per wire format (OpenAI Chat Completions and Responses, Anthropic
 //!   Messages, Gemini) behind one trait;
@@ -13,6 +14,7 @@
 //! * [`store`]: conversations kept between requests (`previous_response_id`), in memory or Redis;
 //! * [`metrics`]: Prometheus counters.
 
+pub mod cli;
 pub mod config;
 pub mod dialect;
 pub mod metrics;
