@@ -30,6 +30,7 @@ assert os.path.exists(microloop.lib_path()) and os.path.exists(os.path.join(micr
 print("sdist: built from source, a loop blocked:", actions)
 PY
 for command in microloop-proxy microloop-hook microloop-mcp; do
-  "$WORK/venv/bin/$command" --help | grep -q "usage: $command"
+  help=$("$WORK/venv/bin/$command" --help)
+  grep -q "usage: $command" <<<"$help"
 done
 echo "sdist: microloop-proxy, microloop-hook and microloop-mcp on bin/"

@@ -73,11 +73,12 @@ pub fn main(args: &[String]) -> ExitCode {
         // Cline reads a JSON answer from every hook run, even one that failed open.
         answer.stdout = Some(json!({"cancel": false}).to_string());
     }
+    // A reader that went away (`microloop-hook --help | head -1`) is no reason to panic.
     if let Some(out) = answer.stdout {
-        println!("{out}");
+        let _ = writeln!(io::stdout().lock(), "{out}");
     }
     if let Some(err) = answer.stderr {
-        eprintln!("{err}");
+        let _ = writeln!(io::stderr().lock(), "{err}");
     }
     ExitCode::from(answer.code)
 }

@@ -471,3 +471,20 @@ fn old_sessions_are_cleaned_up_when_a_new_one_starts() {
     assert_eq!(left.len(), 1);
     assert_ne!(left[0], old);
 }
+
+#[test]
+fn a_reader_that_goes_away_is_no_panic() {
+    // `microloop-hook --help | grep -q usage`: the pipe's reader may leave before the hook writes.
+    for _ in 0..5 {
+        let mut child = Command::new(HOOK)
+            .arg("--help")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{:?}: {}", out.status, text(&out.stderr));
+        assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
+    }
+}
