@@ -7,6 +7,7 @@
 //! `microloop-mcp` are two-line scripts that `exec` it with their name as first argument.
 
 use std::path::Path;
+use std::io::Write;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -42,11 +43,12 @@ fn main() -> ExitCode {
     }
     match args.get(1).map(String::as_str) {
         Some("-h" | "--help") => {
-            println!("{USAGE}");
+            // `--help | head -1`: a reader that leaves early is no reason to panic.
+            let _ = writeln!(std::io::stdout(), "{USAGE}");
             ExitCode::SUCCESS
         }
         Some("-V" | "--version") => {
-            println!("microloop-commands {}", env!("CARGO_PKG_VERSION"));
+            let _ = writeln!(std::io::stdout(), "microloop-commands {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
         other => {

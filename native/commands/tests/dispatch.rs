@@ -50,3 +50,20 @@ fn no_command_or_an_unknown_one_is_a_usage_error() {
     let out = run(Path::new(EXE), &["--help"]);
     assert!(out.status.success() && text(&out).contains("usage: microloop-commands"));
 }
+
+#[test]
+fn help_to_a_reader_that_goes_away_is_no_panic() {
+    // `microloop-commands mcp --help | head -1`: the reader may leave before the usage is written.
+    for command in ["proxy", "mcp", "hook"] {
+        let mut child = Command::new(EXE)
+            .args([command, "--help"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && !stderr.contains("panicked"), "{command}: {:?} {stderr}", out.status);
+    }
+}

@@ -9,6 +9,7 @@ mod guard;
 mod http;
 mod stdio;
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -50,11 +51,12 @@ pub fn main(args: &[String]) -> ExitCode {
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => {
-                println!("{USAGE}");
+                // `--help | head -1`: a reader that leaves early is no reason to panic.
+                let _ = writeln!(std::io::stdout(), "{USAGE}");
                 return ExitCode::SUCCESS;
             }
             "-V" | "--version" => {
-                println!("microloop-mcp {}", env!("CARGO_PKG_VERSION"));
+                let _ = writeln!(std::io::stdout(), "microloop-mcp {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
             "--policy" => match it.next() {

@@ -1,5 +1,6 @@
 //! The `microloop-proxy` command: its arguments, the server's start and its stop on a signal.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -11,7 +12,8 @@ pub fn main(args: &[String]) -> ExitCode {
     let cfg = match Config::parse(args, |k| std::env::var(k).ok()) {
         Ok(Parsed::Run(c)) => c,
         Ok(Parsed::Help) => {
-            println!("{USAGE}");
+            // `--help | head -1`: a reader that leaves early is no reason to panic.
+            let _ = writeln!(std::io::stdout(), "{USAGE}");
             return ExitCode::SUCCESS;
         }
         Err(e) => {
