@@ -2,10 +2,12 @@
 # Soak: microloop-proxy at a fixed rate for N minutes against the fake upstream (the Chat Completions
 # route, open loop: microloop-loadgen). One line per minute: that minute's latency percentiles and
 # errors from the load generator, then the proxy's RSS and open file descriptors a second after the
-# minute's load (its connections closed, so a leak shows) and the machine's load average.
+# minute's load (the client's connections closed; the upstream ones kept for reuse still open) and
+# the machine's load average.
 #   bash bench/soak.sh [MINUTES=30] [RATE=1000]
-# Ends with the growth of RSS and descriptors from the end of minute 5 (or the first, for shorter
-# runs) to the last. Record the output in bench/RESULTS.md under "## Proxy soak".
+# Ends with the proxy at rest (190 s after the load, when its idle upstream connections have closed)
+# and the growth of RSS and descriptors from the end of minute 5 (or the first, for shorter runs)
+# to the last minute. Record the output in bench/RESULTS.md under "## Proxy soak".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${1:-30}
@@ -26,7 +28,8 @@ done
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$PROXY/status"; }
 fds() { ls "/proc/$PROXY/fd" | wc -l; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "proxy @${RATE}/s for ${MINUTES} min; start: rss $(rss) kB, fds $(fds)"
+start_fds=$(fds)
+echo "proxy @${RATE}/s for ${MINUTES} min; start: rss $(rss) kB, fds $start_fds"
 base_min=$(( MINUTES >= 6 ? 5 : 1 ))
 for m in $(seq "$MINUTES"); do
   line=$("$BIN/microloop-loadgen" "http://$PX/v1/chat/completions" "$RATE" 60)
@@ -36,4 +39,9 @@ for m in $(seq "$MINUTES"); do
   [ "$m" -eq "$base_min" ] && base_rss=$r && base_fds=$f
 done
 kill -0 "$PROXY" || { echo "the proxy died"; exit 1; }
+# At rest: once the upstream connections kept for reuse are gone (the pool drops a connection idle
+# for 90 s at its next sweep, so within 180 s), a descriptor still open is a leak, and the RSS is
+# what the process keeps for good.
+sleep 190
+echo "at rest 190 s after the load: rss $(rss) kB, fds $(fds) (at start: $start_fds)"
 echo "growth from the end of minute ${base_min} to the end: rss ${base_rss} -> ${r} kB ($(awk "BEGIN {printf \"%+.1f\", ($r - $base_rss) * 100 / $base_rss}")%), fds ${base_fds} -> ${f}"
