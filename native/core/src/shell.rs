@@ -510,9 +510,9 @@ mod tests {
     use super::*;
     use alloc::vec;
 
-    fn commands(line: &str) -> Vec<Vec<&'static str>> {
-        // Leaked for comparison convenience in tests only.
-        parse(line).commands.into_iter().map(|c| c.into_iter().map(|w| &*alloc::boxed::Box::leak(w.into_boxed_str())).collect()).collect()
+    /// The words of each command (`String == &str`, so they compare with `vec![vec!["ls"]]`).
+    fn commands(line: &str) -> Vec<Vec<String>> {
+        parse(line).commands
     }
 
     fn terms(line: &str) -> Vec<String> {
