@@ -227,6 +227,10 @@ impl GeminiStream {
             self.bad.get_or_insert_with(|| "the upstream sent a stream event that is not JSON".to_owned());
             return false;
         };
+        if !chunk.is_object() {
+            self.bad.get_or_insert_with(|| "the upstream sent a stream event that is not a chunk object".to_owned());
+            return false;
+        }
         if chunk.get("error").is_some() {
             self.finish = Some("ERROR".into()); // the upstream's own error: passes as it is
             return true;
@@ -247,8 +251,8 @@ impl GeminiStream {
             self.finish = Some(f.clone());
         }
         let mut head = chunk.clone();
-        if let Some(c) = head.pointer_mut("/candidates/0/content") {
-            c["parts"] = json!([]);
+        if let Some(c) = head.pointer_mut("/candidates/0/content").and_then(Value::as_object_mut) {
+            c.insert("parts".to_owned(), json!([]));
         }
         self.head = Some(head);
         true
@@ -274,7 +278,7 @@ impl Follower for GeminiStream {
 
     fn answer(&self) -> Value {
         let mut resp = self.head.clone().unwrap_or_else(|| json!({}));
-        let mut cand = resp.pointer("/candidates/0").cloned().unwrap_or_else(|| json!({"index": 0}));
+        let mut cand = resp.pointer("/candidates/0").filter(|c| c.is_object()).cloned().unwrap_or_else(|| json!({"index": 0}));
         cand["content"] = json!({"role": "model", "parts": self.parts});
         cand["finishReason"] = self.finish.clone().unwrap_or_else(|| "STOP".into());
         resp["candidates"] = json!([cand]);
@@ -311,6 +315,24 @@ impl Follower for GeminiStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_that_are_not_objects_are_errors_not_panics() {
+        // Found by reading after make fuzz-smoke's Responses crash: IndexMut on a chunk or a
+        // candidate's content that is not an object.
+        let call = json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": "ls", "args": {}}}]}}]});
+        for first in [json!({"candidates": [{"content": 5}]}), json!({"candidates": [7]}), json!(5), json!(["x"])] {
+            let mut f = Gemini.follower(&json!({}));
+            for data in [&first, &call] {
+                let _ = f.on_event(Bytes::from(format!("data: {data}\n\n")));
+            }
+            let answer = f.answer();
+            assert!(answer.is_object(), "{first}: {answer}");
+            if !first.is_object() {
+                assert!(f.broken().is_some_and(|why| why.contains("not a chunk object")), "{first}");
+            }
+        }
+    }
 
     #[test]
     fn results_without_ids_pair_with_calls_of_the_same_name_in_order() {

@@ -327,7 +327,7 @@ impl ResponseStream {
         let index = ev.get("output_index").and_then(Value::as_u64).unwrap_or(0);
         let kind = ev.get("type").and_then(Value::as_str).unwrap_or("");
         match kind {
-            "response.created" | "response.in_progress" => self.response = Some(ev["response"].clone()),
+            "response.created" | "response.in_progress" => self.keep_response(&ev),
             "response.output_item.added" => {
                 if is_call(&ev["item"]) {
                     self.hold.on = true;
@@ -368,7 +368,7 @@ impl ResponseStream {
                     self.hold.on = true;
                     self.first_held.get_or_insert(first as u64);
                 }
-                self.response = Some(ev["response"].clone());
+                self.keep_response(&ev);
                 self.ended = true;
             }
             "error" => self.ended = true,
@@ -380,6 +380,13 @@ impl ResponseStream {
             }
         }
         true
+    }
+
+    /// The event's `response`, when it is an object: the answer is assembled in it.
+    fn keep_response(&mut self, ev: &Value) {
+        if let Some(r) = ev.get("response").filter(|r| r.is_object()) {
+            self.response = Some(r.clone());
+        }
     }
 
     fn event(&mut self, mut v: Value) -> Bytes {
@@ -557,5 +564,24 @@ mod tests {
         let Step::Results(rs) = &steps[2] else { panic!("results") };
         assert_eq!((rs[0].call_id.as_ref(), rs[0].is_error, rs[1].is_error), ("c1", true, false));
         assert_eq!(steps.len(), 3);
+    }
+
+    #[test]
+    fn a_response_that_is_not_an_object_is_not_kept() {
+        // From make fuzz-smoke's proxy_stream: a terminal event whose `response` is a string
+        // panicked the answer's assembly (IndexMut on a string). The created one is kept instead.
+        let mut f = Responses.follower(&json!({"stream": true}));
+        for data in [
+            json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "output": []}}),
+            json!({"type": "response.output_item.done", "sequence_number": 1, "output_index": 0,
+                "item": {"type": "function_call", "id": "fc_1", "call_id": "c1", "name": "bash", "arguments": "{}"}}),
+            json!({"type": "response.completed", "sequence_number": 2, "response": "chat.completion.chunk"}),
+        ] {
+            let _ = f.on_event(Bytes::from(format!("data: {data}\n\n")));
+        }
+        let answer = f.answer();
+        assert_eq!(answer["id"], "resp_1");
+        assert_eq!(answer["output"][0]["call_id"], "c1");
+        assert!(f.complete());
     }
 }
