@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::{append_text, Hold, event_data, sse_data, Dialect, ErrorKind, Follower, Outcome, Step, ToolCall, ToolResult};
+use super::{append_text, chunk_object, Hold, event_data, sse_data, Dialect, ErrorKind, Follower, Outcome, Step, ToolCall, ToolResult};
 use crate::trajectory::{content_text, looks_like_error, mask_volatile};
 
 pub struct Gemini;
@@ -223,14 +223,13 @@ struct GeminiStream {
 impl GeminiStream {
     fn read(&mut self, raw: &[u8]) -> bool {
         let Some(data) = event_data(raw) else { return true };
-        let Ok(chunk) = serde_json::from_str::<Value>(&data) else {
-            self.bad.get_or_insert_with(|| "the upstream sent a stream event that is not JSON".to_owned());
-            return false;
+        let chunk = match chunk_object(&data) {
+            Ok(chunk) => chunk,
+            Err(why) => {
+                self.bad.get_or_insert_with(|| why.to_owned());
+                return false;
+            }
         };
-        if !chunk.is_object() {
-            self.bad.get_or_insert_with(|| "the upstream sent a stream event that is not a chunk object".to_owned());
-            return false;
-        }
         if chunk.get("error").is_some() {
             self.finish = Some("ERROR".into()); // the upstream's own error: passes as it is
             return true;

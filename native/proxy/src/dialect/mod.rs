@@ -250,6 +250,15 @@ impl SseSplitter {
     }
 }
 
+/// A stream event's data as the JSON object every chunk is; or why not, for the error event.
+pub fn chunk_object(data: &str) -> Result<Value, &'static str> {
+    match serde_json::from_str::<Value>(data) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err("the upstream sent a stream event that is not a chunk object"),
+        Err(_) => Err("the upstream sent a stream event that is not JSON"),
+    }
+}
+
 /// The `data:` payload of an event (lines joined).
 pub fn event_data(raw: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(raw).ok()?;

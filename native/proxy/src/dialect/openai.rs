@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::{Hold, append_text, event_data, sse_data, Dialect, ErrorKind, Follower, Outcome, Step, ToolCall};
+use super::{Hold, append_text, chunk_object, event_data, sse_data, Dialect, ErrorKind, Follower, Outcome, Step, ToolCall};
 use microloop_host::conversation;
 
 pub struct OpenAiChat;
@@ -152,14 +152,13 @@ impl Follower for ChatStream {
             self.done = true;
             return true;
         }
-        let Ok(chunk) = serde_json::from_str::<Value>(&data) else {
-            self.bad.get_or_insert_with(|| "the upstream sent a stream event that is not JSON".to_owned());
-            return false;
+        let chunk = match chunk_object(&data) {
+            Ok(chunk) => chunk,
+            Err(why) => {
+                self.bad.get_or_insert_with(|| why.to_owned());
+                return false;
+            }
         };
-        if !chunk.is_object() {
-            self.bad.get_or_insert_with(|| "the upstream sent a stream event that is not a chunk object".to_owned());
-            return false;
-        }
         if self.head.is_none() {
             let mut head = chunk.clone();
             if let Some(o) = head.as_object_mut() {
