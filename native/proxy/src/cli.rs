@@ -48,6 +48,7 @@ pub fn main(args: &[String]) -> ExitCode {
         if let Some(log) = &st.observe {
             eprintln!("microloop-proxy: shadow mode (observe): nothing is blocked; every verdict and result goes to {}", log.path().display());
         }
+        tokio::spawn(crate::memory::give_back_every(crate::memory::PERIOD));
         let served = axum::serve(listener, router(st)).with_graceful_shutdown(shutdown()).await;
         if let Err(e) = served {
             eprintln!("microloop-proxy: {e}");

@@ -12,11 +12,13 @@
 //!   Messages, Gemini) behind one trait;
 //! * [`server`]: routes, the upstream client, the on-block ladder, written once for every dialect;
 //! * [`store`]: conversations kept between requests (`previous_response_id`), in memory or Redis;
-//! * [`metrics`]: Prometheus counters.
+//! * [`metrics`]: Prometheus counters;
+//! * [`memory`]: memory freed after a burst goes back to the system.
 
 pub mod cli;
 pub mod config;
 pub mod dialect;
+pub mod memory;
 pub mod metrics;
 mod redis;
 pub mod server;
