@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Soak: microloop-proxy at a fixed rate for N minutes against the fake upstream (the Chat Completions
 # route, open loop: microloop-loadgen). One line per minute: that minute's latency percentiles and
-# errors from the load generator, then the proxy's RSS and open file descriptors a second after the
-# minute's load (the client's connections closed; the upstream ones kept for reuse still open) and
-# the machine's load average.
+# errors from the load generator, the proxy's peak RSS during the minute (sampled twice a second),
+# then its RSS and open file descriptors a second after the minute's load (the client's connections
+# closed; the upstream ones kept for reuse still open) and the machine's load average.
 #   bash bench/soak.sh [MINUTES=30] [RATE=1000]
 # Ends with the proxy at rest (190 s after the load, when its idle upstream connections have closed)
 # and the growth of RSS and descriptors from the end of minute 5 (or the first, for shorter runs)
@@ -17,7 +17,7 @@ BIN=native/target/release
 UP=127.0.0.1:20149
 PX=127.0.0.1:20148
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() { for p in "${pids[@]}"; do [ "$p" -gt 0 ] && kill "$p" 2>/dev/null || true; done; rm -f "${peak:-}"; }
 trap cleanup EXIT
 "$BIN/microloop-fake-upstream" "$UP" 2>/dev/null & pids+=($!)
 "$BIN/microloop-proxy" --listen "$PX" --upstream "http://$UP" 2>/dev/null & PROXY=$!; pids+=($PROXY)
@@ -31,11 +31,17 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 start_fds=$(fds)
 echo "proxy @${RATE}/s for ${MINUTES} min; start: rss $(rss) kB, fds $start_fds"
 base_min=$(( MINUTES >= 6 ? 5 : 1 ))
+peak=$(mktemp); pids+=(0)
 for m in $(seq "$MINUTES"); do
+  # The minute's peak RSS, sampled twice a second while the load runs.
+  echo 0 >"$peak"
+  ( max=0; while :; do r=$(rss); [ "$r" -gt "$max" ] && max=$r && echo "$max" >"$peak"; sleep 0.5; done ) &
+  pids[-1]=$!
   line=$("$BIN/microloop-loadgen" "http://$PX/v1/chat/completions" "$RATE" 60)
+  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
   sleep 1
   r=$(rss); f=$(fds)
-  echo "minute $m: $line | rss ${r} kB, fds ${f} | load $(cut -d' ' -f1 /proc/loadavg)"
+  echo "minute $m: $line | rss ${r} kB (peak $(cat "$peak")), fds ${f} | load $(cut -d' ' -f1 /proc/loadavg)"
   [ "$m" -eq "$base_min" ] && base_rss=$r && base_fds=$f
 done
 kill -0 "$PROXY" || { echo "the proxy died"; exit 1; }
