@@ -9,8 +9,8 @@
 //!
 //! [`give_back_every`] asks glibc (`malloc_trim`, which walks every arena since glibc 2.8) to
 //! return every whole free page, once per period: 0.1-0.5 ms a time for the proxy at 18 MB RSS
-//! under 1,000 requests a second (measured), less when nothing was freed. Other allocators and other C libraries
-//! manage their own memory: there it is a no-op.
+//! under 1,000 requests a second (measured; bench/RESULTS.md "Proxy soak"). Other allocators and
+//! other C libraries manage their own memory: there it is a no-op.
 
 use std::time::Duration;
 
