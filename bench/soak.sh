@@ -17,7 +17,7 @@ BIN=native/target/release
 UP=127.0.0.1:20149
 PX=127.0.0.1:20148
 pids=()
-cleanup() { for p in "${pids[@]}"; do [ "$p" -gt 0 ] && kill "$p" 2>/dev/null || true; done; rm -f "${peak:-}"; }
+cleanup() { for p in "${pids[@]}" ${sampler:-}; do kill "$p" 2>/dev/null || true; done; rm -f "${peak:-}"; }
 trap cleanup EXIT
 "$BIN/microloop-fake-upstream" "$UP" 2>/dev/null & pids+=($!)
 "$BIN/microloop-proxy" --listen "$PX" --upstream "http://$UP" 2>/dev/null & PROXY=$!; pids+=($PROXY)
@@ -31,14 +31,14 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 start_fds=$(fds)
 echo "proxy @${RATE}/s for ${MINUTES} min; start: rss $(rss) kB, fds $start_fds"
 base_min=$(( MINUTES >= 6 ? 5 : 1 ))
-peak=$(mktemp); pids+=(0)
+peak=$(mktemp)
 for m in $(seq "$MINUTES"); do
   # The minute's peak RSS, sampled twice a second while the load runs.
   echo 0 >"$peak"
   ( max=0; while :; do r=$(rss); [ "$r" -gt "$max" ] && max=$r && echo "$max" >"$peak"; sleep 0.5; done ) &
-  pids[-1]=$!
+  sampler=$!
   line=$("$BIN/microloop-loadgen" "http://$PX/v1/chat/completions" "$RATE" 60)
-  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  kill "$sampler"; wait "$sampler" 2>/dev/null || true; sampler=
   sleep 1
   r=$(rss); f=$(fds)
   echo "minute $m: $line | rss ${r} kB (peak $(cat "$peak")), fds ${f} | load $(cut -d' ' -f1 /proc/loadavg)"
